@@ -1,0 +1,391 @@
+//! The plugin contract: three traits (Source, StagingSink, WarehouseLoader), one
+//! registration type per kind, collected at link time with `inventory`.
+//!
+//! Data flows as Arrow `RecordBatch`es with an explicit schema per table:
+//!
+//! ```text
+//! Source::read ──TaggedBatch──▶ StagingSink::writer ──StagedFile──▶ WarehouseLoader::load
+//! ```
+//!
+//! A plugin crate registers itself like this (nothing in core changes):
+//!
+//! ```ignore
+//! inventory::submit! {
+//!     flowctl_core::SourceRegistration {
+//!         name: "github",
+//!         description: "GitHub REST API: pull requests, reviews, commits, files, repositories",
+//!         config_schema: || flowctl_core::schemars::schema_for!(GithubConfig),
+//!         build: |cfg| Ok(Box::new(GithubSource::from_config(serde_json::from_value(cfg)?)?)),
+//!     }
+//! }
+//! ```
+
+use crate::progress::Progress;
+use crate::Result;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use object_store::path::Path as StorePath;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Builds a plugin from its config block (already validated against `config_schema`,
+/// with `${VAR}` interpolated; secret references are still unresolved).
+pub type BuildFn<T> = fn(serde_json::Value) -> Result<Box<T>>;
+
+macro_rules! registration {
+    ($(#[$doc:meta])* $name:ident, $trait:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            /// The `type:` value that selects this plugin in a spec.
+            pub name: &'static str,
+            /// One line, shown by `flowctl plugins`.
+            pub description: &'static str,
+            /// JSON schema of the config block (schemars). Must not list `type`:
+            /// the composed spec schema adds it.
+            pub config_schema: fn() -> schemars::Schema,
+            /// Constructor from the validated config block (without the `type` key).
+            pub build: BuildFn<dyn $trait>,
+        }
+        inventory::collect!($name);
+    };
+}
+
+registration!(
+    /// Registration of a [`Source`] plugin.
+    SourceRegistration,
+    Source
+);
+registration!(
+    /// Registration of a [`StagingSink`] plugin.
+    StagingRegistration,
+    StagingSink
+);
+registration!(
+    /// Registration of a [`WarehouseLoader`] plugin.
+    WarehouseRegistration,
+    WarehouseLoader
+);
+
+/// The kind of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginKind {
+    Source,
+    Staging,
+    Warehouse,
+}
+
+impl PluginKind {
+    /// The spec key that holds this kind's block.
+    pub fn spec_key(self) -> &'static str {
+        match self {
+            PluginKind::Source => "source",
+            PluginKind::Staging => "staging",
+            PluginKind::Warehouse => "warehouse",
+        }
+    }
+}
+
+/// A uniform view of any registration, for listing and schema composition.
+#[derive(Clone, Copy)]
+pub struct PluginInfo {
+    pub kind: PluginKind,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub config_schema: fn() -> schemars::Schema,
+}
+
+/// Every linked plugin, sorted by kind then name.
+pub fn registered_plugins() -> Vec<PluginInfo> {
+    let mut out: Vec<PluginInfo> = Vec::new();
+    for r in inventory::iter::<SourceRegistration> {
+        out.push(PluginInfo {
+            kind: PluginKind::Source,
+            name: r.name,
+            description: r.description,
+            config_schema: r.config_schema,
+        });
+    }
+    for r in inventory::iter::<StagingRegistration> {
+        out.push(PluginInfo {
+            kind: PluginKind::Staging,
+            name: r.name,
+            description: r.description,
+            config_schema: r.config_schema,
+        });
+    }
+    for r in inventory::iter::<WarehouseRegistration> {
+        out.push(PluginInfo {
+            kind: PluginKind::Warehouse,
+            name: r.name,
+            description: r.description,
+            config_schema: r.config_schema,
+        });
+    }
+    out.sort_by(|a, b| (a.kind, a.name).cmp(&(b.kind, b.name)));
+    out
+}
+
+pub fn find_source(name: &str) -> Option<&'static SourceRegistration> {
+    inventory::iter::<SourceRegistration>
+        .into_iter()
+        .find(|r| r.name == name)
+}
+pub fn find_staging(name: &str) -> Option<&'static StagingRegistration> {
+    inventory::iter::<StagingRegistration>
+        .into_iter()
+        .find(|r| r.name == name)
+}
+pub fn find_warehouse(name: &str) -> Option<&'static WarehouseRegistration> {
+    inventory::iter::<WarehouseRegistration>
+        .into_iter()
+        .find(|r| r.name == name)
+}
+
+// ---------------------------------------------------------------------------------------
+// Source
+// ---------------------------------------------------------------------------------------
+
+/// A stream a source can read, and the warehouse table it lands in.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    /// Stream name used in specs and state (`pull_request`).
+    pub name: String,
+    /// Warehouse table name, UPPER_SNAKE_CASE (`PULL_REQUEST`).
+    pub table: String,
+    /// Explicit Arrow schema, including the metadata columns (see [`crate::meta`]).
+    pub schema: SchemaRef,
+    /// Human description of the `_ROW_KEY` recipe, e.g. `md5(org|repo|id)`.
+    pub key_recipe: String,
+    /// Column whose newer value wins in MERGE besides `_INGESTED_AT` (documentation only).
+    pub cursor_field: Option<String>,
+    /// One line description, used for docs and dbt sources.
+    pub description: String,
+    /// Column descriptions (column name -> text), for docs and dbt sources.
+    pub column_docs: BTreeMap<String, String>,
+}
+
+/// What one run asks a source for.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// Streams to read, in the order the spec / flags give them.
+    pub streams: Vec<String>,
+    /// Saved state per stream (absent: first run or `--full-refresh`).
+    pub state: BTreeMap<String, serde_json::Value>,
+    /// UUID of this run; goes into `_BATCH_ID`.
+    pub batch_id: String,
+    /// One timestamp per run; goes into `_INGESTED_AT`.
+    pub ingested_at: DateTime<Utc>,
+    /// Restrict to these orgs (or other top-level partitions); empty = all configured.
+    pub only_orgs: Vec<String>,
+    /// Deterministic split: read only the repos (sub-units) with `hash % count == index`.
+    pub shard: Option<Shard>,
+    /// Where to report requests, pages, waits and warnings.
+    pub progress: Progress,
+}
+
+/// `--shard I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the unit named `key` (e.g. `org/repo`) belongs to this shard. Stable across
+    /// runs, machines and versions (MD5, not the std hasher).
+    pub fn owns(&self, key: &str) -> bool {
+        let digest = md5::compute(key.as_bytes());
+        let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        n % self.count == self.index
+    }
+}
+
+/// A batch of rows of one stream, tagged with its partition.
+#[derive(Debug, Clone)]
+pub struct TaggedBatch {
+    pub stream: String,
+    /// Partition value for the `org=` path segment.
+    pub org: String,
+    pub batch: RecordBatch,
+}
+
+pub type BatchSender = tokio::sync::mpsc::Sender<TaggedBatch>;
+
+/// How one stream's read ended.
+#[derive(Debug, Clone)]
+pub enum StreamResult {
+    /// Everything yielded; `state` is the new cursor to save once the rows are merged.
+    /// It never covers rows that were not yielded.
+    Done { state: serde_json::Value },
+    /// The stream failed; its state must not advance. The message is user-facing.
+    Failed { error: String },
+}
+
+/// Outcome of [`Source::read`]: one result per requested stream.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub streams: BTreeMap<String, StreamResult>,
+}
+
+/// A data source. Reads several streams at once (so, e.g., reviews can be fetched for
+/// the pull requests just listed without listing them again) and sends bounded batches
+/// into `out` as it goes; the engine stages them while the source keeps fetching.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The streams this configured source will read by default (spec `streams:`), with
+    /// schemas. Must not touch the network.
+    fn streams(&self) -> Vec<StreamInfo>;
+
+    /// Every stream the plugin supports (for docs, `dbt sources`, raw_tables.sql).
+    fn all_streams(&self) -> Vec<StreamInfo> {
+        self.streams()
+    }
+
+    /// Human-readable lines describing what a read would do (for `plan`). No network.
+    fn plan(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Read the requested streams. Returns per-stream results; an `Err` means the whole
+    /// source failed before any stream could be judged (bad credentials, org not found).
+    /// If `out` is closed (the engine gave up), return promptly.
+    async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Staging
+// ---------------------------------------------------------------------------------------
+
+/// Where staged files of one table and partition go.
+#[derive(Debug, Clone)]
+pub struct StageTarget {
+    /// Table name in lower case as used in paths (`pull_request`).
+    pub table: String,
+    pub org: String,
+    /// The run's UTC date (the `date=` path segment).
+    pub date: NaiveDate,
+    pub batch_id: String,
+    pub schema: SchemaRef,
+}
+
+/// One file written to staging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedFile {
+    /// Full URI: `gs://bucket/prefix/...`, `s3://bucket/prefix/...`, `file:///abs/path`.
+    pub uri: String,
+    /// Path relative to the staging root (`{prefix}/`), e.g.
+    /// `pull_request/org=acme/date=2026-01-02/pull_request-<batch>-00000.parquet`.
+    /// This is what a Snowflake stage over the root sees.
+    pub relative_path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// The staging root, for loaders that read staged files and for the state store.
+#[derive(Clone)]
+pub struct StagingLocation {
+    /// `local`, `s3` or `gcs`.
+    pub kind: String,
+    /// URI of the root: `s3://bucket/prefix/`, `gs://bucket/prefix/`, `file:///abs/dir/`.
+    pub root_uri: String,
+    /// Store holding the files, and the root path inside it. `root.child(relative_path)`
+    /// addresses a staged file.
+    pub store: Arc<dyn ObjectStore>,
+    pub root: StorePath,
+    /// For `local`: the absolute directory of the root on this machine.
+    pub local_dir: Option<std::path::PathBuf>,
+    /// For `s3`: endpoint/region settings a loader may need to read the files directly.
+    pub options: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StagingLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagingLocation")
+            .field("kind", &self.kind)
+            .field("root_uri", &self.root_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes batches of one table/partition as Parquet files and returns them.
+#[async_trait]
+pub trait StagedWriter: Send {
+    /// Append a batch (schema equal to the target's). Data may be uploaded as it comes.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+    /// Flush and complete every upload; returns the files written (none if no rows).
+    async fn finish(self: Box<Self>) -> Result<Vec<StagedFile>>;
+    /// Abandon: abort uploads in flight, leave nothing half-written visible.
+    async fn abort(self: Box<Self>);
+}
+
+/// A staging sink (object storage or a local folder).
+#[async_trait]
+pub trait StagingSink: Send + Sync {
+    /// Where files go (and where the default state store lives). No network.
+    fn location(&self) -> Result<StagingLocation>;
+
+    /// Lines for `plan`. No network.
+    fn plan(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Open a writer for one table and partition.
+    async fn writer(&self, target: StageTarget) -> Result<Box<dyn StagedWriter>>;
+
+    /// Called after a successful load with the files just loaded; deletes them when the
+    /// config says `cleanup: delete_after_load`.
+    async fn after_load(&self, files: &[StagedFile]) -> Result<()>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Warehouse
+// ---------------------------------------------------------------------------------------
+
+/// A table to load: name and Arrow schema (with metadata columns).
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// UPPER_SNAKE_CASE table name (`PULL_REQUEST`); the staging table is `<TABLE>_STAGE`.
+    pub name: String,
+    pub schema: SchemaRef,
+}
+
+/// Counts reported by a load, from the warehouse's own statement results.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// Rows copied into the staging table.
+    pub rows_loaded: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    /// Statements sent (excluding DDL), for the benchmark's statement count.
+    pub statements: u64,
+}
+
+/// A warehouse loader: ensures tables, then COPY → MERGE (newer only) → TRUNCATE.
+#[async_trait]
+pub trait WarehouseLoader: Send + Sync {
+    /// Lines for `plan` (the SQL a run would issue for `table`, without secrets). No network.
+    fn plan(&self, table: &TableSpec) -> Vec<String> {
+        let _ = table;
+        Vec::new()
+    }
+
+    /// CREATE TABLE IF NOT EXISTS target and `<TABLE>_STAGE`; ALTER TABLE ADD COLUMN for
+    /// columns new in the schema (never drop).
+    async fn ensure_table(&self, table: &TableSpec) -> Result<()>;
+
+    /// Load exactly `files` (all of this run's files for the table) from `staging`:
+    /// one COPY, one MERGE (staged rows deduplicated to the newest `_INGESTED_AT` per
+    /// `_ROW_KEY`, update only when the staged row is newer), one TRUNCATE of staging.
+    /// Loading the same files twice changes nothing.
+    async fn load(
+        &self,
+        table: &TableSpec,
+        files: &[StagedFile],
+        staging: &StagingLocation,
+    ) -> Result<LoadStats>;
+}

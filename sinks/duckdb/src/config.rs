@@ -1,0 +1,52 @@
+//! The `warehouse:` block of a spec with `type: duckdb`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Embedded DuckDB warehouse: the local default, no account needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DuckDbConfig {
+    /// Database file; created on first use. Relative paths are resolved against the
+    /// directory flowctl runs in, so the quickstart works from a fresh clone. `~/` is
+    /// expanded. `:memory:` keeps everything in memory (useful for `plan` and tests only:
+    /// nothing survives the run).
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// Schema holding the raw tables. Same default as the Snowflake loader so the same
+    /// queries run on both warehouses. Must match `[A-Za-z_][A-Za-z0-9_]*`.
+    #[serde(default = "default_schema")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub schema: String,
+    /// Worker threads DuckDB may use; unset lets DuckDB pick (all cores). Lower it when
+    /// flowctl shares a small machine with other jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub threads: Option<u32>,
+    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`); unset
+    /// means DuckDB's default (80% of RAM). A MERGE of a large batch spills to disk
+    /// beyond it instead of being killed by the OOM killer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
+    pub memory_limit: Option<String>,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("./warehouse.duckdb")
+}
+
+fn default_schema() -> String {
+    "RAW_TABLES".to_string()
+}
+
+impl Default for DuckDbConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            schema: default_schema(),
+            threads: None,
+            memory_limit: None,
+        }
+    }
+}
