@@ -5,11 +5,14 @@
 //! Adding a plugin never touches this crate: a plugin crate implements one of the traits
 //! in [`plugin`] and registers itself with `inventory::submit!`.
 
+pub mod engine;
 pub mod error;
 pub mod meta;
 pub mod plugin;
 pub mod progress;
 pub mod secret;
+pub mod spec;
+pub mod state;
 mod secret_resolve;
 pub use secret_resolve::expand_home;
 

@@ -35,7 +35,7 @@ pub fn row_key(parts: &[&str]) -> String {
         }
         ctx.consume(p.as_bytes());
     }
-    format!("{:x}", ctx.compute())
+    format!("{:x}", ctx.finalize())
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ pub struct StreamInfo {
 }
 
 /// What one run asks a source for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReadRequest {
     /// Streams to read, in the order the spec / flags give them.
     pub streams: Vec<String>,
@@ -186,6 +186,17 @@ pub struct ReadRequest {
     pub shard: Option<Shard>,
     /// Where to report requests, pages, waits and warnings.
     pub progress: Progress,
+}
+
+impl std::fmt::Debug for ReadRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadRequest")
+            .field("streams", &self.streams)
+            .field("batch_id", &self.batch_id)
+            .field("only_orgs", &self.only_orgs)
+            .field("shard", &self.shard)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `--shard I/N`.

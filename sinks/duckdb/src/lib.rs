@@ -1,1 +1,28 @@
-//! (being written)
+//! flowctl-duckdb: the embedded DuckDB warehouse loader (`type: duckdb`).
+//!
+//! Same tables and the same staging-then-MERGE semantics as the Snowflake loader, so
+//! the same downstream queries run on both: staged Parquet is copied into
+//! `<TABLE>_STAGE` with `read_parquet`, deduplicated to the newest `_INGESTED_AT` per
+//! `_ROW_KEY`, merged into `<TABLE>` (update only when the staged row is newer), and the
+//! staging table is emptied, all in one transaction.
+
+mod config;
+mod fetch;
+mod loader;
+pub mod sql;
+
+pub use config::DuckDbConfig;
+pub use loader::DuckDbLoader;
+
+inventory::submit! {
+    flowctl_core::WarehouseRegistration {
+        name: "duckdb",
+        description: "Embedded DuckDB: the local default warehouse, no account needed",
+        config_schema: || flowctl_core::schemars::schema_for!(DuckDbConfig),
+        build: |cfg| {
+            let config: DuckDbConfig = serde_json::from_value(cfg)
+                .map_err(|e| flowctl_core::PluginError::config(format!("warehouse (duckdb): {e}")))?;
+            Ok(Box::new(DuckDbLoader::from_config(config)?))
+        },
+    }
+}

@@ -1,0 +1,364 @@
+//! The `source:` block of a spec with `type: github`. Doc comments become JSON schema
+//! descriptions (and README docs), so they are written for users.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use flowctl_core::secret::SecretRef;
+use flowctl_core::{PluginError, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A stream of the GitHub source (one warehouse table each).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// Pull requests of every selected repository → PULL_REQUEST.
+    PullRequest,
+    /// Reviews of pull requests new or changed since the last run → PULL_REQUEST_REVIEW.
+    PullRequestReview,
+    /// Commits on the default branch since the last run → COMMIT.
+    Commit,
+    /// Files changed by commits new since the last run → COMMIT_FILE.
+    CommitFile,
+    /// The organisation's repositories → REPOSITORY.
+    Repository,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 5] = [
+        StreamKind::PullRequest,
+        StreamKind::PullRequestReview,
+        StreamKind::Commit,
+        StreamKind::CommitFile,
+        StreamKind::Repository,
+    ];
+
+    /// Name used in specs, state and `TaggedBatch::stream`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::PullRequest => "pull_request",
+            StreamKind::PullRequestReview => "pull_request_review",
+            StreamKind::Commit => "commit",
+            StreamKind::CommitFile => "commit_file",
+            StreamKind::Repository => "repository",
+        }
+    }
+
+    pub fn table(self) -> &'static str {
+        match self {
+            StreamKind::PullRequest => "PULL_REQUEST",
+            StreamKind::PullRequestReview => "PULL_REQUEST_REVIEW",
+            StreamKind::Commit => "COMMIT",
+            StreamKind::CommitFile => "COMMIT_FILE",
+            StreamKind::Repository => "REPOSITORY",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<StreamKind> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// GitHub App authentication: the source signs a JWT with the app's private key and
+/// exchanges it for an installation token, refreshed before it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppAuth {
+    /// The GitHub App's numeric id (App settings → "App ID").
+    pub app_id: u64,
+    /// The App's private key (PEM, as downloaded from GitHub), as a secret reference.
+    pub private_key: SecretRef,
+    /// The installation id of the App on the organisation(s) to read.
+    pub installation_id: u64,
+}
+
+/// Reads pull requests, reviews, commits, commit files and repositories of GitHub
+/// organisations through the REST API, incrementally (cursors and ETags kept in state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// Organisations (or users) whose repositories are read, e.g. `[my-org]`.
+    #[schemars(length(min = 1))]
+    pub orgs: Vec<String>,
+    /// Repository name globs to read (`*` and `?`); empty means every repository.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Repository name globs to skip; applied after `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Also read archived repositories (they rarely change, so off by default).
+    #[serde(default)]
+    pub include_archived: bool,
+    /// Also read repositories that are forks.
+    #[serde(default = "yes")]
+    pub include_forks: bool,
+    /// Streams to read; default all five.
+    #[serde(default = "all_streams")]
+    pub streams: Vec<StreamKind>,
+    /// Oldest date read on the first run (no saved state), e.g. `2024-01-01`.
+    /// Exclusive with `lookback`. Without either, the first run reads all history.
+    #[serde(default)]
+    pub start_date: Option<NaiveDate>,
+    /// How far back the first run reads, e.g. `30d`, `12h`, `90m`. Exclusive with `start_date`.
+    #[serde(default)]
+    #[schemars(pattern(r"^[0-9]+[dhm]$"))]
+    pub lookback: Option<String>,
+    /// REST API root. GitHub Enterprise Server: `https://HOST/api/v3`.
+    /// The token is only ever sent to this host.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Personal access token (or fine-grained token) as a secret reference,
+    /// e.g. `{ env: GITHUB_TOKEN }`. Exclusive with `app`. Without both, requests are anonymous.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// GitHub App authentication instead of a token.
+    #[serde(default)]
+    pub app: Option<AppAuth>,
+    /// Repositories fetched at the same time (one shared rate budget).
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrency: usize,
+    /// Timeout of one HTTP request, in seconds.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1))]
+    pub request_timeout_seconds: u64,
+    /// Retries after the first attempt for 5xx, connection resets, timeouts and truncated
+    /// or malformed bodies (so 3 means up to 4 attempts).
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Base of the exponential backoff between retries, in milliseconds (jitter is added).
+    #[serde(default = "default_backoff")]
+    pub retry_backoff_ms: u64,
+    /// Longest wait for the primary rate limit to reset, in seconds; past it the stream
+    /// fails with a message naming the reset time.
+    #[serde(default = "default_max_wait")]
+    pub max_rate_limit_wait_seconds: u64,
+    /// When `X-RateLimit-Remaining` falls below this, wait for the reset before the next request.
+    #[serde(default = "default_reserve")]
+    pub rate_limit_reserve: u64,
+    /// Wait after a secondary rate limit answer without `Retry-After`, in seconds
+    /// (doubled on each further one).
+    #[serde(default = "default_secondary_wait")]
+    pub secondary_limit_wait_seconds: u64,
+    /// Keep the full JSON object of every record in the `_RAW` column.
+    #[serde(default = "yes")]
+    pub include_raw: bool,
+    /// Keep the diff text of each file in COMMIT_FILE.PATCH (large; off by default).
+    #[serde(default)]
+    pub include_patch: bool,
+    /// Rows per Arrow batch handed to staging (bounds memory).
+    #[serde(default = "default_batch_rows")]
+    #[schemars(range(min = 1))]
+    pub batch_rows: usize,
+    /// Pull requests updated up to this many seconds before the saved cursor are read
+    /// again (guards against clock skew and concurrent updates; MERGE deduplicates).
+    #[serde(default = "default_overlap")]
+    pub cursor_overlap_seconds: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn all_streams() -> Vec<StreamKind> {
+    StreamKind::ALL.to_vec()
+}
+fn default_base_url() -> String {
+    "https://api.github.com".into()
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> u64 {
+    500
+}
+fn default_max_wait() -> u64 {
+    3600
+}
+fn default_reserve() -> u64 {
+    50
+}
+fn default_secondary_wait() -> u64 {
+    60
+}
+fn default_batch_rows() -> usize {
+    5000
+}
+fn default_overlap() -> u64 {
+    300
+}
+
+impl GithubConfig {
+    /// Parse a validated config block; errors name the offending field.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        let cfg: GithubConfig = serde_json::from_value(value)
+            .map_err(|e| PluginError::config(format!("source (github): {e}")))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Rules the JSON schema does not express.
+    pub fn check(&self) -> Result<()> {
+        if self.orgs.is_empty() {
+            return Err(PluginError::config(
+                "source.orgs: at least one organisation is required",
+            ));
+        }
+        if self.token.is_some() && self.app.is_some() {
+            return Err(PluginError::config(
+                "source: set either `token` or `app`, not both",
+            ));
+        }
+        if self.start_date.is_some() && self.lookback.is_some() {
+            return Err(PluginError::config(
+                "source: set either `start_date` or `lookback`, not both",
+            ));
+        }
+        if let Some(l) = &self.lookback {
+            parse_lookback(l)?;
+        }
+        if self.streams.is_empty() {
+            return Err(PluginError::config(
+                "source.streams: list at least one stream",
+            ));
+        }
+        if self.max_concurrency == 0 || self.batch_rows == 0 {
+            return Err(PluginError::config(
+                "source.max_concurrency and source.batch_rows must be at least 1",
+            ));
+        }
+        let url = url::Url::parse(&self.base_url).map_err(|e| {
+            PluginError::config(format!("source.base_url `{}`: {e}", self.base_url))
+        })?;
+        if url.host_str().is_none() || !matches!(url.scheme(), "http" | "https") {
+            return Err(PluginError::config(format!(
+                "source.base_url `{}`: expected an http(s) URL with a host",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+
+    /// Lower bound for the first run, if any.
+    pub fn first_run_floor(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some(d) = self.start_date {
+            return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        }
+        let l = self.lookback.as_deref()?;
+        parse_lookback(l).ok().map(|d| now - d)
+    }
+
+    /// Whether repository `name` passes include/exclude.
+    pub fn repo_selected(&self, name: &str) -> bool {
+        let inc = self.include.is_empty() || self.include.iter().any(|g| glob_match(g, name));
+        inc && !self.exclude.iter().any(|g| glob_match(g, name))
+    }
+}
+
+/// `30d`, `12h`, `90m` → a duration.
+pub fn parse_lookback(s: &str) -> Result<Duration> {
+    let bad = || {
+        PluginError::config(format!(
+            "source.lookback `{s}`: expected a number followed by d, h or m (e.g. 30d)"
+        ))
+    };
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    match unit {
+        "d" => Duration::try_days(n),
+        "h" => Duration::try_hours(n),
+        "m" => Duration::try_minutes(n),
+        _ => None,
+    }
+    .ok_or_else(bad)
+}
+
+/// Case-insensitive glob with `*` (any run) and `?` (one char), as GitHub names are
+/// case-insensitive.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let n: Vec<char> = name.to_lowercase().chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = GithubConfig::from_value(json!({"orgs": ["acme"]})).unwrap();
+        assert_eq!(c.streams.len(), 5);
+        assert!(c.include_forks && !c.include_archived && c.include_raw && !c.include_patch);
+        assert_eq!(c.base_url, "https://api.github.com");
+        assert_eq!(
+            (c.max_concurrency, c.max_retries, c.batch_rows),
+            (4, 3, 5000)
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = GithubConfig::from_value(json!({"orgs": ["a"], "tokn": {"env": "X"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokn"), "{e}");
+    }
+
+    #[test]
+    fn token_and_app_are_exclusive() {
+        let v = json!({"orgs": ["a"], "token": {"env": "T"},
+            "app": {"app_id": 1, "private_key": {"file": "k.pem"}, "installation_id": 2}});
+        assert!(GithubConfig::from_value(v)
+            .unwrap_err()
+            .to_string()
+            .contains("either"));
+    }
+
+    #[test]
+    fn lookback_and_globs() {
+        assert_eq!(parse_lookback("30d").unwrap(), Duration::days(30));
+        assert_eq!(parse_lookback("12h").unwrap(), Duration::hours(12));
+        assert!(parse_lookback("12x").is_err() && parse_lookback("d").is_err());
+        assert!(glob_match("api-*", "API-gateway"));
+        assert!(glob_match("*-svc", "billing-svc") && !glob_match("*-svc", "billing-svc2"));
+        assert!(glob_match("r?po", "repo") && !glob_match("r?po", "rpo"));
+        let c = GithubConfig::from_value(
+            json!({"orgs": ["a"], "include": ["svc-*"], "exclude": ["*-old"]}),
+        )
+        .unwrap();
+        assert!(c.repo_selected("svc-a") && !c.repo_selected("svc-a-old") && !c.repo_selected("x"));
+    }
+
+    #[test]
+    fn schema_requires_orgs_and_describes_fields() {
+        let s = serde_json::to_value(schemars::schema_for!(GithubConfig)).unwrap();
+        assert_eq!(s["required"], json!(["orgs"]));
+        assert!(s["properties"]["include_patch"]["description"].is_string());
+        assert_eq!(s["additionalProperties"], json!(false));
+    }
+}

@@ -1,0 +1,249 @@
+//! The `WarehouseLoader` over one embedded DuckDB database.
+
+use crate::config::DuckDbConfig;
+use crate::fetch;
+use crate::sql::{self, TableNames};
+use duckdb::Connection;
+use flowctl_core::{
+    async_trait, LoadStats, PluginError, Result, StagedFile, StagingLocation, TableSpec,
+    WarehouseLoader,
+};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// DuckDB loader. The `duckdb` crate is synchronous, so every call runs on
+/// `spawn_blocking` against one connection behind a mutex: DuckDB allows a single
+/// writing process per file anyway, and one connection keeps transactions simple.
+pub struct DuckDbLoader {
+    config: DuckDbConfig,
+    /// Opened on first use, so `plan` and `validate` never create a database file.
+    conn: Arc<Mutex<Option<Connection>>>,
+}
+
+impl DuckDbLoader {
+    /// Checks the config; opens nothing yet.
+    pub fn from_config(config: DuckDbConfig) -> Result<Self> {
+        sql::ident(&config.schema, "warehouse.schema")?;
+        Ok(Self {
+            config,
+            conn: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Where the database lives, `~/` expanded (`:memory:` stays as is).
+    pub fn database_path(&self) -> PathBuf {
+        let raw = self.config.path.to_string_lossy();
+        PathBuf::from(flowctl_core::expand_home(&raw))
+    }
+
+    fn names(&self, table: &TableSpec) -> Result<TableNames> {
+        TableNames::new(&self.config.schema, &table.name)
+    }
+
+    /// Runs `f` with the (lazily opened) connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let path = self.database_path();
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| PluginError::other("duckdb connection poisoned by an earlier panic"))?;
+            if guard.is_none() {
+                *guard = Some(open(&path, &config)?);
+            }
+            match guard.as_mut() {
+                Some(c) => f(c),
+                None => Err(PluginError::other("duckdb connection missing after open")),
+            }
+        })
+        .await
+        .map_err(|e| PluginError::other(format!("duckdb task failed: {e}")))?
+    }
+}
+
+fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
+    let shown = path.display();
+    let mut settings = duckdb::Config::default();
+    if let Some(n) = config.threads {
+        settings = settings
+            .threads(i64::from(n))
+            .map_err(|e| PluginError::config(format!("duckdb threads {n}: {e}")))?;
+    }
+    if let Some(limit) = &config.memory_limit {
+        settings = settings
+            .max_memory(limit)
+            .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
+    }
+    if path.as_os_str() == ":memory:" {
+        return Connection::open_in_memory_with_flags(settings)
+            .map_err(|e| PluginError::external(format!("cannot open in-memory duckdb: {e}")));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            PluginError::external(format!("cannot create directory {}: {e}", parent.display()))
+        })?;
+    }
+    Connection::open_with_flags(path, settings)
+        .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))
+}
+
+fn db_err(what: &str, e: duckdb::Error) -> PluginError {
+    PluginError::external(format!("duckdb: {what}: {e}"))
+}
+
+#[async_trait]
+impl WarehouseLoader for DuckDbLoader {
+    fn plan(&self, table: &TableSpec) -> Vec<String> {
+        match render_plan(&self.names_or_err(table), table) {
+            Ok(lines) => lines,
+            Err(e) => vec![format!("-- cannot plan table {}: {e}", table.name)],
+        }
+    }
+
+    async fn ensure_table(&self, table: &TableSpec) -> Result<()> {
+        let names = self.names(table)?;
+        let columns = sql::column_defs(&table.schema)?;
+        self.with_conn(move |conn| ensure(conn, &names, &columns))
+            .await
+    }
+
+    async fn load(
+        &self,
+        table: &TableSpec,
+        files: &[StagedFile],
+        staging: &StagingLocation,
+    ) -> Result<LoadStats> {
+        let names = self.names(table)?;
+        let columns = sql::column_defs(&table.schema)?;
+        if files.is_empty() {
+            return Ok(LoadStats::default());
+        }
+        let local = fetch::localize(files, staging).await?;
+        let paths: Vec<String> = local.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let uris: Vec<String> = files.iter().map(|f| f.uri.clone()).collect();
+        let stats = self
+            .with_conn(move |conn| load_in_transaction(conn, &names, &columns, &paths, &uris))
+            .await;
+        drop(local);
+        stats
+    }
+}
+
+impl DuckDbLoader {
+    fn names_or_err(&self, table: &TableSpec) -> Result<TableNames> {
+        self.names(table)
+    }
+}
+
+/// The SQL a run issues for `table`; the file list is shown as a placeholder because
+/// `plan` runs before anything is staged.
+fn render_plan(names: &Result<TableNames>, table: &TableSpec) -> Result<Vec<String>> {
+    let names = names.as_ref().map_err(|e| PluginError::other(e.to_string()))?;
+    let columns = sql::column_defs(&table.schema)?;
+    let copy = sql::copy_into_stage(names, &["<staged files of this run>".to_string()]);
+    Ok(vec![
+        sql::create_schema(names),
+        sql::create_table(&names.target, &columns),
+        sql::create_table(&names.stage, &columns),
+        "BEGIN TRANSACTION".to_string(),
+        copy,
+        sql::merge(names, &columns),
+        sql::empty_stage(names),
+        "COMMIT".to_string(),
+    ])
+}
+
+/// CREATE SCHEMA / TABLE IF NOT EXISTS for target and stage, then ADD COLUMN for
+/// columns the schema gained since the tables were created (never drops).
+fn ensure(conn: &mut Connection, names: &TableNames, columns: &[(String, String)]) -> Result<()> {
+    let ddl = |stmt: &str| conn.execute_batch(stmt).map_err(|e| db_err(stmt, e));
+    ddl(&sql::create_schema(names))?;
+    ddl(&sql::create_table(&names.target, columns))?;
+    ddl(&sql::create_table(&names.stage, columns))?;
+    for (qualified, raw) in [(&names.target, &names.target_raw), (&names.stage, &names.stage_raw)] {
+        let existing = existing_columns(conn, &names.schema_raw, raw)?;
+        for (name, ty) in columns {
+            if !existing.contains(&name.trim_matches('"').to_ascii_uppercase()) {
+                let stmt = sql::add_column(qualified, name, ty);
+                conn.execute_batch(&stmt).map_err(|e| db_err(&stmt, e))?;
+                tracing::info!(table = %qualified, column = %name, "added column");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Upper-cased, because DuckDB identifiers are case-insensitive.
+fn existing_columns(conn: &Connection, schema: &str, table: &str) -> Result<HashSet<String>> {
+    let what = format!("list columns of {schema}.{table}");
+    let mut stmt = conn.prepare(sql::EXISTING_COLUMNS).map_err(|e| db_err(&what, e))?;
+    let rows = stmt
+        .query_map([schema, table], |r| r.get::<_, String>(0))
+        .map_err(|e| db_err(&what, e))?;
+    rows.map(|r| r.map(|c| c.to_ascii_uppercase()).map_err(|e| db_err(&what, e)))
+        .collect()
+}
+
+/// COPY + MERGE + empty stage as one transaction: any failure rolls back, leaving the
+/// target (and the stage) exactly as before.
+fn load_in_transaction(
+    conn: &mut Connection,
+    names: &TableNames,
+    columns: &[(String, String)],
+    paths: &[String],
+    uris: &[String],
+) -> Result<LoadStats> {
+    let tx = conn
+        .transaction()
+        .map_err(|e| db_err("begin transaction", e))?;
+    let stats = run_load(&tx, names, columns, paths, uris)?;
+    tx.commit()
+        .map_err(|e| db_err(&format!("commit load of {}", names.target), e))?;
+    Ok(stats)
+}
+
+fn run_load(
+    conn: &Connection,
+    names: &TableNames,
+    columns: &[(String, String)],
+    paths: &[String],
+    uris: &[String],
+) -> Result<LoadStats> {
+    let copy = sql::copy_into_stage(names, paths);
+    let rows_loaded = conn.execute(&copy, []).map_err(|e| {
+        PluginError::external(format!(
+            "duckdb: copying staged files into {} failed ({}): {e}",
+            names.stage,
+            uris.join(", ")
+        ))
+    })?;
+    let before = count(conn, &names.target)?;
+    let merge = sql::merge(names, columns);
+    let changed = conn
+        .execute(&merge, [])
+        .map_err(|e| db_err(&format!("MERGE INTO {}", names.target), e))?;
+    let after = count(conn, &names.target)?;
+    let empty = sql::empty_stage(names);
+    conn.execute(&empty, []).map_err(|e| db_err(&empty, e))?;
+    let inserted = after.saturating_sub(before);
+    Ok(LoadStats {
+        rows_loaded: rows_loaded as u64,
+        inserted,
+        updated: (changed as u64).saturating_sub(inserted),
+        statements: 3,
+    })
+}
+
+fn count(conn: &Connection, qualified: &str) -> Result<u64> {
+    let stmt = sql::count_rows(qualified);
+    let n: i64 = conn
+        .query_row(&stmt, [], |r| r.get(0))
+        .map_err(|e| db_err(&stmt, e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}

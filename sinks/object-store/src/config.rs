@@ -1,0 +1,220 @@
+//! Config blocks of the `gcs`, `s3` and `local` staging types. Their JSON schemas are
+//! generated from these types, so the doc comments below are what users see as field
+//! descriptions in editors and in `flowctl plugins`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What happens to staged files once the warehouse has loaded them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleanup {
+    /// Leave the files in place (an audit trail; a bucket lifecycle rule can expire them).
+    #[default]
+    Keep,
+    /// Delete the files of a table right after its MERGE succeeded.
+    DeleteAfterLoad,
+}
+
+pub(crate) fn default_prefix() -> String {
+    "github".to_string()
+}
+pub(crate) fn default_row_group_rows() -> usize {
+    100_000
+}
+pub(crate) fn default_row_group_bytes() -> usize {
+    64 * 1024 * 1024
+}
+pub(crate) fn default_max_file_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+pub(crate) fn default_upload_part_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+/// Parquet and upload sizing shared by every staging type (resolved from a config block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub row_group_rows: usize,
+    pub row_group_bytes: usize,
+    pub max_file_rows: Option<u64>,
+    pub max_file_bytes: u64,
+    pub upload_part_bytes: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+            max_file_rows: None,
+            max_file_bytes: default_max_file_bytes(),
+            upload_part_bytes: default_upload_part_bytes(),
+        }
+    }
+}
+
+/// Stage Parquet files in a Google Cloud Storage bucket (for Snowflake on GCP, or any
+/// loader that reads `gs://`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcsConfig {
+    /// Bucket name, without `gs://` (e.g. `your-data-bucket`).
+    pub bucket: String,
+    /// Folder inside the bucket under which tables are staged (`{prefix}/{table}/org=.../`);
+    /// a Snowflake stage should point at `gs://{bucket}/{prefix}/`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Path of a service account JSON key file (`~` is expanded). When absent, application
+    /// default credentials are used (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file,
+    /// or the metadata server on GCE/GKE/Cloud Run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_file: Option<String>,
+    /// Storage API base URL. Only for emulators and private endpoints; an `http://` URL is
+    /// allowed here because it is an explicit choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// What to do with staged files after a successful load.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+    /// Rows per Parquet row group (bounded further by `row_group_bytes`); smaller groups use
+    /// less memory while writing, larger ones compress and scan better.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Upper bound on a row group's encoded size in bytes, so wide rows (a 2 KB `_RAW`
+    /// column) cannot make one row group hold gigabytes in memory.
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: usize,
+    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+    /// Start a new part file once a file reaches this many bytes (Snowflake loads files of
+    /// 100-250 MB best).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum);
+    /// memory per open writer is about this plus one row group.
+    #[serde(default = "default_upload_part_bytes")]
+    pub upload_part_bytes: usize,
+}
+
+/// Stage Parquet files in an S3 bucket or an S3-compatible store (MinIO, R2, Ceph).
+/// Credentials come from the standard AWS environment: `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, web identity (EKS), ECS task roles or
+/// the EC2 instance metadata service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Bucket name, without `s3://`.
+    pub bucket: String,
+    /// Folder inside the bucket under which tables are staged; a Snowflake stage should
+    /// point at `s3://{bucket}/{prefix}/`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// AWS region of the bucket (e.g. `us-east-1`). When absent, `AWS_REGION` /
+    /// `AWS_DEFAULT_REGION`, else `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible store (`https://<account>.r2.cloudflarestorage.com`,
+    /// `http://minio:9000`). Absent for AWS itself. Requests use path-style addressing when
+    /// set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Allow a plain `http://` endpoint (local MinIO or an emulator). Off by default so
+    /// credentials are never sent unencrypted by accident.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// What to do with staged files after a successful load.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+    /// Rows per Parquet row group (bounded further by `row_group_bytes`).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: usize,
+    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+    /// Start a new part file once a file reaches this many bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3 minimum).
+    #[serde(default = "default_upload_part_bytes")]
+    pub upload_part_bytes: usize,
+}
+
+/// Stage Parquet files in a folder on this machine (the quickstart: no cloud account;
+/// DuckDB reads the files directly).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Folder that holds the staged tables (created if missing; `~` is expanded; a relative
+    /// path is taken from the current directory).
+    pub path: String,
+    /// What to do with staged files after a successful load.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+    /// Rows per Parquet row group (bounded further by `row_group_bytes`).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: usize,
+    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+    /// Start a new part file once a file reaches this many bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+macro_rules! write_options {
+    ($t:ty, $part:expr) => {
+        impl $t {
+            /// The sizing knobs of this block, checked for sane values.
+            pub fn write_options(&self) -> flowctl_core::Result<WriteOptions> {
+                #[allow(clippy::redundant_closure_call)]
+                let part: usize = ($part)(self);
+                let opts = WriteOptions {
+                    row_group_rows: self.row_group_rows,
+                    row_group_bytes: self.row_group_bytes,
+                    max_file_rows: self.max_file_rows,
+                    max_file_bytes: self.max_file_bytes,
+                    upload_part_bytes: part,
+                };
+                opts.validate()?;
+                Ok(opts)
+            }
+        }
+    };
+}
+write_options!(GcsConfig, |c: &GcsConfig| c.upload_part_bytes);
+write_options!(S3Config, |c: &S3Config| c.upload_part_bytes);
+write_options!(LocalConfig, |_c: &LocalConfig| default_upload_part_bytes());
+
+/// Multipart uploads reject parts below 5 MiB (except the last).
+pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
+
+impl WriteOptions {
+    pub fn validate(&self) -> flowctl_core::Result<()> {
+        use flowctl_core::PluginError;
+        if self.row_group_rows == 0 || self.row_group_bytes == 0 {
+            return Err(PluginError::config(
+                "staging: row_group_rows and row_group_bytes must be greater than 0",
+            ));
+        }
+        if self.max_file_rows == Some(0) || self.max_file_bytes == 0 {
+            return Err(PluginError::config(
+                "staging: max_file_rows and max_file_bytes must be greater than 0",
+            ));
+        }
+        if self.upload_part_bytes < MIN_PART_BYTES {
+            return Err(PluginError::config(format!(
+                "staging: upload_part_bytes is {} but multipart uploads need parts of at least {MIN_PART_BYTES} bytes (5 MiB)",
+                self.upload_part_bytes
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Turns `object_store` and `parquet` errors into one sentence that names the bucket, the
+//! path and what to check, instead of a bare "Generic S3 error".
+
+use flowctl_core::PluginError;
+use parquet::errors::ParquetError;
+
+/// What a message needs to say where things went wrong.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreContext {
+    pub kind: &'static str,
+    /// `None` for `local`.
+    pub bucket: Option<String>,
+    /// Endpoint or base URL when not the cloud's default.
+    pub endpoint: Option<String>,
+    /// Where credentials come from, for access-denied messages.
+    pub credentials_hint: &'static str,
+}
+
+/// The error and its sources, joined, so text from the server's response body is kept.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+impl StoreContext {
+    fn endpoint_text(&self) -> String {
+        match &self.endpoint {
+            Some(e) => format!(" at {e}"),
+            None => String::new(),
+        }
+    }
+
+    fn bucket_text(&self) -> String {
+        match &self.bucket {
+            Some(b) => format!("bucket `{b}`"),
+            None => "the staging folder".to_string(),
+        }
+    }
+
+    /// `action` is a verb phrase ("writing"), `uri` the object concerned.
+    pub fn store_error(&self, action: &str, uri: &str, e: &object_store::Error) -> PluginError {
+        let text = chain(e);
+        let lower = text.to_lowercase();
+        let (bucket, at) = (self.bucket_text(), self.endpoint_text());
+        let kind = self.kind;
+        let msg = if lower.contains("nosuchbucket")
+            || lower.contains("bucket does not exist")
+            || (matches!(e, object_store::Error::NotFound { .. }) && action != "reading")
+        {
+            format!("{kind} staging: {bucket}{at} does not exist ({action} {uri}); create it or fix `bucket`")
+        } else if matches!(
+            e,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        ) || lower.contains("accessdenied")
+            || lower.contains("access denied")
+            || lower.contains("403 forbidden")
+            || lower.contains("401 unauthorized")
+        {
+            format!(
+                "{kind} staging: access denied {action} {uri}; check the credentials ({}) and that they may read and write {bucket}: {text}",
+                self.credentials_hint
+            )
+        } else if lower.contains("error sending request")
+            || lower.contains("connection refused")
+            || lower.contains("dns error")
+            || lower.contains("timed out")
+        {
+            format!("{kind} staging: cannot reach the storage endpoint{at} while {action} {uri}: {text}")
+        } else {
+            format!("{kind} staging: {action} {uri} failed: {text}")
+        };
+        PluginError::external(msg)
+    }
+
+    pub fn parquet_error(&self, action: &str, uri: &str, e: ParquetError) -> PluginError {
+        if let ParquetError::External(inner) = &e {
+            if let Some(store) = inner.downcast_ref::<object_store::Error>() {
+                return self.store_error(action, uri, store);
+            }
+        }
+        PluginError::other(format!(
+            "{} staging: {action} {uri}: parquet: {e}",
+            self.kind
+        ))
+    }
+}

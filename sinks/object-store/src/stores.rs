@@ -1,0 +1,349 @@
+//! Building the store behind each staging type. This is the only place the three types
+//! differ; writing, naming and cleanup are shared (see [`crate::sink`]).
+
+use crate::config::default_upload_part_bytes;
+use crate::config::{default_max_file_bytes, default_row_group_bytes, default_row_group_rows};
+use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
+use crate::errors::StoreContext;
+use crate::paths::normalize_prefix;
+use crate::sink::{Inner, ObjectStoreSink};
+use flowctl_core::{expand_home, PluginError, Result, StagingLocation, StagingSink};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore, StaticCredentialProvider};
+use std::collections::BTreeMap;
+use std::path::{Component, PathBuf};
+use std::sync::Arc;
+
+fn check_bucket(kind: &str, bucket: &str) -> Result<()> {
+    let ok = !bucket.is_empty()
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(PluginError::config(format!(
+            "{kind} staging: bucket {bucket:?} is not a bucket name (give only the name, \
+             without a scheme, slashes or a prefix; put folders in `prefix`)"
+        )));
+    }
+    Ok(())
+}
+
+/// object_store refuses `http://` with an opaque "builder error"; say what to set instead.
+fn check_http(kind: &str, url: &str, allow_http: bool, key: &str) -> Result<()> {
+    if url.starts_with("http://") && !allow_http {
+        return Err(PluginError::config(format!(
+            "{kind} staging: {key} {url} uses plain http; set `allow_http: true` in the \
+             staging block (for a local MinIO or an emulator) or use an https:// endpoint"
+        )));
+    }
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(PluginError::config(format!(
+            "{kind} staging: {key} {url:?} must start with https:// (or http:// with allow_http)"
+        )));
+    }
+    Ok(())
+}
+
+fn root_of(kind: &str, scheme: &str, bucket: &str, prefix: &str) -> Result<(StorePath, String)> {
+    let prefix = normalize_prefix(prefix)
+        .map_err(|e| PluginError::config(format!("{kind} staging: prefix: {e}")))?;
+    let uri = if prefix.is_empty() {
+        format!("{scheme}://{bucket}/")
+    } else {
+        format!("{scheme}://{bucket}/{prefix}/")
+    };
+    let root = StorePath::parse(&prefix)
+        .map_err(|e| PluginError::config(format!("{kind} staging: prefix {prefix:?}: {e}")))?;
+    Ok((root, uri))
+}
+
+fn sink(
+    location: StagingLocation,
+    ctx: StoreContext,
+    cleanup: Cleanup,
+    write: WriteOptions,
+) -> ObjectStoreSink {
+    ObjectStoreSink {
+        inner: Arc::new(Inner {
+            location,
+            ctx,
+            cleanup,
+            write,
+        }),
+    }
+}
+
+/// The `s3` sink. Credentials and defaults come from the AWS environment
+/// (`AmazonS3Builder::from_env`); the config block overrides them.
+pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
+    let write = cfg.write_options()?;
+    check_bucket("s3", &cfg.bucket)?;
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(&cfg.bucket);
+    if let Some(region) = &cfg.region {
+        b = b.with_region(region);
+    }
+    if let Some(endpoint) = &cfg.endpoint {
+        b = b
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
+    let env_http = b
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let allow_http = cfg.allow_http || env_http;
+    b = b.with_allow_http(allow_http);
+    let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    if let Some(ep) = &endpoint {
+        check_http("s3", ep, allow_http, "endpoint")?;
+    }
+    let region = b
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    b = b.with_region(&region);
+    let store = b.build().map_err(|e| {
+        PluginError::config(format!(
+            "s3 staging: cannot set up bucket `{}`: {e}",
+            cfg.bucket
+        ))
+    })?;
+    let (root, root_uri) = root_of("s3", "s3", &cfg.bucket, &cfg.prefix)?;
+    let mut options = BTreeMap::from([
+        ("region".to_string(), region),
+        ("allow_http".to_string(), allow_http.to_string()),
+    ]);
+    if let Some(ep) = &endpoint {
+        options.insert("endpoint".to_string(), ep.clone());
+    }
+    let location = StagingLocation {
+        kind: "s3".into(),
+        root_uri,
+        store: Arc::new(store),
+        root,
+        local_dir: None,
+        options,
+    };
+    let ctx = StoreContext {
+        kind: "s3",
+        bucket: Some(cfg.bucket.clone()),
+        endpoint,
+        credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity or instance role",
+    };
+    Ok(sink(location, ctx, cfg.cleanup, write))
+}
+
+/// The `gcs` sink. `static_bearer` replaces every other credential with a fixed OAuth
+/// token: for emulators and for tokens fetched elsewhere (never from a spec file).
+pub fn build_gcs(cfg: GcsConfig, static_bearer: Option<String>) -> Result<ObjectStoreSink> {
+    let write = cfg.write_options()?;
+    check_bucket("gcs", &cfg.bucket)?;
+    let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&cfg.bucket);
+    if let Some(file) = &cfg.service_account_file {
+        let path = expand_home(file);
+        if !std::path::Path::new(&path).is_file() {
+            return Err(PluginError::config(format!(
+                "gcs staging: service_account_file {path} does not exist or is not a file"
+            )));
+        }
+        b = b.with_service_account_path(path);
+    }
+    let mut options = BTreeMap::new();
+    if let Some(url) = &cfg.base_url {
+        check_http("gcs", url, true, "base_url")?;
+        let url = url.trim_end_matches('/');
+        b = b
+            .with_base_url(url)
+            .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")));
+        options.insert("base_url".to_string(), url.to_string());
+    }
+    if let Some(bearer) = static_bearer {
+        let cred = StaticCredentialProvider::new(GcpCredential { bearer });
+        b = b.with_credentials(Arc::new(cred));
+    }
+    let store = b.build().map_err(|e| {
+        PluginError::config(format!(
+            "gcs staging: cannot set up bucket `{}` (credentials: service_account_file or \
+             application default credentials): {e}",
+            cfg.bucket
+        ))
+    })?;
+    let (root, root_uri) = root_of("gcs", "gs", &cfg.bucket, &cfg.prefix)?;
+    let location = StagingLocation {
+        kind: "gcs".into(),
+        root_uri,
+        store: Arc::new(store),
+        root,
+        local_dir: None,
+        options,
+    };
+    let ctx = StoreContext {
+        kind: "gcs",
+        bucket: Some(cfg.bucket.clone()),
+        endpoint: cfg.base_url.clone(),
+        credentials_hint: "service_account_file or application default credentials",
+    };
+    Ok(sink(location, ctx, cfg.cleanup, write))
+}
+
+/// Makes `dir` absolute and removes `.`/`..` without touching the disk (the folder may
+/// not exist yet, and `plan` must not create it).
+fn absolute_dir(path: &str) -> Result<PathBuf> {
+    let expanded = PathBuf::from(expand_home(path));
+    let abs = if expanded.is_absolute() {
+        expanded
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| {
+            PluginError::config(format!("local staging: cannot resolve {path}: {e}"))
+        })?;
+        cwd.join(expanded)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// The `local` sink: a folder, through object_store's `LocalFileSystem`, which writes to
+/// a temporary file next to the target and renames it when the upload completes.
+pub fn build_local(cfg: LocalConfig) -> Result<ObjectStoreSink> {
+    let write = cfg.write_options()?;
+    if cfg.path.trim().is_empty() {
+        return Err(PluginError::config("local staging: `path` is empty"));
+    }
+    let dir = absolute_dir(&cfg.path)?;
+    let root = StorePath::from_absolute_path(&dir).map_err(|e| {
+        PluginError::config(format!(
+            "local staging: path {} is not usable: {e}",
+            dir.display()
+        ))
+    })?;
+    let root_uri = url::Url::from_directory_path(&dir)
+        .map_err(|_| PluginError::config(format!("local staging: bad path {}", dir.display())))?
+        .to_string();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+    let location = StagingLocation {
+        kind: "local".into(),
+        root_uri,
+        store,
+        root,
+        local_dir: Some(dir.clone()),
+        options: BTreeMap::new(),
+    };
+    let ctx = StoreContext {
+        kind: "local",
+        bucket: None,
+        endpoint: None,
+        credentials_hint: "file permissions",
+    };
+    Ok(sink(location, ctx, cfg.cleanup, write))
+}
+
+const URI_OPTIONS: [&str; 5] = [
+    "endpoint",
+    "region",
+    "allow_http",
+    "base_url",
+    "service_account_file",
+];
+
+fn split_bucket(uri: &str, rest: &str) -> Result<(String, String)> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(PluginError::config(format!(
+            "location {uri}: no bucket name"
+        )));
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+/// A staging location from a URI (a state `location:` override): `s3://bucket/prefix`,
+/// `gs://bucket/prefix`, `file:///abs/dir` or a plain folder path. `options` may hold
+/// `endpoint`, `region`, `allow_http` (s3), `base_url`, `service_account_file` (gcs).
+pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Result<StagingLocation> {
+    if let Some(k) = options.keys().find(|k| !URI_OPTIONS.contains(&k.as_str())) {
+        return Err(PluginError::config(format!(
+            "location {uri}: unknown option `{k}` (known: {})",
+            URI_OPTIONS.join(", ")
+        )));
+    }
+    let opt = |k: &str| options.get(k).cloned();
+    let sink = if let Some(rest) = uri.strip_prefix("s3://") {
+        let (bucket, prefix) = split_bucket(uri, rest)?;
+        let allow_http = match opt("allow_http").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(PluginError::config(format!(
+                    "location {uri}: allow_http must be true or false, not {v:?}"
+                )))
+            }
+        };
+        build_s3(S3Config {
+            bucket,
+            prefix,
+            region: opt("region"),
+            endpoint: opt("endpoint"),
+            allow_http,
+            cleanup: Cleanup::Keep,
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+            max_file_rows: None,
+            max_file_bytes: default_max_file_bytes(),
+            upload_part_bytes: default_upload_part_bytes(),
+        })?
+    } else if let Some(rest) = uri.strip_prefix("gs://") {
+        let (bucket, prefix) = split_bucket(uri, rest)?;
+        build_gcs(
+            GcsConfig {
+                bucket,
+                prefix,
+                service_account_file: opt("service_account_file"),
+                base_url: opt("base_url"),
+                cleanup: Cleanup::Keep,
+                row_group_rows: default_row_group_rows(),
+                row_group_bytes: default_row_group_bytes(),
+                max_file_rows: None,
+                max_file_bytes: default_max_file_bytes(),
+                upload_part_bytes: default_upload_part_bytes(),
+            },
+            None,
+        )?
+    } else {
+        let path = if uri.starts_with("file://") {
+            url::Url::parse(uri)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| {
+                    PluginError::config(format!(
+                        "location {uri}: not a file:// URI of an absolute path"
+                    ))
+                })?
+                .to_string_lossy()
+                .into_owned()
+        } else if uri.contains("://") {
+            return Err(PluginError::config(format!(
+                "location {uri}: unsupported scheme (use s3://, gs://, file:// or a folder path)"
+            )));
+        } else {
+            uri.to_string()
+        };
+        build_local(LocalConfig {
+            path,
+            cleanup: Cleanup::Keep,
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+            max_file_rows: None,
+            max_file_bytes: default_max_file_bytes(),
+        })?
+    };
+    sink.location()
+}

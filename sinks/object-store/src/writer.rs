@@ -1,0 +1,176 @@
+//! Streaming Parquet writer: each batch is encoded into the current row group, and each
+//! finished row group is pushed into a multipart upload, so memory stays bounded by one
+//! row group plus the upload parts in flight, whatever the table size.
+
+use crate::paths::{relative_file, staged_path};
+use crate::sink::Inner;
+use arrow::record_batch::RecordBatch;
+use flowctl_core::{async_trait, PluginError, Result, StageTarget, StagedFile, StagedWriter};
+use object_store::buffered::BufWriter;
+use object_store::ObjectStoreExt;
+use parquet::arrow::async_writer::{AsyncArrowWriter, ParquetObjectWriter};
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::sync::Arc;
+
+/// Concurrent part uploads per file: enough to keep a link busy, small enough to bound memory.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+struct OpenPart {
+    writer: AsyncArrowWriter<ParquetObjectWriter>,
+    relative: String,
+    uri: String,
+    rows: u64,
+}
+
+pub(crate) struct PartWriter {
+    inner: Arc<Inner>,
+    target: StageTarget,
+    props: WriterProperties,
+    next_part: u32,
+    open: Option<OpenPart>,
+    done: Vec<StagedFile>,
+}
+
+fn properties(inner: &Inner) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(inner.write.row_group_rows))
+        .set_max_row_group_bytes(Some(inner.write.row_group_bytes))
+        .set_created_by(format!("flowctl {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+impl PartWriter {
+    pub fn new(inner: Arc<Inner>, target: StageTarget) -> Self {
+        let props = properties(&inner);
+        Self {
+            inner,
+            target,
+            props,
+            next_part: 0,
+            open: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn open_part(&mut self) -> Result<&mut OpenPart> {
+        if self.open.is_none() {
+            let relative = relative_file(&self.target, self.next_part)?;
+            let uri = self.inner.file_uri(&relative);
+            let loc = &self.inner.location;
+            let path = staged_path(&loc.root, &relative)?;
+            let buf = BufWriter::with_capacity(
+                loc.store.clone(),
+                path,
+                self.inner.write.upload_part_bytes,
+            )
+            .with_max_concurrency(UPLOAD_CONCURRENCY);
+            let writer = AsyncArrowWriter::try_new(
+                ParquetObjectWriter::from_buf_writer(buf),
+                self.target.schema.clone(),
+                Some(self.props.clone()),
+            )
+            .map_err(|e| self.inner.ctx.parquet_error("opening", &uri, e))?;
+            self.next_part += 1;
+            self.open = Some(OpenPart {
+                writer,
+                relative,
+                uri,
+                rows: 0,
+            });
+        }
+        self.open
+            .as_mut()
+            .ok_or_else(|| PluginError::other("staging: no open part file"))
+    }
+
+    async fn close_part(&mut self) -> Result<()> {
+        let Some(mut part) = self.open.take() else {
+            return Ok(());
+        };
+        if let Err(e) = part.writer.finish().await {
+            // The upload may already be completed or half shut down; aborting is best effort.
+            return Err(self.inner.ctx.parquet_error("writing", &part.uri, e));
+        }
+        self.done.push(StagedFile {
+            uri: part.uri,
+            relative_path: part.relative,
+            rows: part.rows,
+            bytes: part.writer.bytes_written() as u64,
+        });
+        Ok(())
+    }
+
+    fn check_schema(&self, batch: &RecordBatch) -> Result<()> {
+        if batch.schema().fields() != self.target.schema.fields() {
+            return Err(PluginError::data(format!(
+                "staging {}: batch schema differs from the table schema\n  table: {:?}\n  batch: {:?}",
+                self.target.table,
+                self.target.schema.fields(),
+                batch.schema().fields()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the open part reached a size limit and should be completed.
+    fn part_full(&self) -> bool {
+        let w = &self.inner.write;
+        self.open.as_ref().is_some_and(|p| {
+            let bytes = (p.writer.bytes_written() + p.writer.in_progress_size()) as u64;
+            w.max_file_rows.is_some_and(|m| p.rows >= m) || bytes >= w.max_file_bytes
+        })
+    }
+}
+
+#[async_trait]
+impl StagedWriter for PartWriter {
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.check_schema(batch)?;
+        let mut rest = batch.clone();
+        while rest.num_rows() > 0 {
+            let max_rows = self.inner.write.max_file_rows;
+            let part = self.open_part()?;
+            let room = max_rows.map_or(u64::MAX, |m| m.saturating_sub(part.rows));
+            let take = rest
+                .num_rows()
+                .min(usize::try_from(room).unwrap_or(usize::MAX));
+            let chunk = rest.slice(0, take);
+            rest = rest.slice(take, rest.num_rows() - take);
+            if let Err(e) = part.writer.write(&chunk).await {
+                let uri = part.uri.clone();
+                return Err(self.inner.ctx.parquet_error("writing", &uri, e));
+            }
+            part.rows += take as u64;
+            if self.part_full() {
+                self.close_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<Vec<StagedFile>> {
+        self.close_part().await?;
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(part) = self.open.take() {
+            let mut buf = part.writer.into_inner().into_inner();
+            if let Err(e) = buf.abort().await {
+                tracing::warn!("staging: aborting upload of {} failed: {e}", part.uri);
+            }
+        }
+        // Completed parts of an abandoned batch would never be loaded: remove them.
+        let loc = &self.inner.location;
+        for f in &self.done {
+            if let Ok(path) = staged_path(&loc.root, &f.relative_path) {
+                if let Err(e) = loc.store.delete(&path).await {
+                    tracing::warn!("staging: removing {} after abort failed: {e}", f.uri);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! SQL rendering. Every identifier is validated and double-quoted, every value is a
+//! string literal escaped here: nothing from a spec or from source data reaches SQL raw.
+
+use arrow::datatypes::{DataType, Field, Schema};
+use flowctl_core::meta::{INGESTED_AT, RAW, ROW_KEY};
+use flowctl_core::{PluginError, Result, TableSpec};
+
+/// Snowflake caps the FILES list of one COPY at 1,000 names.
+pub const MAX_FILES_PER_COPY: usize = 1000;
+
+/// A validated identifier (`[A-Za-z_][A-Za-z0-9_$]*`), rendered double-quoted so its case
+/// is kept exactly (raw tables are UPPER_SNAKE_CASE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident(String);
+
+impl Ident {
+    pub fn new(name: &str, what: &str) -> Result<Self> {
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            Ok(Ident(name.to_string()))
+        } else {
+            Err(PluginError::config(format!(
+                "{what} {name:?} is not a valid Snowflake identifier (expected letters, digits, _ or $, not starting with a digit)"
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `"NAME"`.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+}
+
+/// A single-quoted string literal: quotes doubled and backslashes escaped (Snowflake
+/// treats `\` as an escape character inside single-quoted strings).
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A fully qualified table or stage name, `"DB"."SCHEMA"."NAME"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qualified {
+    pub database: Ident,
+    pub schema: Ident,
+    pub name: Ident,
+}
+
+impl Qualified {
+    pub fn quoted(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.database.quoted(),
+            self.schema.quoted(),
+            self.name.quoted()
+        )
+    }
+}
+
+/// Snowflake column type for an Arrow field (the documented type map).
+pub fn column_type(field: &Field) -> Result<&'static str> {
+    if field.name() == RAW {
+        return Ok("VARIANT");
+    }
+    Ok(match field.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR",
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => "NUMBER(38,0)",
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "FLOAT",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMP_TZ",
+        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ",
+        DataType::Date32 | DataType::Date64 => "DATE",
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => "ARRAY",
+        DataType::Struct(_) | DataType::Map(_, _) => "OBJECT",
+        DataType::Binary | DataType::LargeBinary => "BINARY",
+        other => {
+            return Err(PluginError::other(format!(
+                "column {}: Arrow type {other} has no Snowflake mapping",
+                field.name()
+            )))
+        }
+    })
+}
+
+/// Type of a column in `<TABLE>_STAGE`. `_RAW` arrives in Parquet as JSON text; COPY with
+/// MATCH_BY_COLUMN_NAME would store it as a VARIANT *string*, so the staging table keeps
+/// it as VARCHAR and the MERGE parses it into the target's VARIANT.
+pub fn stage_column_type(field: &Field) -> Result<&'static str> {
+    if field.name() == RAW {
+        return Ok("VARCHAR");
+    }
+    column_type(field)
+}
+
+/// Names and quoting of one table and its staging twin.
+#[derive(Debug, Clone)]
+pub struct TableNames {
+    pub target: Qualified,
+    pub stage: Qualified,
+}
+
+impl TableNames {
+    pub fn new(database: &str, schema: &str, table: &str) -> Result<Self> {
+        let database = Ident::new(database, "database")?;
+        let schema = Ident::new(schema, "schema")?;
+        Ok(TableNames {
+            target: Qualified {
+                database: database.clone(),
+                schema: schema.clone(),
+                name: Ident::new(table, "table")?,
+            },
+            stage: Qualified {
+                database,
+                schema,
+                name: Ident::new(&format!("{table}_STAGE"), "table")?,
+            },
+        })
+    }
+}
+
+fn columns(schema: &Schema) -> Result<Vec<(Ident, &Field)>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| Ok((Ident::new(f.name(), "column")?, f.as_ref())))
+        .collect()
+}
+
+fn create_table(name: &Qualified, schema: &Schema, stage: bool) -> Result<String> {
+    let mut cols = Vec::new();
+    for (ident, field) in columns(schema)? {
+        let ty = if stage {
+            stage_column_type(field)?
+        } else {
+            column_type(field)?
+        };
+        cols.push(format!("  {} {ty}", ident.quoted()));
+    }
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n{}\n)",
+        name.quoted(),
+        cols.join(",\n")
+    ))
+}
+
+/// CREATE TABLE IF NOT EXISTS for the target.
+pub fn create_target(names: &TableNames, schema: &Schema) -> Result<String> {
+    create_table(&names.target, schema, false)
+}
+
+/// CREATE TABLE IF NOT EXISTS for `<TABLE>_STAGE`.
+pub fn create_stage_table(names: &TableNames, schema: &Schema) -> Result<String> {
+    create_table(&names.stage, schema, true)
+}
+
+/// The columns both tables have in common with the warehouse, read back from
+/// INFORMATION_SCHEMA (one query for both tables).
+pub fn existing_columns(names: &TableNames) -> String {
+    format!(
+        "SELECT TABLE_NAME, COLUMN_NAME FROM {}.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME IN ({}, {})",
+        names.target.database.quoted(),
+        literal(names.target.schema.as_str()),
+        literal(names.target.name.as_str()),
+        literal(names.stage.name.as_str()),
+    )
+}
+
+/// ALTER TABLE ... ADD COLUMN for a column new in the schema. Never drops.
+pub fn add_column(table: &Qualified, field: &Field, stage: bool) -> Result<String> {
+    let ty = if stage {
+        stage_column_type(field)?
+    } else {
+        column_type(field)?
+    };
+    Ok(format!(
+        "ALTER TABLE {} ADD COLUMN {} {ty}",
+        table.quoted(),
+        Ident::new(field.name(), "column")?.quoted()
+    ))
+}
+
+/// The stage reference of COPY: `@"DB"."SCHEMA"."STAGE"`.
+pub fn stage_ref(stage: &Qualified) -> String {
+    format!("@{}", stage.quoted())
+}
+
+/// CREATE STAGE over the staging root, for specs that give `storage_integration` but no
+/// stage. `root_uri` is the staging root (`gs://` is spelled `gcs://` in Snowflake).
+pub fn create_stage(stage: &Qualified, root_uri: &str, integration: &Ident) -> Result<String> {
+    let url = if let Some(rest) = root_uri.strip_prefix("gs://") {
+        format!("gcs://{rest}")
+    } else if root_uri.starts_with("s3://") || root_uri.starts_with("gcs://") {
+        root_uri.to_string()
+    } else {
+        return Err(PluginError::config(format!(
+            "snowflake: staging root {root_uri} cannot back a Snowflake stage; use s3 or gcs staging"
+        )));
+    };
+    let url = if url.ends_with('/') { url } else { format!("{url}/") };
+    Ok(format!(
+        "CREATE STAGE IF NOT EXISTS {} URL={} STORAGE_INTEGRATION={}",
+        stage.quoted(),
+        literal(&url),
+        integration.quoted()
+    ))
+}
+
+/// COPY INTO the staging table, naming exactly this run's files (relative to the stage).
+/// FORCE=TRUE because the staging table is truncated before every COPY: after a crash
+/// between COPY and MERGE the same files must load again, and Snowflake's load history
+/// would otherwise skip them and the MERGE would see nothing. Reloading is safe: the
+/// MERGE only applies strictly newer rows.
+pub fn copy_into(names: &TableNames, stage: &Qualified, files: &[&str]) -> String {
+    let list: Vec<String> = files.iter().map(|f| literal(f)).collect();
+    format!(
+        "COPY INTO {} FROM {} FILES=({}) FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE",
+        names.stage.quoted(),
+        stage_ref(stage),
+        list.join(", ")
+    )
+}
+
+/// MERGE the staged rows, deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY`, into
+/// the target; a matched row is updated only when the staged version is strictly newer.
+pub fn merge(names: &TableNames, schema: &Schema) -> Result<String> {
+    let cols = columns(schema)?;
+    for required in [ROW_KEY, INGESTED_AT] {
+        if !cols.iter().any(|(c, _)| c.as_str() == required) {
+            return Err(PluginError::other(format!(
+                "table {}: schema has no {required} column, which MERGE needs",
+                names.target.name.as_str()
+            )));
+        }
+    }
+    let key = Ident::new(ROW_KEY, "column")?.quoted();
+    let at = Ident::new(INGESTED_AT, "column")?.quoted();
+    let select: Vec<String> = cols.iter().map(|(c, _)| c.quoted()).collect();
+    let value = |(c, f): &(Ident, &Field)| -> String {
+        if f.name() == RAW {
+            format!("PARSE_JSON(s.{})", c.quoted())
+        } else {
+            format!("s.{}", c.quoted())
+        }
+    };
+    let sets: Vec<String> = cols
+        .iter()
+        .map(|col| format!("{} = {}", col.0.quoted(), value(col)))
+        .collect();
+    let values: Vec<String> = cols.iter().map(value).collect();
+    Ok(format!(
+        "MERGE INTO {target} AS t\nUSING (\n  SELECT {select} FROM {stage}\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {at} DESC) = 1\n) AS s\nON t.{key} = s.{key}\nWHEN MATCHED AND s.{at} > t.{at} THEN UPDATE SET {sets}\nWHEN NOT MATCHED THEN INSERT ({select}) VALUES ({values})",
+        target = names.target.quoted(),
+        stage = names.stage.quoted(),
+        select = select.join(", "),
+        sets = sets.join(", "),
+        values = values.join(", "),
+    ))
+}
+
+/// TRUNCATE TABLE `<TABLE>_STAGE`.
+pub fn truncate_stage(names: &TableNames) -> String {
+    format!("TRUNCATE TABLE {}", names.stage.quoted())
+}
+
+/// The CREATE TABLE IF NOT EXISTS DDL of every table and its staging twin (for
+/// `flowctl sql raw-tables` and sql/raw_tables.sql).
+pub fn try_raw_tables_sql(tables: &[TableSpec], database: &str, schema: &str) -> Result<String> {
+    let mut out = String::from(
+        "-- Generated by `flowctl sql raw-tables`: do not edit by hand.\n-- Raw tables and their <TABLE>_STAGE twins (COPY target, truncated after every MERGE).\n",
+    );
+    for t in tables {
+        let names = TableNames::new(database, schema, &t.name)?;
+        out.push_str(&format!("\n{};\n", create_target(&names, &t.schema)?));
+        out.push_str(&format!("\n{};\n", create_stage_table(&names, &t.schema)?));
+    }
+    Ok(out)
+}
