@@ -1,10 +1,19 @@
+//! `flowctl`: the thin binary over flowctl-core that links every plugin crate.
+
+mod cli;
+mod inspect;
+mod run;
+
 // Links every plugin crate so `inventory` sees their registrations.
 use flowctl_duckdb as _;
+use flowctl_file as _;
 use flowctl_github as _;
 use flowctl_object_store as _;
 use flowctl_snowflake as _;
 
-fn main() {
-    let n = flowctl_core::registered_plugins().len();
-    println!("{n} plugins");
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::main().await
 }

@@ -71,20 +71,366 @@ pub struct ServeArgs {
     pub specs: Vec<PathBuf>,
 }
 
+use flowctl_core::engine::{self, Plugins, RunOptions, RunSummary};
+use flowctl_core::spec::{self, Spec};
+use flowctl_core::state::StateStore;
+use flowctl_core::{PluginError, Shard};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Exit code for a failed run.
+const EXIT_RUN_FAILED: u8 = 1;
+/// Exit code for bad usage or an invalid spec.
+const EXIT_USAGE: u8 = 2;
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+    fn run(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_RUN_FAILED,
+            message: message.into(),
+        }
+    }
+}
+
+fn exit(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Spec, Failure> {
+    spec::load_spec(path).map_err(|errs| Failure::usage(format!("invalid spec\n{errs}")))
+}
+
+/// Parse `I/N` (0 <= I < N).
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("--shard `{text}`: expected I/N, e.g. 0/4"))?;
+    let index: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard `{text}`: `{i}` is not a number"))?;
+    let count: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("--shard `{text}`: `{n}` is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!(
+            "--shard `{text}`: expected 0 <= I < N (shards are numbered from 0)"
+        ));
+    }
+    Ok(Shard { index, count })
+}
+
+fn build_error(kind: &str, type_name: &str, e: PluginError) -> Failure {
+    match e {
+        PluginError::NotImplemented(m) => Failure::run(format!(
+            "{kind} plugin `{type_name}` cannot run yet: {m}"
+        )),
+        PluginError::Config(m) => Failure::usage(format!("{kind} `{type_name}`: {m}")),
+        other => Failure::run(format!("{kind} `{type_name}`: {other}")),
+    }
+}
+
+/// Build the three plugins of a spec from their registrations.
+pub fn build_plugins(spec: &Spec) -> Result<Plugins, Failure> {
+    let unknown = |kind: &str, t: &str| Failure::usage(format!("{kind} type `{t}` is not registered"));
+    let src = flowctl_core::find_source(&spec.source.type_name)
+        .ok_or_else(|| unknown("source", &spec.source.type_name))?;
+    let stg = flowctl_core::find_staging(&spec.staging.type_name)
+        .ok_or_else(|| unknown("staging", &spec.staging.type_name))?;
+    let wh = flowctl_core::find_warehouse(&spec.warehouse.type_name)
+        .ok_or_else(|| unknown("warehouse", &spec.warehouse.type_name))?;
+    Ok(Plugins {
+        source: (src.build)(spec.source.config.clone())
+            .map_err(|e| build_error("source", src.name, e))?,
+        staging: (stg.build)(spec.staging.config.clone())
+            .map_err(|e| build_error("staging", stg.name, e))?,
+        warehouse: (wh.build)(spec.warehouse.config.clone())
+            .map_err(|e| build_error("warehouse", wh.name, e))?,
+    })
+}
+
+/// The state store of a spec: `state.location` when given, else beside the staged data.
+pub fn state_store(spec: &Spec, plugins: &Plugins) -> Result<StateStore, Failure> {
+    let location = match &spec.state.location {
+        Some(uri) => flowctl_object_store::location_from_uri(uri, &Default::default())
+            .map_err(|e| Failure::usage(format!("state.location `{uri}`: {e}")))?,
+        None => plugins
+            .staging
+            .location()
+            .map_err(|e| build_error("staging", &spec.staging.type_name, e))?,
+    };
+    Ok(engine::state_store_for(&location))
+}
+
+fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()
+        .map_err(Failure::usage)?;
+    Ok(RunOptions {
+        streams: args.streams.clone(),
+        orgs: args.orgs.clone(),
+        full_refresh: args.full_refresh,
+        shard,
+        wait_for_lease: args.wait_for_lease.then_some(Duration::from_secs(24 * 3600)),
+        lease_ttl: spec.state.lease_ttl_seconds.map(Duration::from_secs),
+        progress_bars: std::io::stderr().is_terminal(),
+        channel_batches: 8,
+    })
+}
+
+fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(), Failure> {
+    println!(
+        "pipeline {} run {}{}",
+        summary.pipeline,
+        summary.batch_id,
+        summary
+            .shard
+            .as_ref()
+            .map(|s| format!(" (shard {s})"))
+            .unwrap_or_default()
+    );
+    print!("{}", summary.table());
+    for w in &summary.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(out) = output {
+        let json = serde_json::to_string_pretty(summary)
+            .map_err(|e| Failure::run(format!("writing the summary: {e}")))?;
+        if out == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(out, json + "\n")
+                .map_err(|e| Failure::run(format!("cannot write summary to {out}: {e}")))?;
+        }
+    }
+    if summary.ok && spec.warehouse.type_name == "duckdb" {
+        let path = spec
+            .warehouse
+            .config
+            .get("path")
+            .and_then(|v| v.as_str())
+            .unwrap_or("./warehouse.duckdb");
+        println!(
+            "\nLook at the result:\n  duckdb {path} \"SELECT REPO_NAME, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL\""
+        );
+    }
+    Ok(())
+}
+
+async fn apply_inner(args: ApplyArgs) -> Result<(), Failure> {
+    let spec = load(&args.spec)?;
+    if args.dry_run {
+        return crate::plan_spec(&spec).map_err(Failure::run);
+    }
+    let opts = options(&args, &spec)?;
+    let plugins = build_plugins(&spec)?;
+    let store = state_store(&spec, &plugins)?;
+    let summary = engine::run(&spec.name, &plugins, &store, &opts)
+        .await
+        .map_err(|e| Failure::run(format!("pipeline {}: {e}", spec.name)))?;
+    report(&spec, &summary, args.output.as_deref())?;
+    if summary.ok {
+        Ok(())
+    } else {
+        let failed: Vec<String> = summary
+            .failures()
+            .into_iter()
+            .map(|(s, e)| format!("  {s}: {e}"))
+            .collect();
+        Err(Failure::run(format!(
+            "pipeline {}: {} stream(s) failed (the others were loaded and their state committed):\n{}",
+            spec.name,
+            failed.len(),
+            failed.join("\n")
+        )))
+    }
+}
+
 pub async fn apply(args: ApplyArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("error: apply: the run engine is not built yet");
-    ExitCode::from(1)
+    exit(apply_inner(args).await)
+}
+
+async fn state_inner(args: StateArgs) -> Result<(), Failure> {
+    let (path, shard) = match &args.command {
+        StateCommand::Show { spec, shard } | StateCommand::Reset { spec, shard, .. } => {
+            (spec, shard)
+        }
+    };
+    let spec = load(path)?;
+    let shard = shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()
+        .map_err(Failure::usage)?;
+    let plugins = build_plugins(&spec)?;
+    let store = state_store(&spec, &plugins)?;
+    let mut state = store
+        .load(&spec.name, shard)
+        .await
+        .map_err(|e| Failure::run(e.to_string()))?;
+    match args.command {
+        StateCommand::Show { .. } => {
+            let json = serde_json::to_string_pretty(&state)
+                .map_err(|e| Failure::run(format!("state: {e}")))?;
+            println!("# {}", store.display());
+            println!("{json}");
+        }
+        StateCommand::Reset { stream, .. } => {
+            if stream.is_empty() {
+                store
+                    .delete(&spec.name, shard)
+                    .await
+                    .map_err(|e| Failure::run(e.to_string()))?;
+                println!("state of {} reset: the next run backfills every stream", spec.name);
+            } else {
+                for s in &stream {
+                    if state.streams.remove(s).is_none() {
+                        eprintln!("note: stream {s} had no saved state");
+                    }
+                }
+                store
+                    .save(&spec.name, shard, &state)
+                    .await
+                    .map_err(|e| Failure::run(e.to_string()))?;
+                println!(
+                    "state of {} reset for {}: the next run backfills them",
+                    spec.name,
+                    stream.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn state(args: StateArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("error: state: the state store is not built yet");
-    ExitCode::from(1)
+    exit(state_inner(args).await)
+}
+
+/// Run one pipeline at the times of its schedule until `stop` flips. Runs of one
+/// pipeline are sequential here (and the lease guards against other processes).
+async fn serve_one(spec: Spec, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use std::str::FromStr;
+    let Some(expr) = spec.schedule.clone() else {
+        return;
+    };
+    let cron = match croner::Cron::from_str(&expr) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(pipeline = %spec.name, "schedule `{expr}`: {e}");
+            return;
+        }
+    };
+    loop {
+        let now = chrono::Utc::now();
+        let next = match cron.find_next_occurrence(&now, false) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(pipeline = %spec.name, "schedule `{expr}`: {e}");
+                return;
+            }
+        };
+        tracing::info!(pipeline = %spec.name, next = %next.to_rfc3339(), "next run scheduled");
+        let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let args = ApplyArgs {
+            spec: spec.path.clone(),
+            streams: vec![],
+            orgs: vec![],
+            full_refresh: false,
+            dry_run: false,
+            shard: None,
+            wait_for_lease: false,
+            output: None,
+        };
+        // A run in progress finishes even when SIGTERM arrives: stopping mid-run would
+        // be safe (state commits after MERGE) but wasteful.
+        if let Err(f) = apply_inner(args).await {
+            tracing::error!(pipeline = %spec.name, "run failed: {}", f.message);
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn serve_inner(args: ServeArgs) -> Result<(), Failure> {
+    let mut specs = Vec::new();
+    for path in &args.specs {
+        let spec = load(path)?;
+        if spec.schedule.is_none() {
+            return Err(Failure::usage(format!(
+                "{}: no `schedule:` (a cron expression) — `serve` runs pipelines at their schedule",
+                path.display()
+            )));
+        }
+        specs.push(spec);
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for spec in specs {
+        tasks.spawn(serve_one(spec, rx.clone()));
+    }
+    wait_for_shutdown().await;
+    tracing::info!("shutting down: waiting for runs in progress to finish");
+    let _ = tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 pub async fn serve(args: ServeArgs) -> ExitCode {
-    let _ = args;
-    eprintln!("error: serve: the scheduler is not built yet");
-    ExitCode::from(1)
+    exit(serve_inner(args).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parsing() {
+        assert_eq!(parse_shard("1/4").unwrap(), Shard { index: 1, count: 4 });
+        assert!(parse_shard("4/4").unwrap_err().contains("0 <= I < N"));
+        assert!(parse_shard("x/4").unwrap_err().contains("not a number"));
+        assert!(parse_shard("3").unwrap_err().contains("expected I/N"));
+    }
 }

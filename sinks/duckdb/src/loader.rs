@@ -37,6 +37,23 @@ impl DuckDbLoader {
         PathBuf::from(flowctl_core::expand_home(&raw))
     }
 
+    /// Runs a read-only query and returns every value cast to text (NULL as `None`):
+    /// lets end-to-end tests and `flowctl` check the warehouse through the same
+    /// connection (DuckDB allows one process per database file).
+    pub async fn query_text(&self, query: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let query = query.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&query).map_err(|e| db_err(&query, e))?;
+            let mut rows = stmt.query([]).map_err(|e| db_err(&query, e))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| db_err(&query, e))? {
+                out.push(row_text(row).map_err(|e| db_err(&query, e))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     fn names(&self, table: &TableSpec) -> Result<TableNames> {
         TableNames::new(&self.config.schema, &table.name)
     }
@@ -100,7 +117,7 @@ fn db_err(what: &str, e: duckdb::Error) -> PluginError {
 #[async_trait]
 impl WarehouseLoader for DuckDbLoader {
     fn plan(&self, table: &TableSpec) -> Vec<String> {
-        match render_plan(&self.names_or_err(table), table) {
+        match self.names(table).and_then(|names| render_plan(&names, table)) {
             Ok(lines) => lines,
             Err(e) => vec![format!("-- cannot plan table {}: {e}", table.name)],
         }
@@ -135,16 +152,9 @@ impl WarehouseLoader for DuckDbLoader {
     }
 }
 
-impl DuckDbLoader {
-    fn names_or_err(&self, table: &TableSpec) -> Result<TableNames> {
-        self.names(table)
-    }
-}
-
 /// The SQL a run issues for `table`; the file list is shown as a placeholder because
 /// `plan` runs before anything is staged.
-fn render_plan(names: &Result<TableNames>, table: &TableSpec) -> Result<Vec<String>> {
-    let names = names.as_ref().map_err(|e| PluginError::other(e.to_string()))?;
+fn render_plan(names: &TableNames, table: &TableSpec) -> Result<Vec<String>> {
     let columns = sql::column_defs(&table.schema)?;
     let copy = sql::copy_into_stage(names, &["<staged files of this run>".to_string()]);
     Ok(vec![
@@ -223,27 +233,45 @@ fn run_load(
             uris.join(", ")
         ))
     })?;
-    let before = count(conn, &names.target)?;
     let merge = sql::merge(names, columns);
-    let changed = conn
-        .execute(&merge, [])
+    let (inserted, updated) = merge_counts(conn, &merge)
         .map_err(|e| db_err(&format!("MERGE INTO {}", names.target), e))?;
-    let after = count(conn, &names.target)?;
     let empty = sql::empty_stage(names);
     conn.execute(&empty, []).map_err(|e| db_err(&empty, e))?;
-    let inserted = after.saturating_sub(before);
     Ok(LoadStats {
         rows_loaded: rows_loaded as u64,
         inserted,
-        updated: (changed as u64).saturating_sub(inserted),
+        updated,
         statements: 3,
     })
 }
 
-fn count(conn: &Connection, qualified: &str) -> Result<u64> {
-    let stmt = sql::count_rows(qualified);
-    let n: i64 = conn
-        .query_row(&stmt, [], |r| r.get(0))
-        .map_err(|e| db_err(&stmt, e))?;
-    Ok(u64::try_from(n).unwrap_or(0))
+/// Runs the MERGE with `RETURNING merge_action` (DuckDB >= 1.4) and counts the
+/// actions, so the numbers come from the statement itself, not from before/after counts.
+fn merge_counts(conn: &Connection, merge: &str) -> duckdb::Result<(u64, u64)> {
+    let mut stmt = conn.prepare(&format!("{merge}\nRETURNING merge_action"))?;
+    let mut rows = stmt.query([])?;
+    let (mut inserted, mut updated) = (0, 0);
+    while let Some(row) = rows.next()? {
+        match row.get::<_, String>(0)?.as_str() {
+            "INSERT" => inserted += 1,
+            "UPDATE" => updated += 1,
+            _ => {}
+        }
+    }
+    Ok((inserted, updated))
+}
+
+fn row_text(row: &duckdb::Row<'_>) -> duckdb::Result<Vec<Option<String>>> {
+    use duckdb::types::ValueRef;
+    let n = row.as_ref().column_count();
+    (0..n)
+        .map(|i| {
+            Ok(match row.get_ref(i)? {
+                ValueRef::Null => None,
+                ValueRef::Text(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                other => Some(format!("{other:?}")),
+            })
+        })
+        .collect()
 }

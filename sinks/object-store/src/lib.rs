@@ -17,7 +17,9 @@ mod writer;
 pub use config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
 pub use paths::{staged_path, validate_segment};
 pub use sink::ObjectStoreSink;
-pub use stores::{build_gcs, build_local, build_s3, location_from_uri};
+pub use stores::{
+    build_gcs, build_gcs_from, build_local, build_s3, build_s3_from, location_from_uri,
+};
 
 use flowctl_core::{PluginError, StagingRegistration, StagingSink};
 
@@ -29,7 +31,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 fn build_gcs_sink(cfg: serde_json::Value) -> flowctl_core::Result<Box<dyn StagingSink>> {
-    Ok(Box::new(build_gcs(parse("gcs", cfg)?, None)?))
+    Ok(Box::new(build_gcs(parse("gcs", cfg)?)?))
 }
 fn build_s3_sink(cfg: serde_json::Value) -> flowctl_core::Result<Box<dyn StagingSink>> {
     Ok(Box::new(build_s3(parse("s3", cfg)?)?))

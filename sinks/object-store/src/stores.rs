@@ -9,10 +9,10 @@ use crate::paths::normalize_prefix;
 use crate::sink::{Inner, ObjectStoreSink};
 use flowctl_core::{expand_home, PluginError, Result, StagingLocation, StagingSink};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::{ClientConfigKey, ClientOptions, ObjectStore, StaticCredentialProvider};
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore};
 use std::collections::BTreeMap;
 use std::path::{Component, PathBuf};
 use std::sync::Arc;
@@ -79,9 +79,15 @@ fn sink(
 /// The `s3` sink. Credentials and defaults come from the AWS environment
 /// (`AmazonS3Builder::from_env`); the config block overrides them.
 pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
+    build_s3_from(AmazonS3Builder::from_env(), cfg)
+}
+
+/// [`build_s3`] over a given builder instead of the environment: for tests and embedders
+/// that hold credentials themselves (the config block still overrides the builder).
+pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("s3", &cfg.bucket)?;
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(&cfg.bucket);
+    let mut b = base.with_bucket_name(&cfg.bucket);
     if let Some(region) = &cfg.region {
         b = b.with_region(region);
     }
@@ -134,12 +140,18 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
     Ok(sink(location, ctx, cfg.cleanup, write))
 }
 
-/// The `gcs` sink. `static_bearer` replaces every other credential with a fixed OAuth
-/// token: for emulators and for tokens fetched elsewhere (never from a spec file).
-pub fn build_gcs(cfg: GcsConfig, static_bearer: Option<String>) -> Result<ObjectStoreSink> {
+/// The `gcs` sink. Credentials: `service_account_file`, else the environment
+/// (`GOOGLE_SERVICE_ACCOUNT*`, `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file, the
+/// metadata server).
+pub fn build_gcs(cfg: GcsConfig) -> Result<ObjectStoreSink> {
+    build_gcs_from(GoogleCloudStorageBuilder::from_env(), cfg)
+}
+
+/// [`build_gcs`] over a given builder (e.g. one with a static bearer token for an emulator).
+pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("gcs", &cfg.bucket)?;
-    let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&cfg.bucket);
+    let mut b = base.with_bucket_name(&cfg.bucket);
     if let Some(file) = &cfg.service_account_file {
         let path = expand_home(file);
         if !std::path::Path::new(&path).is_file() {
@@ -157,10 +169,6 @@ pub fn build_gcs(cfg: GcsConfig, static_bearer: Option<String>) -> Result<Object
             .with_base_url(url)
             .with_client_options(ClientOptions::new().with_allow_http(url.starts_with("http://")));
         options.insert("base_url".to_string(), url.to_string());
-    }
-    if let Some(bearer) = static_bearer {
-        let cred = StaticCredentialProvider::new(GcpCredential { bearer });
-        b = b.with_credentials(Arc::new(cred));
     }
     let store = b.build().map_err(|e| {
         PluginError::config(format!(
@@ -302,21 +310,18 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
         })?
     } else if let Some(rest) = uri.strip_prefix("gs://") {
         let (bucket, prefix) = split_bucket(uri, rest)?;
-        build_gcs(
-            GcsConfig {
-                bucket,
-                prefix,
-                service_account_file: opt("service_account_file"),
-                base_url: opt("base_url"),
-                cleanup: Cleanup::Keep,
-                row_group_rows: default_row_group_rows(),
-                row_group_bytes: default_row_group_bytes(),
-                max_file_rows: None,
-                max_file_bytes: default_max_file_bytes(),
-                upload_part_bytes: default_upload_part_bytes(),
-            },
-            None,
-        )?
+        build_gcs(GcsConfig {
+            bucket,
+            prefix,
+            service_account_file: opt("service_account_file"),
+            base_url: opt("base_url"),
+            cleanup: Cleanup::Keep,
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+            max_file_rows: None,
+            max_file_bytes: default_max_file_bytes(),
+            upload_part_bytes: default_upload_part_bytes(),
+        })?
     } else {
         let path = if uri.starts_with("file://") {
             url::Url::parse(uri)

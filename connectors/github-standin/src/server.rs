@@ -1,0 +1,459 @@
+//! The HTTP side: routing, pagination with `Link` headers, ETags, rate-limit headers and
+//! fault injection.
+
+use crate::data::{self, PrFacts, World};
+use crate::{Faults, RequestStats};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// Per-repo PR timestamps and title revisions (changed by `touch_pull_requests`).
+pub struct RepoPrs {
+    pub updated: Vec<i64>,
+    pub rev: Vec<u32>,
+    /// PR indices sorted by `updated` descending.
+    pub order: Vec<u32>,
+}
+
+pub struct RateState {
+    pub used: u64,
+    pub reset: i64,
+}
+
+pub struct Shared {
+    pub world: World,
+    pub base_url: Mutex<String>,
+    pub prs: Mutex<Vec<RepoPrs>>,
+    pub stats: Mutex<RequestStats>,
+    pub faults: Mutex<Faults>,
+    pub rate: Mutex<RateState>,
+    pub request_no: AtomicU64,
+    pub touch_seq: AtomicU64,
+}
+
+const LIMIT: u64 = 5000;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Shared {
+    pub fn new(world: World) -> Shared {
+        let prs = world
+            .repos
+            .iter()
+            .enumerate()
+            .map(|(ri, _)| {
+                let n = world.cfg.prs_per_repo;
+                RepoPrs {
+                    updated: (0..n).map(|k| world.pr_initial_updated(ri, k)).collect(),
+                    rev: vec![0; n],
+                    order: (0..n as u32).collect(),
+                }
+            })
+            .collect();
+        Shared {
+            world,
+            base_url: Mutex::new(String::new()),
+            prs: Mutex::new(prs),
+            stats: Mutex::new(RequestStats::default()),
+            faults: Mutex::new(Faults::default()),
+            rate: Mutex::new(RateState { used: 0, reset: now() + 3600 }),
+            request_no: AtomicU64::new(0),
+            touch_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn roll(&self, n: u64, salt: u64) -> f64 {
+        (data::hash(&[self.world.cfg.seed, n, salt]) % 1_000_000) as f64 / 1_000_000.0
+    }
+}
+
+fn json_resp(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json; charset=utf-8".parse().unwrap_or_else(|_| unreachable!()));
+    r
+}
+
+fn message(status: StatusCode, msg: &str) -> Resp {
+    json_resp(
+        status,
+        format!(r#"{{"message":"{msg}","documentation_url":"https://docs.github.com/rest","status":"{}"}}"#, status.as_u16()),
+    )
+}
+
+fn set(r: &mut Resp, k: &'static str, v: String) {
+    if let Ok(v) = v.parse() {
+        r.headers_mut().insert(k, v);
+    }
+}
+
+/// Request kind for statistics.
+fn kind(segs: &[&str]) -> &'static str {
+    match segs {
+        ["rate_limit"] => "rate_limit",
+        ["orgs", _, "repos"] | ["organizations", _, "repos"] => "repos",
+        [.., "pulls"] => "pulls",
+        [.., "reviews"] => "reviews",
+        [.., "commits"] => "commits",
+        [.., "commits", _] => "commit",
+        ["app", ..] => "app_token",
+        _ => "other",
+    }
+}
+
+pub async fn handle(sh: std::sync::Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+    let latency = sh.world.cfg.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let path = req.uri().path().to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let k = kind(&segs);
+    let query: HashMap<String, String> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let n = sh.request_no.fetch_add(1, Ordering::SeqCst);
+    let mut resp = match fault(&sh, &req, k, n).await {
+        Some(r) => r,
+        None => route(&sh, &req, &segs, &query),
+    };
+    let status = resp.status();
+    if k != "rate_limit" && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN {
+        let mut rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
+        if now() >= rate.reset {
+            rate.used = 0;
+            rate.reset = now() + 3600;
+        }
+        rate.used += 1;
+    }
+    if !resp.headers().contains_key("x-ratelimit-remaining") {
+        let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
+        set(&mut resp, "x-ratelimit-limit", LIMIT.to_string());
+        set(&mut resp, "x-ratelimit-remaining", LIMIT.saturating_sub(rate.used).to_string());
+        set(&mut resp, "x-ratelimit-reset", rate.reset.to_string());
+        set(&mut resp, "x-ratelimit-used", rate.used.to_string());
+        set(&mut resp, "x-ratelimit-resource", "core".into());
+    }
+    if status == StatusCode::OK && k != "rate_limit" {
+        resp = maybe_truncate(&sh, resp, n);
+    }
+    let mut st = sh.stats.lock().unwrap_or_else(|p| p.into_inner());
+    st.total += 1;
+    if resp.status() == StatusCode::NOT_MODIFIED {
+        st.not_modified += 1;
+    }
+    *st.by_kind.entry(k.to_string()).or_default() += 1;
+    *st.by_status.entry(resp.status().as_u16()).or_default() += 1;
+    Ok(resp)
+}
+
+fn injected(sh: &Shared) {
+    sh.stats.lock().unwrap_or_else(|p| p.into_inner()).faults_injected += 1;
+}
+
+/// Faults decided before routing. Counters (`*_next`) fire first, then rates.
+async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<Resp> {
+    if k == "rate_limit" {
+        return None;
+    }
+    let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if f.slow_rate > 0.0 && sh.roll(n, 1) < f.slow_rate {
+        injected(sh);
+        tokio::time::sleep(std::time::Duration::from_millis(f.slow_ms)).await;
+    }
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token_ok = match &f.require_token {
+        Some(t) => auth == format!("Bearer {t}") || auth == format!("token {t}") || k == "app_token",
+        None => true,
+    };
+    if f.unauthorized || !token_ok {
+        return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
+    }
+    let mut live = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+    if live.primary_exhausted_next > 0 {
+        live.primary_exhausted_next -= 1;
+        drop(live);
+        injected(sh);
+        let mut r = message(StatusCode::FORBIDDEN, "API rate limit exceeded for installation ID 1.");
+        set(&mut r, "x-ratelimit-limit", LIMIT.to_string());
+        set(&mut r, "x-ratelimit-remaining", "0".into());
+        set(&mut r, "x-ratelimit-used", LIMIT.to_string());
+        set(&mut r, "x-ratelimit-reset", (now() + f.primary_reset_secs as i64).to_string());
+        return Some(r);
+    }
+    if live.secondary_next > 0 {
+        live.secondary_next -= 1;
+        drop(live);
+        injected(sh);
+        let mut r = message(
+            StatusCode::FORBIDDEN,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        );
+        if let Some(s) = f.secondary_retry_after {
+            set(&mut r, "retry-after", s.to_string());
+        }
+        return Some(r);
+    }
+    if live.fail_5xx_next > 0 {
+        live.fail_5xx_next -= 1;
+        drop(live);
+        injected(sh);
+        return Some(message(StatusCode::BAD_GATEWAY, "Server Error"));
+    }
+    drop(live);
+    if f.fail_5xx_rate > 0.0 && sh.roll(n, 2) < f.fail_5xx_rate {
+        injected(sh);
+        return Some(message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"));
+    }
+    None
+}
+
+fn maybe_truncate(sh: &Shared, resp: Resp, n: u64) -> Resp {
+    let mut live = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let fire = if live.truncate_next > 0 {
+        live.truncate_next -= 1;
+        true
+    } else {
+        live.truncate_rate > 0.0 && sh.roll(n, 3) < live.truncate_rate
+    };
+    drop(live);
+    if !fire {
+        return resp;
+    }
+    injected(sh);
+    let (parts, body) = resp.into_parts();
+    // Full<Bytes> has exactly one frame; rebuild from the rendered bytes kept in an extension.
+    let bytes = parts.extensions.get::<Bytes>().cloned().unwrap_or_default();
+    drop(body);
+    let cut = bytes.slice(0..bytes.len() / 2);
+    Response::from_parts(parts, Full::new(cut))
+}
+
+fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String, String>) -> Resp {
+    let w = &sh.world;
+    match segs {
+        ["rate_limit"] => rate_limit(sh),
+        ["app", "installations", _, "access_tokens"] if req.method() == Method::POST => {
+            let exp = data::ts(now() + 3600);
+            json_resp(StatusCode::CREATED, format!(r#"{{"token":"ghs_standin_installation_token","expires_at":"{exp}","permissions":{{"pull_requests":"read","contents":"read"}},"repository_selection":"all"}}"#))
+        }
+        ["orgs", org, "repos"] => match (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org)) {
+            Some(o) => org_repos(sh, req, o, q),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["organizations", id, "repos"] => match w.org_ids.iter().position(|x| x.to_string() == *id) {
+            Some(o) => org_repos(sh, req, o, q),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["repos", o, r, rest @ ..] => match w.repo_index(o, r) {
+            Some(ri) => repo_route(sh, req, ri, rest, q),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["repositories", id, rest @ ..] => match id.parse().ok().and_then(|id| w.repo_by_id(id)) {
+            Some(ri) => repo_route(sh, req, ri, rest, q),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        _ => message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn rate_limit(sh: &Shared) -> Resp {
+    let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
+    let core = format!(r#"{{"limit":{LIMIT},"used":{},"remaining":{},"reset":{}}}"#, rate.used, LIMIT.saturating_sub(rate.used), rate.reset);
+    json_resp(StatusCode::OK, format!(r#"{{"resources":{{"core":{core}}},"rate":{core}}}"#))
+}
+
+fn repo_route(sh: &Shared, req: &Request<Incoming>, ri: usize, rest: &[&str], q: &HashMap<String, String>) -> Resp {
+    let missing = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).missing_repo.clone();
+    if missing.as_deref() == Some(sh.world.repos[ri].name.as_str()) {
+        injected(sh);
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    }
+    match rest {
+        ["pulls"] => pulls(sh, req, ri, q),
+        ["pulls", number, "reviews"] => match number.parse::<usize>() {
+            Ok(n) if n >= 1 && n <= sh.world.cfg.prs_per_repo => reviews(sh, req, ri, sh.world.cfg.prs_per_repo - n, q),
+            _ => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["commits"] => commits(sh, req, ri, q),
+        ["commits", sha] => single_commit(sh, ri, sha),
+        [] => json_resp(StatusCode::OK, sh.world.repos[ri].json.clone()),
+        _ => message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `per_page` (default 30, max 100) and `page` (from 1).
+fn paging(q: &HashMap<String, String>) -> (usize, usize) {
+    let per = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30usize).clamp(1, 100);
+    let page = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    (per, page)
+}
+
+/// A list page: body, ETag and `Link` built from the canonical id-based path.
+struct Page {
+    body: String,
+    etag_src: String,
+    canonical: String,
+    page: usize,
+    last: usize,
+}
+
+fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: Page) -> Resp {
+    let etag = format!("W/\"{:x}\"", md5::compute(p.etag_src.as_bytes()));
+    let inm = req.headers().get("if-none-match").and_then(|v| v.to_str().ok());
+    let mut resp = if inm == Some(etag.as_str()) {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let bytes = Bytes::from(p.body);
+        let mut r = json_resp(StatusCode::OK, String::new());
+        *r.body_mut() = Full::new(bytes.clone());
+        r.extensions_mut().insert(bytes);
+        r
+    };
+    set(&mut resp, "etag", etag);
+    let base = sh.base_url.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut keep: Vec<(&String, &String)> = q.iter().filter(|(k, _)| k.as_str() != "page").collect();
+    keep.sort();
+    let mut qs = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in keep {
+        qs.append_pair(k, v);
+    }
+    let qs = qs.finish();
+    let link = |n: usize, rel: &str| format!("<{base}{}?{qs}{}page={n}>; rel=\"{rel}\"", p.canonical, if qs.is_empty() { "" } else { "&" });
+    let mut links = Vec::new();
+    if p.page > 1 {
+        links.push(link(p.page - 1, "prev"));
+    }
+    if p.page < p.last {
+        links.push(link(p.page + 1, "next"));
+        links.push(link(p.last, "last"));
+    }
+    if p.page > 1 {
+        links.push(link(1, "first"));
+    }
+    if !links.is_empty() {
+        set(&mut resp, "link", links.join(", "));
+    }
+    resp
+}
+
+fn last_page(total: usize, per: usize) -> usize {
+    total.div_ceil(per).max(1)
+}
+
+fn org_repos(sh: &Shared, req: &Request<Incoming>, o: usize, q: &HashMap<String, String>) -> Resp {
+    let w = &sh.world;
+    let repos: Vec<usize> = (0..w.repos.len()).filter(|i| w.repos[*i].org == o).collect();
+    let (per, page) = paging(q);
+    let mut body = String::from("[");
+    let mut etag_src = format!("repos|{o}|{per}|{page}");
+    for (i, ri) in repos.iter().skip((page - 1) * per).take(per).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&w.repos[*ri].json);
+        let _ = write!(etag_src, "|{ri}");
+    }
+    body.push(']');
+    let canonical = format!("/organizations/{}/repos", w.org_ids[o]);
+    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(repos.len(), per) })
+}
+
+fn pulls(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, String>) -> Resp {
+    let (per, page) = paging(q);
+    let facts: Vec<PrFacts> = {
+        let prs = sh.prs.lock().unwrap_or_else(|p| p.into_inner());
+        let rp = &prs[ri];
+        rp.order
+            .iter()
+            .skip((page - 1) * per)
+            .take(per)
+            .map(|k| PrFacts { k: *k as usize, updated: rp.updated[*k as usize], rev: rp.rev[*k as usize] })
+            .collect()
+    };
+    let mut body = String::with_capacity(facts.len() * 18_000 + 2);
+    body.push('[');
+    let mut etag_src = format!("pulls|{ri}|{per}|{page}");
+    for (i, f) in facts.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_pr(&sh.world, ri, *f, &mut body);
+        let _ = write!(etag_src, "|{}:{}:{}", f.k, f.updated, f.rev);
+    }
+    body.push(']');
+    let canonical = format!("/repositories/{}/pulls", sh.world.repos[ri].id);
+    let last = last_page(sh.world.cfg.prs_per_repo, per);
+    finish(sh, req, q, Page { body, etag_src, canonical, page, last })
+}
+
+fn reviews(sh: &Shared, req: &Request<Incoming>, ri: usize, k: usize, q: &HashMap<String, String>) -> Resp {
+    let (per, page) = paging(q);
+    let n = sh.world.cfg.reviews_per_pr;
+    let mut body = String::from("[");
+    for (i, r) in (0..n).skip((page - 1) * per).take(per).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_review(&sh.world, ri, k, r, &mut body);
+    }
+    body.push(']');
+    let etag_src = format!("reviews|{ri}|{k}|{per}|{page}");
+    let canonical = format!("/repositories/{}/pulls/{}/reviews", sh.world.repos[ri].id, sh.world.pr_number(k));
+    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(n, per) })
+}
+
+fn commits(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, String>) -> Resp {
+    let w = &sh.world;
+    let since = q
+        .get("since")
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.timestamp());
+    let total = (0..w.cfg.commits_per_repo)
+        .take_while(|c| since.is_none_or(|s| w.commit_date(ri, *c) >= s))
+        .count();
+    let (per, page) = paging(q);
+    let mut body = String::from("[");
+    for (i, c) in (0..total).skip((page - 1) * per).take(per).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_commit(w, ri, c, &mut body);
+    }
+    body.push(']');
+    let etag_src = format!("commits|{ri}|{since:?}|{per}|{page}|{total}");
+    let canonical = format!("/repositories/{}/commits", w.repos[ri].id);
+    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(total, per) })
+}
+
+fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {
+    let w = &sh.world;
+    let c = sha
+        .get(32..)
+        .and_then(|t| usize::from_str_radix(t, 16).ok())
+        .filter(|c| *c < w.cfg.commits_per_repo && w.commit_sha(ri, *c) == sha);
+    match c {
+        Some(c) => {
+            let mut body = String::new();
+            data::render_commit_full(w, ri, c, &mut body);
+            let bytes = Bytes::from(body);
+            let mut r = json_resp(StatusCode::OK, String::new());
+            *r.body_mut() = Full::new(bytes.clone());
+            r.extensions_mut().insert(bytes);
+            r
+        }
+        None => message(StatusCode::UNPROCESSABLE_ENTITY, "No commit found for SHA"),
+    }
+}

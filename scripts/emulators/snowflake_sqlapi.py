@@ -1,0 +1,225 @@
+"""Snowflake SQL API v2 over fakesnow's engine, for flowctl's tests.
+
+fakesnow speaks the drivers' protocol only; flowctl's loader speaks the documented SQL
+API v2. This adapter serves:
+
+  POST /api/v2/statements?requestId=..[&retry=true]   200 ResultSet | 202 QueryStatus | 422
+  GET  /api/v2/statements/{handle}                    200 | 202 | 422
+  POST /api/v2/statements/{handle}/cancel             200
+  GET  /flowctl-test/stats                            test bookkeeping (executions, cancels)
+
+Test markers (SQL comments in the statement):
+  /*flowctl-test:async*/      answer 202 first, the result on the first poll
+  /*flowctl-test:hang*/       answer 202 until cancelled (then 422 "cancelled")
+  /*flowctl-test:fail-once*/  run the statement, then answer 503 as if the answer was lost;
+                              the retry (same requestId, retry=true) gets the stored result
+
+The JWT is only checked for presence and the KEYPAIR_JWT token-type header.
+Run: python snowflake_sqlapi.py --port PORT  (env FLOWCTL_TEST_S3_ENDPOINT=http://host:port
+enables COPY from s3:// stages against moto through DuckDB's httpfs extension).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import os
+import pathlib
+import threading
+import time
+import uuid
+from typing import Any
+
+import snowflake.connector.errors
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import duckdb_extension_httpfs
+from fakesnow.instance import FakeSnow
+from fakesnow.rowtype import describe_as_rowtype
+
+FS = FakeSnow()
+LOCK = threading.Lock()  # fakesnow connections are not thread-safe
+CONNS: dict[tuple[str | None, str | None], Any] = {}
+BY_REQUEST: dict[str, tuple[int, dict]] = {}  # requestId -> stored answer
+STATEMENTS: dict[str, dict] = {}  # handle -> {"state": ..., "answer": (status, body)}
+STATS = {"executions": {}, "cancels": [], "posts": 0}
+
+
+def setup_httpfs() -> None:
+    ext_dir = pathlib.Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    ext = next(ext_dir.glob("*/httpfs.duckdb_extension"))
+    FS.duck_conn.execute(f"LOAD '{ext}'")
+    endpoint = os.environ.get("FLOWCTL_TEST_S3_ENDPOINT")
+    if endpoint:
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        use_ssl = "true" if endpoint.startswith("https://") else "false"
+        FS.duck_conn.execute(
+            "CREATE OR REPLACE SECRET flowctl_moto (TYPE s3, KEY_ID 'testing', SECRET 'testing', "
+            f"REGION 'us-east-1', ENDPOINT '{host}', URL_STYLE 'path', USE_SSL {use_ssl})"
+        )
+
+
+def conn_for(database: str | None, schema: str | None):
+    key = (database.upper() if database else None, schema.upper() if schema else None)
+    if key not in CONNS:
+        CONNS[key] = FS.connect(key[0], key[1])
+    return CONNS[key]
+
+
+def cell(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, default=str)
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    return str(v)
+
+
+def run_statement(body: dict, handle: str) -> tuple[int, dict]:
+    sql = body.get("statement") or ""
+    with LOCK:
+        STATS["executions"][handle] = STATS["executions"].get(handle, 0) + 1
+        conn = conn_for(body.get("database"), body.get("schema"))
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, server=True)
+            rowtype = describe_as_rowtype(cur._describe_last_sql())  # noqa: SLF001
+            table = cur._arrow_table  # noqa: SLF001
+        except snowflake.connector.errors.ProgrammingError as e:
+            return 422, failure(handle, f"{e.errno:06d}", e.sqlstate or "42000", e.msg)
+        except Exception as e:  # noqa: BLE001 - DuckDB errors (missing file, bad cast) land here
+            return 422, failure(handle, "100000", "XX000", f"{type(e).__name__}: {e}")
+    rows: list[list[str | None]] = []
+    if table is not None:
+        cols = [c.to_pylist() for c in table.columns]
+        rows = [[cell(v) for v in row] for row in zip(*cols)]
+    return 200, {
+        "resultSetMetaData": {
+            "numRows": len(rows),
+            "format": "jsonv2",
+            "partitionInfo": [{"rowCount": len(rows), "uncompressedSize": 0}],
+            "rowType": [dict(r) for r in rowtype],
+        },
+        "data": rows,
+        "code": "090001",
+        "statementStatusUrl": f"/api/v2/statements/{handle}",
+        "sqlState": "00000",
+        "statementHandle": handle,
+        "message": "Statement executed successfully.",
+        "createdOn": int(time.time() * 1000),
+    }
+
+
+def failure(handle: str, code: str, sql_state: str, message: str) -> dict:
+    return {"code": code, "sqlState": sql_state, "message": message, "statementHandle": handle}
+
+
+def running(handle: str) -> dict:
+    return {
+        "code": "333334",
+        "message": "Asynchronous execution in progress. Use provided query id to perform query monitoring and management.",
+        "statementHandle": handle,
+        "statementStatusUrl": f"/api/v2/statements/{handle}",
+    }
+
+
+def auth_error(request: Request) -> JSONResponse | None:
+    auth = request.headers.get("authorization", "")
+    if not auth.startswith("Bearer ") or len(auth) < 10:
+        return JSONResponse(failure("", "390101", "08001", "Authorization header not found"), 401)
+    if request.headers.get("x-snowflake-authorization-token-type") != "KEYPAIR_JWT":
+        return JSONResponse(failure("", "390101", "08001", "expected token type KEYPAIR_JWT"), 401)
+    return None
+
+
+async def submit(request: Request) -> JSONResponse:
+    if err := auth_error(request):
+        return err
+    STATS["posts"] += 1
+    request_id = request.query_params.get("requestId") or str(uuid.uuid4())
+    retry = request.query_params.get("retry") == "true"
+    if retry and request_id in BY_REQUEST:
+        status, body = BY_REQUEST[request_id]
+        return JSONResponse(body, status)
+    body = await request.json()
+    sql = body.get("statement") or ""
+    handle = str(uuid.uuid4())
+    if "/*flowctl-test:hang*/" in sql:
+        STATEMENTS[handle] = {"state": "hang", "answer": None}
+        BY_REQUEST[request_id] = (202, running(handle))
+        return JSONResponse(running(handle), 202)
+    answer = await run_in_threadpool(run_statement, body, handle)
+    if "/*flowctl-test:async*/" in sql:
+        STATEMENTS[handle] = {"state": "pending", "answer": answer}
+        BY_REQUEST[request_id] = (202, running(handle))
+        return JSONResponse(running(handle), 202)
+    STATEMENTS[handle] = {"state": "done", "answer": answer}
+    BY_REQUEST[request_id] = answer
+    if "/*flowctl-test:fail-once*/" in sql and not retry:
+        return JSONResponse({"message": "injected: answer lost"}, 503)
+    return JSONResponse(answer[1], answer[0])
+
+
+async def status(request: Request) -> JSONResponse:
+    if err := auth_error(request):
+        return err
+    handle = request.path_params["handle"]
+    st = STATEMENTS.get(handle)
+    if st is None:
+        return JSONResponse(failure(handle, "000709", "02000", f"Statement {handle} not found"), 404)
+    if st["state"] == "hang":
+        return JSONResponse(running(handle), 202)
+    if st["state"] == "cancelled":
+        return JSONResponse(failure(handle, "000604", "57014", "SQL execution canceled"), 422)
+    status_code, body = st["answer"]
+    st["state"] = "done"
+    return JSONResponse(body, status_code)
+
+
+async def cancel(request: Request) -> JSONResponse:
+    if err := auth_error(request):
+        return err
+    handle = request.path_params["handle"]
+    STATS["cancels"].append(handle)
+    if handle in STATEMENTS and STATEMENTS[handle]["state"] in ("hang", "pending"):
+        STATEMENTS[handle]["state"] = "cancelled"
+    return JSONResponse({"code": "000604", "message": "SQL execution canceled", "statementHandle": handle})
+
+
+async def stats(_: Request) -> JSONResponse:
+    return JSONResponse(STATS)
+
+
+app = Starlette(
+    routes=[
+        Route("/api/v2/statements", submit, methods=["POST"]),
+        Route("/api/v2/statements/{handle}", status, methods=["GET"]),
+        Route("/api/v2/statements/{handle}/cancel", cancel, methods=["POST"]),
+        Route("/flowctl-test/stats", stats, methods=["GET"]),
+    ]
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    setup_httpfs()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+//! The loader against a real DuckDB and real Parquet files in a local staging root.
+
+mod common;
+
+use common::*;
+use flowctl_core::{LoadStats, WarehouseLoader};
+use flowctl_duckdb::{DuckDbConfig, DuckDbLoader};
+
+#[tokio::test]
+async fn same_batch_twice_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    loader.ensure_table(&t).await.unwrap();
+    let rows_in: &[Row] = &[(1, "one", T1), (2, "two", T1), (3, "three", T1)];
+    let files = vec![stage(&root, "a", rows_in, false)];
+
+    let first = loader.load(&t, &files, &local_location(&root)).await.unwrap();
+    assert_eq!(
+        first,
+        LoadStats { rows_loaded: 3, inserted: 3, updated: 0, statements: 3 }
+    );
+    let second = loader.load(&t, &files, &local_location(&root)).await.unwrap();
+    assert_eq!(
+        second,
+        LoadStats { rows_loaded: 3, inserted: 0, updated: 0, statements: 3 }
+    );
+    assert_eq!(rows(&loader).await, ["1|one", "2|two", "3|three"]);
+    assert_eq!(count(&loader, "PULL_REQUEST_STAGE").await, 0, "stage emptied");
+}
+
+#[tokio::test]
+async fn older_row_version_is_not_applied_newer_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    let loc = local_location(&root);
+    loader.ensure_table(&t).await.unwrap();
+    let newer = stage(&root, "newer", &[(1, "v2", T2)], false);
+    loader.load(&t, &[newer], &loc).await.unwrap();
+
+    let older = stage(&root, "older", &[(1, "v1", T1)], false);
+    let stats = loader.load(&t, &[older], &loc).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (0, 0));
+    assert_eq!(rows(&loader).await, ["1|v2"]);
+
+    let newest = stage(&root, "newest", &[(1, "v3", T3)], false);
+    let stats = loader.load(&t, &[newest], &loc).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (0, 1));
+    assert_eq!(rows(&loader).await, ["1|v3"]);
+}
+
+#[tokio::test]
+async fn duplicate_keys_in_one_batch_newest_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    loader.ensure_table(&t).await.unwrap();
+    // The same key three times across two files of one run, newest in the middle.
+    let files = vec![
+        stage(&root, "part-0", &[(7, "b", T2), (8, "x", T1)], false),
+        stage(&root, "part-1", &[(7, "c", T3), (7, "a", T1)], false),
+    ];
+    let stats = loader.load(&t, &files, &local_location(&root)).await.unwrap();
+    assert_eq!((stats.rows_loaded, stats.inserted, stats.updated), (4, 2, 0));
+    assert_eq!(rows(&loader).await, ["7|c", "8|x"]);
+}
+
+#[tokio::test]
+async fn new_column_is_added_to_target_and_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let loc = local_location(&root);
+    loader.ensure_table(&table(false)).await.unwrap();
+    let old = stage(&root, "old", &[(1, "one", T1)], false);
+    loader.load(&table(false), &[old], &loc).await.unwrap();
+
+    let t2 = table(true);
+    loader.ensure_table(&t2).await.unwrap();
+    loader.ensure_table(&t2).await.unwrap(); // idempotent
+    for tbl in ["PULL_REQUEST", "PULL_REQUEST_STAGE"] {
+        let q = format!(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_schema = 'RAW_TABLES' AND table_name = '{tbl}' AND column_name = 'ADDITIONS'"
+        );
+        let got = loader.query_text(&q).await.unwrap();
+        assert_eq!(got, vec![vec![Some("INTEGER".to_string())]], "{tbl}");
+    }
+    let new = stage(&root, "new", &[(1, "one!", T2), (2, "two", T2)], true);
+    let stats = loader.load(&t2, &[new], &loc).await.unwrap();
+    assert_eq!((stats.inserted, stats.updated), (1, 1));
+    let q = r#"SELECT "ADDITIONS"::VARCHAR FROM "RAW_TABLES"."PULL_REQUEST" ORDER BY "ID""#;
+    let got = loader.query_text(q).await.unwrap();
+    assert_eq!(got, vec![vec![Some("10".into())], vec![Some("20".into())]]);
+}
+
+#[tokio::test]
+async fn column_types_follow_the_type_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(dir.path());
+    loader.ensure_table(&table(true)).await.unwrap();
+    let q = "SELECT column_name, data_type FROM information_schema.columns \
+             WHERE table_schema = 'RAW_TABLES' AND table_name = 'PULL_REQUEST' ORDER BY ordinal_position";
+    let got: Vec<String> = loader
+        .query_text(q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {}", r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    let want = [
+        "ID BIGINT",
+        "TITLE VARCHAR",
+        "LABELS VARCHAR[]",
+        "MERGED BOOLEAN",
+        "CREATED_AT TIMESTAMP WITH TIME ZONE",
+        "ADDITIONS INTEGER",
+        "_RAW JSON",
+        "_ROW_KEY VARCHAR",
+        "_INGESTED_AT TIMESTAMP WITH TIME ZONE",
+        "_SOURCE_ORG VARCHAR",
+        "_BATCH_ID VARCHAR",
+    ];
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    let loc = local_location(&root);
+    loader.ensure_table(&t).await.unwrap();
+    let good = stage(&root, "good", &[(1, "one", T1)], false);
+    loader.load(&t, &[good], &loc).await.unwrap();
+
+    let update = stage(&root, "update", &[(1, "changed", T2), (2, "two", T2)], false);
+    let corrupt = stage_bytes(&root, "corrupt", b"PAR1 this is not parquet");
+    let err = loader
+        .load(&t, &[update, corrupt], &loc)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("corrupt.parquet"), "{err}");
+    assert!(err.contains("PULL_REQUEST_STAGE"), "{err}");
+    assert_eq!(rows(&loader).await, ["1|one"], "target untouched");
+    assert_eq!(count(&loader, "PULL_REQUEST_STAGE").await, 0, "stage rolled back");
+}
+
+#[tokio::test]
+async fn missing_file_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    loader.ensure_table(&t).await.unwrap();
+    let mut gone = stage(&root, "gone", &[(1, "one", T1)], false);
+    std::fs::remove_file(root.join(&gone.relative_path)).unwrap();
+    gone.uri = "file:///staging/gone.parquet".to_string();
+    let err = loader
+        .load(&t, &[gone], &local_location(&root))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gone.parquet") && err.contains("not found"), "{err}");
+    assert_eq!(count(&loader, "PULL_REQUEST").await, 0);
+}
+
+#[tokio::test]
+async fn identifiers_with_quotes_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(dir.path());
+    let mut t = table(false);
+    t.name = "PULL\"REQUEST".to_string();
+    let err = loader.ensure_table(&t).await.unwrap_err().to_string();
+    assert!(err.contains("not a valid identifier"), "{err}");
+    assert!(loader.plan(&t)[0].starts_with("-- cannot plan"));
+
+    let bad_schema = DuckDbConfig {
+        schema: "RAW\"; DROP TABLE x; --".to_string(),
+        ..DuckDbConfig::default()
+    };
+    let err = DuckDbLoader::from_config(bad_schema).err().unwrap().to_string();
+    assert!(err.contains("warehouse.schema"), "{err}");
+
+    let mut fields: Vec<_> = table(false).schema.fields().iter().cloned().collect();
+    fields.push(std::sync::Arc::new(arrow::datatypes::Field::new(
+        "A\"B",
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    t = flowctl_core::TableSpec {
+        name: "PULL_REQUEST".to_string(),
+        schema: std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+    };
+    let err = loader.ensure_table(&t).await.unwrap_err().to_string();
+    assert!(err.contains("column") && err.contains("A\\\"B"), "{err}");
+}
+
+#[tokio::test]
+async fn path_with_quote_is_escaped_not_spliced() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("it's staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    loader.ensure_table(&t).await.unwrap();
+    let f = stage(&root, "o'brien", &[(1, "one", T1)], false);
+    let stats = loader.load(&t, &[f], &local_location(&root)).await.unwrap();
+    assert_eq!(stats.inserted, 1);
+}
+
+#[tokio::test]
+async fn data_persists_in_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    {
+        let loader = loader(dir.path());
+        loader.ensure_table(&table(false)).await.unwrap();
+        let f = stage(&root, "a", &[(1, "one", T1)], false);
+        loader.load(&table(false), &[f], &local_location(&root)).await.unwrap();
+    }
+    assert!(dir.path().join("db/warehouse.duckdb").is_file());
+    let reopened = loader(dir.path());
+    assert_eq!(rows(&reopened).await, ["1|one"]);
+}

@@ -1,0 +1,146 @@
+//! Command-line parsing (clap) and dispatch. Exit codes: 0 ok, 1 a run failed,
+//! 2 bad usage or an invalid spec.
+
+use crate::{inspect, run};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Declarative, plugin-based data connectors: GitHub -> Parquet -> Snowflake/DuckDB.
+#[derive(Debug, Parser)]
+#[command(name = "flowctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Output format of `validate` and `plugins`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check specs against the plugin schemas (no network); exit 2 if any is invalid.
+    Validate(ValidateArgs),
+    /// List the linked plugins: kind, type and description.
+    Plugins(PluginsArgs),
+    /// Print the composed pipeline schema, or one plugin's; or write them all.
+    Schema(SchemaArgs),
+    /// Show the resolved spec (secrets as references) and the steps a run would take.
+    Plan(PlanArgs),
+    /// Run a pipeline: read, stage, load, then save state.
+    Apply(run::ApplyArgs),
+    /// Show or reset a pipeline's saved state.
+    State(run::StateArgs),
+    /// Run pipelines on their `schedule:` until stopped.
+    Serve(run::ServeArgs),
+    /// Generate SQL from the linked plugins.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Spec files to check.
+    #[arg(required = true)]
+    pub specs: Vec<PathBuf>,
+    /// `json` prints one object with every error (for CI annotations).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PluginsArgs {
+    /// `json` prints an array of {kind, type, description}.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// A plugin type (e.g. `github`); without it, the whole pipeline schema.
+    #[arg(conflicts_with = "write")]
+    pub type_name: Option<String>,
+    /// Write pipeline.schema.json and <kind>-<type>.schema.json into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Pipeline spec file.
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    #[command(subcommand)]
+    pub command: SqlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SqlCommand {
+    /// CREATE TABLE statements (Snowflake) for every stream of every linked source.
+    RawTables {
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Database holding the raw tables.
+        #[arg(long, default_value = "GITHUB_PIPELINES")]
+        database: String,
+        /// Schema holding the raw tables.
+        #[arg(long, default_value = "RAW_TABLES")]
+        schema: String,
+    },
+}
+
+pub async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Validate(a) => inspect::validate(&a.specs, a.format),
+        Command::Plugins(a) => inspect::plugins(a.format),
+        Command::Schema(a) => inspect::schema(a.type_name.as_deref(), a.write.as_deref()),
+        Command::Plan(a) => inspect::plan(&a.spec),
+        Command::Sql(SqlArgs {
+            command:
+                SqlCommand::RawTables {
+                    write,
+                    database,
+                    schema,
+                },
+        }) => inspect::raw_tables(write.as_deref(), &database, &schema),
+        Command::Apply(a) => run::apply(a).await,
+        Command::State(a) => run::state(a).await,
+        Command::Serve(a) => run::serve(a).await,
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,127 @@
+//! End to end: `flowctl apply` (the real binary) against the GitHub stand-in server, local
+//! folder staging and embedded DuckDB. First run loads everything; a second run with no
+//! changes only makes conditional requests and changes no row; after 50 PRs change on the
+//! server a third run updates exactly those; runs killed mid-way converge; two shards load
+//! what one unsharded run loads.
+
+mod common;
+
+use common::*;
+use flowctl_github_standin::{Standin, StandinConfig};
+
+fn small() -> StandinConfig {
+    StandinConfig {
+        orgs: 2,
+        repos_per_org: 3,
+        prs_per_repo: 130,
+        reviews_per_pr: 2,
+        commits_per_repo: 25,
+        files_per_commit: 2,
+        latency_ms: 0,
+        seed: 7,
+        ..StandinConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_loads_everything_second_changes_nothing_third_updates_exactly_50() {
+    let gh = Standin::start(small()).await.unwrap();
+    let env = Env::new(&gh, ALL_STREAMS);
+    let expected = gh.expected();
+
+    // Run 1: everything.
+    let s1 = env.apply(&[]).success();
+    let counts = env.table_counts();
+    assert_eq!(counts["PULL_REQUEST"], expected.pull_requests as i64);
+    assert_eq!(counts["PULL_REQUEST_REVIEW"], expected.reviews as i64);
+    assert_eq!(counts["COMMIT"], expected.commits as i64);
+    assert_eq!(counts["COMMIT_FILE"], expected.commit_files as i64);
+    assert_eq!(counts["REPOSITORY"], expected.repos as i64);
+    assert_eq!(stream(&s1, "pull_request")["inserted"], expected.pull_requests);
+    env.assert_no_duplicate_keys();
+    env.assert_sample_matches_server(&gh);
+    let snapshot1 = env.content_snapshot();
+
+    // Run 2: nothing changed -> only conditional requests answered 304, no row changes.
+    gh.reset_stats();
+    let s2 = env.apply(&[]).success();
+    let stats = gh.stats();
+    assert_eq!(
+        stats.total, stats.not_modified,
+        "second run must make only conditional requests: {stats:?}"
+    );
+    for st in s2["streams"].as_array().unwrap() {
+        assert_eq!(st["inserted"], 0, "{st}");
+        assert_eq!(st["updated"], 0, "{st}");
+    }
+    assert_eq!(env.content_snapshot(), snapshot1);
+
+    // Run 3: 50 PRs change -> exactly those are updated.
+    let touched = gh.touch_pull_requests(50);
+    assert_eq!(touched.len(), 50);
+    let s3 = env.apply(&[]).success();
+    let pr = stream(&s3, "pull_request");
+    assert_eq!(pr["updated"], 50, "{pr}");
+    assert_eq!(pr["inserted"], 0, "{pr}");
+    assert_eq!(env.table_counts()["PULL_REQUEST"], expected.pull_requests as i64);
+    env.assert_no_duplicate_keys();
+    let changed = env.query_i64(
+        "SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST WHERE TITLE LIKE '%(edited)%'",
+    );
+    assert_eq!(changed, 50);
+    gh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_load_exactly_what_one_unsharded_run_loads() {
+    let gh = Standin::start(small()).await.unwrap();
+    let whole = Env::new(&gh, &["pull_request", "repository"]);
+    whole.apply(&[]).success();
+    let sharded = Env::new(&gh, &["pull_request", "repository"]);
+    sharded.apply(&["--shard", "0/2"]).success();
+    sharded.apply(&["--shard", "1/2"]).success();
+    assert_eq!(
+        sharded.content_snapshot_of("PULL_REQUEST"),
+        whole.content_snapshot_of("PULL_REQUEST")
+    );
+    sharded.assert_no_duplicate_keys();
+    gh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_killed_mid_way_converge_to_a_clean_run() {
+    let mut cfg = small();
+    cfg.latency_ms = 3; // slow enough to be killed mid-fetch
+    let gh = Standin::start(cfg).await.unwrap();
+    let clean = Env::new(&gh, ALL_STREAMS);
+    clean.apply(&[]).success();
+    let want = clean.content_snapshot();
+
+    let crashy = Env::new(&gh, ALL_STREAMS);
+    // Kill at several points (fetching, staging, loading), then run to completion.
+    for delay_ms in [150u64, 400, 900, 1600] {
+        crashy.apply_killed_after(delay_ms);
+    }
+    crashy.apply(&[]).success();
+    assert_eq!(crashy.content_snapshot(), want);
+    crashy.assert_no_duplicate_keys();
+    gh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_of_the_same_pipeline_is_refused_while_the_first_runs() {
+    let mut cfg = small();
+    cfg.latency_ms = 20;
+    let gh = Standin::start(cfg).await.unwrap();
+    let env = Env::new(&gh, &["pull_request"]);
+    let mut first = env.spawn_apply(&[]);
+    // Wait until the first run holds the lease.
+    let lease = env.staging_dir().join("_state/e2e.lease");
+    wait_until(|| lease.exists(), 10_000);
+    let second = env.apply(&[]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(second.stderr.contains("already running"), "{}", second.stderr);
+    let status = first.wait().unwrap();
+    assert!(status.success());
+    gh.shutdown().await;
+}
