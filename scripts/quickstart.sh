@@ -28,4 +28,4 @@ if [[ $offline == 1 ]]; then
   export QUICKSTART_ORG="${QUICKSTART_ORG:-standin-org-0}"
   echo "GitHub stand-in at $GITHUB_API_URL (org $QUICKSTART_ORG)" >&2
 fi
-exec "$BIN/flowctl" apply pipelines/quickstart.yaml
+"$BIN/flowctl" apply pipelines/quickstart.yaml

@@ -3,7 +3,7 @@
 
 use crate::cli::Format;
 use flowctl_core::spec::{self, PluginBlock, Spec};
-use flowctl_core::{PluginKind, Source, StagingSink, TableSpec, WarehouseLoader};
+use flowctl_core::{Source, StagingSink, TableSpec, WarehouseLoader};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::ExitCode;
@@ -153,15 +153,20 @@ pub fn plan(path: &Path) -> ExitCode {
             return ExitCode::from(INVALID);
         }
     };
-    let built = match build(&spec) {
-        Ok(b) => b,
+    match plan_loaded(&spec) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::from(INVALID);
+            eprintln!("error: {e}");
+            ExitCode::from(INVALID)
         }
-    };
-    print!("{}", render_plan(&spec, &built));
-    ExitCode::SUCCESS
+    }
+}
+
+/// Prints the plan of a loaded spec; the error names the spec and the plugin.
+pub fn plan_loaded(spec: &Spec) -> Result<(), String> {
+    let built = build(spec).map_err(|e| format!("{}: {e}", spec.path.display()))?;
+    print!("{}", render_plan(spec, &built));
+    Ok(())
 }
 
 fn render_plan(spec: &Spec, built: &Built) -> String {
@@ -191,6 +196,7 @@ fn render_plan(spec: &Spec, built: &Built) -> String {
     }
     steps.push("save state for the streams that loaded".to_string());
     for (i, s) in steps.iter().enumerate() {
+        let s = s.replace('\n', "\n     ");
         out.push_str(&format!("{:>3}. {s}\n", i + 1));
     }
     out
@@ -312,6 +318,5 @@ pub fn raw_tables(write: Option<&Path>, database: &str, schema: &str) -> ExitCod
             }
         }
     }
-    let _ = PluginKind::Source;
     ExitCode::SUCCESS
 }

@@ -13,6 +13,11 @@ use flowctl_snowflake as _;
 
 use std::process::ExitCode;
 
+/// Prints what a run of `spec` would do (used by `apply --dry-run`); no network.
+pub fn plan_spec(spec: &flowctl_core::spec::Spec) -> Result<(), String> {
+    inspect::plan_loaded(spec)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     cli::main().await

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Starts fake-gcs-server (in-memory) on a free 127.0.0.1 port for the gcs read/list tests.
+# `-public-host` must name the address itself: its path-style XML routes (used by
+# object_store) only match requests for that host.
 # Usage: scripts/emulators/fake_gcs.sh START_DIR
 # Writes START_DIR/fake_gcs.pid and START_DIR/fake_gcs.log; prints only `export ...` lines.
 set -euo pipefail
@@ -17,7 +19,7 @@ fi
 
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-"$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory >"$start_dir/fake_gcs.log" 2>&1 &
+"$bin" -scheme http -host 127.0.0.1 -port "$port" -public-host "127.0.0.1:$port" -backend memory >"$start_dir/fake_gcs.log" 2>&1 &
 pid=$!
 echo "$pid" >"$start_dir/fake_gcs.pid"
 

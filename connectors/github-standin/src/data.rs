@@ -17,7 +17,7 @@ pub fn hash(parts: &[u64]) -> u64 {
     for p in parts {
         ctx.consume(p.to_le_bytes());
     }
-    let d = ctx.compute();
+    let d = ctx.finalize();
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
@@ -78,11 +78,20 @@ impl World {
                 repos.push(render_repo(&cfg, o, j, &org_json[o]));
             }
         }
-        World { cfg, users, user_logins, org_json, org_ids, repos }
+        World {
+            cfg,
+            users,
+            user_logins,
+            org_json,
+            org_ids,
+            repos,
+        }
     }
 
     pub fn repo_index(&self, org: &str, name: &str) -> Option<usize> {
-        self.repos.iter().position(|r| r.org_name.eq_ignore_ascii_case(org) && r.name == name)
+        self.repos
+            .iter()
+            .position(|r| r.org_name.eq_ignore_ascii_case(org) && r.name == name)
     }
 
     pub fn repo_by_id(&self, id: u64) -> Option<usize> {
@@ -111,7 +120,12 @@ impl World {
     }
 
     pub fn commit_sha(&self, repo: usize, c: usize) -> String {
-        format!("{:016x}{:016x}{:08x}", hash(&[self.cfg.seed, repo as u64, c as u64]), hash(&[c as u64, 7]), c)
+        format!(
+            "{:016x}{:016x}{:08x}",
+            hash(&[self.cfg.seed, repo as u64, c as u64]),
+            hash(&[c as u64, 7]),
+            c
+        )
     }
 
     pub fn review_id(&self, repo: usize, k: usize, r: usize) -> u64 {
@@ -128,7 +142,11 @@ fn simple_user(login: &str, id: u64, kind: &str) -> String {
 
 fn render_user(seed: u64, i: usize) -> (String, String) {
     let login = format!("dev-{:x}-{i}", hash(&[seed, i as u64]) % 4096);
-    let id = if i % 5 == 0 { 3_000_000_000 + i as u64 } else { 100_000 + i as u64 };
+    let id = if i % 5 == 0 {
+        3_000_000_000 + i as u64
+    } else {
+        100_000 + i as u64
+    };
     (simple_user(&login, id, "User"), login)
 }
 
@@ -140,7 +158,11 @@ fn render_repo(cfg: &StandinConfig, o: usize, j: usize, owner: &str) -> RepoData
     let u = format!("{API}/repos/{full}");
     let archived = cfg.repos_per_org > 3 && j == cfg.repos_per_org - 1 && j % 4 == 3;
     let fork = j % 7 == 6;
-    let desc = if j % 3 == 0 { "null".to_string() } else { json_str(&format!("Service {j} — handles “things” 🚀")) };
+    let desc = if j % 3 == 0 {
+        "null".to_string()
+    } else {
+        json_str(&format!("Service {j} — handles “things” 🚀"))
+    };
     let lang = if j % 4 == 0 { "null" } else { "\"Rust\"" };
     let mut s = String::with_capacity(6000);
     let _ = write!(
@@ -156,7 +178,16 @@ fn render_repo(cfg: &StandinConfig, o: usize, j: usize, owner: &str) -> RepoData
         open = cfg.prs_per_repo / 5,
         vis = if j % 2 == 0 { "private" } else { "internal" },
     );
-    RepoData { org: o, idx: j, id, org_name: org, name, json: s, archived, fork }
+    RepoData {
+        org: o,
+        idx: j,
+        id,
+        org_name: org,
+        name,
+        json: s,
+        archived,
+        fork,
+    }
 }
 
 /// Mutable facts of one PR, copied out of the server state for rendering.
@@ -192,11 +223,33 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
     let open = k % 5 == 0;
     let merged = !open && k % 3 != 0;
     let created = f.updated - 86_400 * ((k % 10) as i64 + 1);
-    let closed_at = if open { "null".into() } else { format!("\"{}\"", ts(f.updated - 60)) };
-    let merged_at = if merged { format!("\"{}\"", ts(f.updated - 60)) } else { "null".into() };
-    let merge_sha = if open && k % 2 == 0 { "null".into() } else { format!("\"{:040x}\"", hash(&[seed, id, 1]) as u128) };
-    let head_sha = format!("{:016x}{:016x}{:08x}", hash(&[seed, id, 2]), hash(&[id, 3]), k);
-    let base_sha = format!("{:016x}{:016x}{:08x}", hash(&[seed, id, 4]), hash(&[id, 5]), k);
+    let closed_at = if open {
+        "null".into()
+    } else {
+        format!("\"{}\"", ts(f.updated - 60))
+    };
+    let merged_at = if merged {
+        format!("\"{}\"", ts(f.updated - 60))
+    } else {
+        "null".into()
+    };
+    let merge_sha = if open && k % 2 == 0 {
+        "null".into()
+    } else {
+        format!("\"{:040x}\"", hash(&[seed, id, 1]) as u128)
+    };
+    let head_sha = format!(
+        "{:016x}{:016x}{:08x}",
+        hash(&[seed, id, 2]),
+        hash(&[id, 3]),
+        k
+    );
+    let base_sha = format!(
+        "{:016x}{:016x}{:08x}",
+        hash(&[seed, id, 4]),
+        hash(&[id, 5]),
+        k
+    );
     let user = w.user(&[seed, id]);
     let body = if k % 9 == 0 {
         "null".to_string()
@@ -210,7 +263,11 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
         }
         let lid = 7_000_000_000 + l as u64;
         let name = ["bug", "enhancement ✨"][l];
-        let _ = write!(labels, r#"{{"id":{lid},"node_id":"LA_{lid}","url":"{u}/labels/{name}","name":"{name}","color":"f29513","default":{},"description":"Something"}}"#, l == 0);
+        let _ = write!(
+            labels,
+            r#"{{"id":{lid},"node_id":"LA_{lid}","url":"{u}/labels/{name}","name":"{name}","color":"f29513","default":{},"description":"Something"}}"#,
+            l == 0
+        );
     }
     labels.push(']');
     let mut reviewers = String::from("[");
@@ -222,14 +279,29 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
     }
     reviewers.push(']');
     let milestone = if k % 4 == 0 {
-        format!(r#"{{"url":"{u}/milestones/1","html_url":"{WEB}/{full}/milestone/1","labels_url":"{u}/milestones/1/labels","id":8000000001,"node_id":"MI_1","number":1,"state":"open","title":"v1.0 🎯","description":"First","creator":{user},"open_issues":4,"closed_issues":8,"created_at":"{c}","updated_at":"{c}","closed_at":null,"due_on":null}}"#, c = ts(T0 - 90 * 86400))
+        format!(
+            r#"{{"url":"{u}/milestones/1","html_url":"{WEB}/{full}/milestone/1","labels_url":"{u}/milestones/1/labels","id":8000000001,"node_id":"MI_1","number":1,"state":"open","title":"v1.0 🎯","description":"First","creator":{user},"open_issues":4,"closed_issues":8,"created_at":"{c}","updated_at":"{c}","closed_at":null,"due_on":null}}"#,
+            c = ts(T0 - 90 * 86400)
+        )
     } else {
         "null".into()
     };
     let head_repo = if k % 17 == 0 { "null" } else { r.json.as_str() };
-    let head_label = if k % 17 == 0 { "unknown:feature".to_string() } else { format!("{}:feature-{k}", r.org_name) };
-    let assignee = if k % 2 == 0 { w.user(&[seed, id, 20]).to_string() } else { "null".into() };
-    let assignees = if k % 2 == 0 { format!("[{assignee}]") } else { "[]".into() };
+    let head_label = if k % 17 == 0 {
+        "unknown:feature".to_string()
+    } else {
+        format!("{}:feature-{k}", r.org_name)
+    };
+    let assignee = if k % 2 == 0 {
+        w.user(&[seed, id, 20]).to_string()
+    } else {
+        "null".into()
+    };
+    let assignees = if k % 2 == 0 {
+        format!("[{assignee}]")
+    } else {
+        "[]".into()
+    };
     let _ = write!(
         out,
         r#"{{"url":"{u}/pulls/{number}","id":{id},"node_id":"PR_kwDO{id}","html_url":"{WEB}/{full}/pull/{number}","diff_url":"{WEB}/{full}/pull/{number}.diff","patch_url":"{WEB}/{full}/pull/{number}.patch","issue_url":"{u}/issues/{number}","number":{number},"state":"{state}","locked":false,"title":{title},"user":{user},"body":{body},"created_at":"{created}","updated_at":"{updated}","closed_at":{closed_at},"merged_at":{merged_at},"merge_commit_sha":{merge_sha},"assignee":{assignee},"assignees":{assignees},"requested_reviewers":{reviewers},"requested_teams":[],"labels":{labels},"milestone":{milestone},"draft":{draft},"commits_url":"{u}/pulls/{number}/commits","review_comments_url":"{u}/pulls/{number}/comments","review_comment_url":"{u}/pulls/comments{{/number}}","comments_url":"{u}/issues/{number}/comments","statuses_url":"{u}/statuses/{head_sha}","head":{{"label":"{head_label}","ref":"feature-{k}","sha":"{head_sha}","user":{huser},"repo":{head_repo}}},"base":{{"label":"{org}:main","ref":"main","sha":"{base_sha}","user":{owner},"repo":{base_repo}}},"_links":{{"self":{{"href":"{u}/pulls/{number}"}},"html":{{"href":"{WEB}/{full}/pull/{number}"}},"issue":{{"href":"{u}/issues/{number}"}},"comments":{{"href":"{u}/issues/{number}/comments"}},"review_comments":{{"href":"{u}/pulls/{number}/comments"}},"review_comment":{{"href":"{u}/pulls/comments{{/number}}"}},"commits":{{"href":"{u}/pulls/{number}/commits"}},"statuses":{{"href":"{u}/statuses/{head_sha}"}}}},"author_association":"{assoc}","auto_merge":null,"active_lock_reason":null}}"#,
@@ -254,11 +326,31 @@ pub fn render_review(w: &World, repo: usize, k: usize, r: usize, out: &mut Strin
     let id = w.review_id(repo, k, r);
     let number = w.pr_number(k);
     let full = format!("{}/{}", rep.org_name, rep.name);
-    let user = if (k + r) % 7 == 3 { "null" } else { w.user(&[seed, id]) };
+    let user = if (k + r) % 7 == 3 {
+        "null"
+    } else {
+        w.user(&[seed, id])
+    };
     let pending = (k + r) % 23 == 5;
-    let state = if pending { "PENDING" } else { ["APPROVED", "CHANGES_REQUESTED", "COMMENTED"][(k + r) % 3] };
-    let submitted = if pending { String::new() } else { format!(r#","submitted_at":"{}""#, ts(T0 - (k as i64) * 600 + r as i64 * 60 - 3000)) };
-    let commit = format!("{:016x}{:016x}{:08x}", hash(&[seed, w.pr_id(repo, k), 2]), hash(&[w.pr_id(repo, k), 3]), k);
+    let state = if pending {
+        "PENDING"
+    } else {
+        ["APPROVED", "CHANGES_REQUESTED", "COMMENTED"][(k + r) % 3]
+    };
+    let submitted = if pending {
+        String::new()
+    } else {
+        format!(
+            r#","submitted_at":"{}""#,
+            ts(T0 - (k as i64) * 600 + r as i64 * 60 - 3000)
+        )
+    };
+    let commit = format!(
+        "{:016x}{:016x}{:08x}",
+        hash(&[seed, w.pr_id(repo, k), 2]),
+        hash(&[w.pr_id(repo, k), 3]),
+        k
+    );
     let _ = write!(
         out,
         r#"{{"id":{id},"node_id":"PRR_{id}","user":{user},"body":"Looks good 👍 — r{r}","state":"{state}","html_url":"{WEB}/{full}/pull/{number}#pullrequestreview-{id}","pull_request_url":"{API}/repos/{full}/pulls/{number}","author_association":"MEMBER","_links":{{"html":{{"href":"{WEB}/{full}/pull/{number}#pullrequestreview-{id}"}},"pull_request":{{"href":"{API}/repos/{full}/pulls/{number}"}}}}{submitted},"commit_id":"{commit}"}}"#
@@ -272,9 +364,22 @@ fn commit_core(w: &World, repo: usize, c: usize, out: &mut String) {
     let full = format!("{}/{}", rep.org_name, rep.name);
     let u = format!("{API}/repos/{full}");
     let date = ts(w.commit_date(repo, c));
-    let author = if c % 6 == 5 { "null" } else { w.user(&[seed, repo as u64, c as u64]) };
-    let parent = if c + 1 < w.cfg.commits_per_repo { format!(r#"{{"sha":"{p}","url":"{u}/commits/{p}","html_url":"{WEB}/{full}/commit/{p}"}}"#, p = w.commit_sha(repo, c + 1)) } else { String::new() };
-    let msg = json_str(&format!("Commit {c}: tidy up ✨\n\nSigned-off-by: Dev <dev@example.com>"));
+    let author = if c % 6 == 5 {
+        "null"
+    } else {
+        w.user(&[seed, repo as u64, c as u64])
+    };
+    let parent = if c + 1 < w.cfg.commits_per_repo {
+        format!(
+            r#"{{"sha":"{p}","url":"{u}/commits/{p}","html_url":"{WEB}/{full}/commit/{p}"}}"#,
+            p = w.commit_sha(repo, c + 1)
+        )
+    } else {
+        String::new()
+    };
+    let msg = json_str(&format!(
+        "Commit {c}: tidy up ✨\n\nSigned-off-by: Dev <dev@example.com>"
+    ));
     let _ = write!(
         out,
         r#""sha":"{sha}","node_id":"C_{sha}","commit":{{"author":{{"name":"Dev {c}","email":"dev{c}@example.com","date":"{date}"}},"committer":{{"name":"GitHub","email":"noreply@github.com","date":"{date}"}},"message":{msg},"tree":{{"sha":"{sha}","url":"{u}/git/trees/{sha}"}},"url":"{u}/git/commits/{sha}","comment_count":0,"verification":{{"verified":false,"reason":"unsigned","signature":null,"payload":null,"verified_at":null}}}},"url":"{u}/commits/{sha}","html_url":"{WEB}/{full}/commit/{sha}","comments_url":"{u}/commits/{sha}/comments","author":{author},"committer":{author},"parents":[{parent}]"#
@@ -296,14 +401,28 @@ pub fn render_commit_full(w: &World, repo: usize, c: usize, out: &mut String) {
     let full = format!("{}/{}", rep.org_name, rep.name);
     let sha = w.commit_sha(repo, c);
     let n = w.cfg.files_per_commit;
-    let _ = write!(out, r#","stats":{{"total":{},"additions":{},"deletions":{}}},"files":["#, n * 3, n * 2, n);
+    let _ = write!(
+        out,
+        r#","stats":{{"total":{},"additions":{},"deletions":{}}},"files":["#,
+        n * 3,
+        n * 2,
+        n
+    );
     for f in 0..n {
         if f > 0 {
             out.push(',');
         }
-        let name = if f % 5 == 4 { format!("docs/ünïcode-{f}.md") } else { format!("src/module_{c}/file_{f}.rs") };
+        let name = if f % 5 == 4 {
+            format!("docs/ünïcode-{f}.md")
+        } else {
+            format!("src/module_{c}/file_{f}.rs")
+        };
         let status = if f % 5 == 3 { "renamed" } else { "modified" };
-        let prev = if status == "renamed" { format!(r#","previous_filename":"src/old_{f}.rs""#) } else { String::new() };
+        let prev = if status == "renamed" {
+            format!(r#","previous_filename":"src/old_{f}.rs""#)
+        } else {
+            String::new()
+        };
         let _ = write!(
             out,
             r#"{{"sha":"{b:016x}","filename":{fname},"status":"{status}","additions":2,"deletions":1,"changes":3,"blob_url":"{WEB}/{full}/blob/{sha}/{name}","raw_url":"{WEB}/{full}/raw/{sha}/{name}","contents_url":"{API}/repos/{full}/contents/{name}?ref={sha}","patch":"@@ -1,2 +1,3 @@\n-old line\n+new line\n+another line"{prev}}}"#,

@@ -1,1 +1,294 @@
-//! (being written)
+//! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
+//! org repos, pulls (sorted by `updated_at` desc), reviews, commits (with `since`), a
+//! single commit with files, `/rate_limit` and the App installation-token exchange.
+//!
+//! It is a stand-in, not a mock: requests go over real HTTP, pages carry `Link` headers
+//! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
+//! matching `If-None-Match`, every answer carries `X-RateLimit-*` headers, and faults
+//! (5xx, truncated bodies, slow answers, secondary and primary rate limits, 401, 404 for
+//! a repo) can be switched on. Data is deterministic from the seed; JSON objects have the
+//! shape and size of GitHub's (nested user and repository objects, ~17 KB a PR).
+
+pub mod data;
+mod server;
+
+use hyper_util::rt::TokioIo;
+use server::Shared;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Size and pace of the generated world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandinConfig {
+    pub orgs: usize,
+    pub repos_per_org: usize,
+    pub prs_per_repo: usize,
+    pub reviews_per_pr: usize,
+    pub commits_per_repo: usize,
+    pub files_per_commit: usize,
+    /// Added to every request (simulates network round trips).
+    pub latency_ms: u64,
+    pub seed: u64,
+}
+
+impl Default for StandinConfig {
+    fn default() -> Self {
+        StandinConfig {
+            orgs: 1,
+            repos_per_org: 3,
+            prs_per_repo: 250,
+            reviews_per_pr: 2,
+            commits_per_repo: 120,
+            files_per_commit: 3,
+            latency_ms: 0,
+            seed: 42,
+        }
+    }
+}
+
+/// Faults to inject. Counters (`*_next`) hit the next N API requests (not `/rate_limit`);
+/// rates are fractions decided by a hash of the seed and the request number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Answer the next N requests 502.
+    pub fail_5xx_next: u32,
+    /// Answer every request of this kind (repos, pulls, reviews, commits, commit) 502.
+    pub fail_5xx_kind: Option<String>,
+    /// Fraction of requests answered 503.
+    pub fail_5xx_rate: f64,
+    /// Cut the body of the next N 200 answers in half (invalid JSON, correct length).
+    pub truncate_next: u32,
+    pub truncate_rate: f64,
+    /// Fraction of requests delayed by `slow_ms` before answering.
+    pub slow_rate: f64,
+    pub slow_ms: u64,
+    /// Answer the next N requests 403 "secondary rate limit", with `Retry-After` if set.
+    pub secondary_next: u32,
+    pub secondary_retry_after: Option<u64>,
+    /// Answer the next N requests 403 with `X-RateLimit-Remaining: 0` and a reset
+    /// `primary_reset_secs` from now.
+    pub primary_exhausted_next: u32,
+    pub primary_reset_secs: u64,
+    /// Answer everything 401 "Bad credentials".
+    pub unauthorized: bool,
+    /// Answer 401 unless `Authorization` is `Bearer <t>` or `token <t>`.
+    pub require_token: Option<String>,
+    /// Answer 404 for every request under this repository name (it is still listed).
+    pub missing_repo: Option<String>,
+}
+
+/// What the server has answered since start or the last `reset_stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    pub total: u64,
+    pub not_modified: u64,
+    /// By kind: repos, pulls, reviews, commits, commit, rate_limit, app_token, other.
+    pub by_kind: BTreeMap<String, u64>,
+    pub by_status: BTreeMap<u16, u64>,
+    pub faults_injected: u64,
+}
+
+impl RequestStats {
+    pub fn kind(&self, k: &str) -> u64 {
+        self.by_kind.get(k).copied().unwrap_or(0)
+    }
+    /// Requests that count against GitHub's primary rate limit (not 304, not /rate_limit).
+    pub fn counted(&self) -> u64 {
+        self.total - self.not_modified - self.kind("rate_limit")
+    }
+}
+
+/// Expected row counts of one org.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedOrg {
+    pub org: String,
+    pub repos: usize,
+    pub prs: usize,
+    pub reviews: usize,
+    pub commits: usize,
+    pub commit_files: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedData {
+    pub orgs: Vec<ExpectedOrg>,
+}
+
+impl ExpectedData {
+    pub fn total_prs(&self) -> usize {
+        self.orgs.iter().map(|o| o.prs).sum()
+    }
+    pub fn total_repos(&self) -> usize {
+        self.orgs.iter().map(|o| o.repos).sum()
+    }
+}
+
+/// A running stand-in server.
+pub struct Standin {
+    shared: Arc<Shared>,
+    base_url: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Standin {
+    /// Bind 127.0.0.1 on a free port and serve.
+    pub async fn start(cfg: StandinConfig) -> std::io::Result<Standin> {
+        Self::start_on(cfg, 0).await
+    }
+
+    /// Bind 127.0.0.1:`port` (0 = any free port) and serve.
+    pub async fn start_on(cfg: StandinConfig, port: u16) -> std::io::Result<Standin> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared::new(data::World::new(cfg)));
+        *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = base_url.clone();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let sh = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    acc = listener.accept() => {
+                        let Ok((stream, _)) = acc else { continue };
+                        let sh = sh.clone();
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(move |req| server::handle(sh.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        Ok(Standin {
+            shared,
+            base_url,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (use as the source's `base_url`).
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    pub fn stats(&self) -> RequestStats {
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = RequestStats::default();
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    pub fn config(&self) -> StandinConfig {
+        self.shared.world.cfg
+    }
+
+    /// Bump `updated_at` to now (strictly increasing) and change the title of `n` PRs,
+    /// spread round-robin over all repos. Returns (org, repo, pr id) of each.
+    pub fn touch_pull_requests(&self, n: usize) -> Vec<(String, String, u64)> {
+        let w = &self.shared.world;
+        let mut prs = self.shared.prs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        let nrepos = w.repos.len();
+        let per = w.cfg.prs_per_repo;
+        if nrepos == 0 || per == 0 {
+            return out;
+        }
+        let mut touched = std::collections::BTreeSet::new();
+        for i in 0..n.min(nrepos * per) {
+            let ri = i % nrepos;
+            let seq = self.shared.touch_seq.fetch_add(1, Ordering::SeqCst);
+            let mut k = (data::hash(&[w.cfg.seed, seq]) % per as u64) as usize;
+            while !touched.insert((ri, k)) {
+                k = (k + 1) % per;
+            }
+            let now = chrono::Utc::now().timestamp().max(data::T0) + seq as i64 + 1;
+            prs[ri].updated[k] = now;
+            prs[ri].rev[k] += 1;
+            out.push((
+                w.repos[ri].org_name.clone(),
+                w.repos[ri].name.clone(),
+                w.pr_id(ri, k),
+            ));
+        }
+        for ri in touched
+            .iter()
+            .map(|(r, _)| *r)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let rp = &mut prs[ri];
+            let upd = rp.updated.clone();
+            rp.order
+                .sort_by_key(|k| std::cmp::Reverse(upd[*k as usize]));
+        }
+        out
+    }
+
+    pub fn expected(&self) -> ExpectedData {
+        let c = self.shared.world.cfg;
+        ExpectedData {
+            orgs: (0..c.orgs)
+                .map(|o| ExpectedOrg {
+                    org: data::org_name(o),
+                    repos: c.repos_per_org,
+                    prs: c.repos_per_org * c.prs_per_repo,
+                    reviews: c.repos_per_org * c.prs_per_repo * c.reviews_per_pr,
+                    commits: c.repos_per_org * c.commits_per_repo,
+                    commit_files: c.repos_per_org * c.commits_per_repo * c.files_per_commit,
+                })
+                .collect(),
+        }
+    }
+
+    /// Org names, in order.
+    pub fn org_names(&self) -> Vec<String> {
+        (0..self.shared.world.cfg.orgs)
+            .map(data::org_name)
+            .collect()
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A full-size pulls page (as served for page 1 of the first repo), for benchmarks.
+pub fn sample_pulls_page(prs: usize, seed: u64) -> Vec<u8> {
+    let cfg = StandinConfig {
+        orgs: 1,
+        repos_per_org: 1,
+        prs_per_repo: prs,
+        seed,
+        ..Default::default()
+    };
+    let w = data::World::new(cfg);
+    let mut body = String::from("[");
+    for k in 0..prs {
+        if k > 0 {
+            body.push(',');
+        }
+        let f = data::PrFacts {
+            k,
+            updated: w.pr_initial_updated(0, k),
+            rev: 0,
+        };
+        data::render_pr(&w, 0, f, &mut body);
+    }
+    body.push(']');
+    body.into_bytes()
+}

@@ -65,7 +65,10 @@ impl Shared {
             prs: Mutex::new(prs),
             stats: Mutex::new(RequestStats::default()),
             faults: Mutex::new(Faults::default()),
-            rate: Mutex::new(RateState { used: 0, reset: now() + 3600 }),
+            rate: Mutex::new(RateState {
+                used: 0,
+                reset: now() + 3600,
+            }),
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
         }
@@ -79,15 +82,22 @@ impl Shared {
 fn json_resp(status: StatusCode, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", "application/json; charset=utf-8".parse().unwrap_or_else(|_| unreachable!()));
+    r.headers_mut().insert(
+        "content-type",
+        "application/json; charset=utf-8"
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+    );
     r
 }
 
 fn message(status: StatusCode, msg: &str) -> Resp {
     json_resp(
         status,
-        format!(r#"{{"message":"{msg}","documentation_url":"https://docs.github.com/rest","status":"{}"}}"#, status.as_u16()),
+        format!(
+            r#"{{"message":"{msg}","documentation_url":"https://docs.github.com/rest","status":"{}"}}"#,
+            status.as_u16()
+        ),
     )
 }
 
@@ -111,7 +121,10 @@ fn kind(segs: &[&str]) -> &'static str {
     }
 }
 
-pub async fn handle(sh: std::sync::Arc<Shared>, req: Request<Incoming>) -> Result<Resp, std::convert::Infallible> {
+pub async fn handle(
+    sh: std::sync::Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Resp, std::convert::Infallible> {
     let latency = sh.world.cfg.latency_ms;
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
@@ -119,9 +132,10 @@ pub async fn handle(sh: std::sync::Arc<Shared>, req: Request<Incoming>) -> Resul
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let k = kind(&segs);
-    let query: HashMap<String, String> = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let n = sh.request_no.fetch_add(1, Ordering::SeqCst);
     let mut resp = match fault(&sh, &req, k, n).await {
         Some(r) => r,
@@ -139,7 +153,11 @@ pub async fn handle(sh: std::sync::Arc<Shared>, req: Request<Incoming>) -> Resul
     if !resp.headers().contains_key("x-ratelimit-remaining") {
         let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
         set(&mut resp, "x-ratelimit-limit", LIMIT.to_string());
-        set(&mut resp, "x-ratelimit-remaining", LIMIT.saturating_sub(rate.used).to_string());
+        set(
+            &mut resp,
+            "x-ratelimit-remaining",
+            LIMIT.saturating_sub(rate.used).to_string(),
+        );
         set(&mut resp, "x-ratelimit-reset", rate.reset.to_string());
         set(&mut resp, "x-ratelimit-used", rate.used.to_string());
         set(&mut resp, "x-ratelimit-resource", "core".into());
@@ -158,7 +176,10 @@ pub async fn handle(sh: std::sync::Arc<Shared>, req: Request<Incoming>) -> Resul
 }
 
 fn injected(sh: &Shared) {
-    sh.stats.lock().unwrap_or_else(|p| p.into_inner()).faults_injected += 1;
+    sh.stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .faults_injected += 1;
 }
 
 /// Faults decided before routing. Counters (`*_next`) fire first, then rates.
@@ -171,9 +192,15 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
         injected(sh);
         tokio::time::sleep(std::time::Duration::from_millis(f.slow_ms)).await;
     }
-    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let token_ok = match &f.require_token {
-        Some(t) => auth == format!("Bearer {t}") || auth == format!("token {t}") || k == "app_token",
+        Some(t) => {
+            auth == format!("Bearer {t}") || auth == format!("token {t}") || k == "app_token"
+        }
         None => true,
     };
     if f.unauthorized || !token_ok {
@@ -184,11 +211,18 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
         live.primary_exhausted_next -= 1;
         drop(live);
         injected(sh);
-        let mut r = message(StatusCode::FORBIDDEN, "API rate limit exceeded for installation ID 1.");
+        let mut r = message(
+            StatusCode::FORBIDDEN,
+            "API rate limit exceeded for installation ID 1.",
+        );
         set(&mut r, "x-ratelimit-limit", LIMIT.to_string());
         set(&mut r, "x-ratelimit-remaining", "0".into());
         set(&mut r, "x-ratelimit-used", LIMIT.to_string());
-        set(&mut r, "x-ratelimit-reset", (now() + f.primary_reset_secs as i64).to_string());
+        set(
+            &mut r,
+            "x-ratelimit-reset",
+            (now() + f.primary_reset_secs as i64).to_string(),
+        );
         return Some(r);
     }
     if live.secondary_next > 0 {
@@ -211,9 +245,16 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
         return Some(message(StatusCode::BAD_GATEWAY, "Server Error"));
     }
     drop(live);
+    if f.fail_5xx_kind.as_deref() == Some(k) {
+        injected(sh);
+        return Some(message(StatusCode::BAD_GATEWAY, "Server Error"));
+    }
     if f.fail_5xx_rate > 0.0 && sh.roll(n, 2) < f.fail_5xx_rate {
         injected(sh);
-        return Some(message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"));
+        return Some(message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+        ));
     }
     None
 }
@@ -245,13 +286,21 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
         ["rate_limit"] => rate_limit(sh),
         ["app", "installations", _, "access_tokens"] if req.method() == Method::POST => {
             let exp = data::ts(now() + 3600);
-            json_resp(StatusCode::CREATED, format!(r#"{{"token":"ghs_standin_installation_token","expires_at":"{exp}","permissions":{{"pull_requests":"read","contents":"read"}},"repository_selection":"all"}}"#))
+            json_resp(
+                StatusCode::CREATED,
+                format!(
+                    r#"{{"token":"ghs_standin_installation_token","expires_at":"{exp}","permissions":{{"pull_requests":"read","contents":"read"}},"repository_selection":"all"}}"#
+                ),
+            )
         }
-        ["orgs", org, "repos"] => match (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org)) {
-            Some(o) => org_repos(sh, req, o, q),
-            None => message(StatusCode::NOT_FOUND, "Not Found"),
-        },
-        ["organizations", id, "repos"] => match w.org_ids.iter().position(|x| x.to_string() == *id) {
+        ["orgs", org, "repos"] => {
+            match (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org)) {
+                Some(o) => org_repos(sh, req, o, q),
+                None => message(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        ["organizations", id, "repos"] => match w.org_ids.iter().position(|x| x.to_string() == *id)
+        {
             Some(o) => org_repos(sh, req, o, q),
             None => message(StatusCode::NOT_FOUND, "Not Found"),
         },
@@ -269,12 +318,31 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
 
 fn rate_limit(sh: &Shared) -> Resp {
     let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
-    let core = format!(r#"{{"limit":{LIMIT},"used":{},"remaining":{},"reset":{}}}"#, rate.used, LIMIT.saturating_sub(rate.used), rate.reset);
-    json_resp(StatusCode::OK, format!(r#"{{"resources":{{"core":{core}}},"rate":{core}}}"#))
+    let core = format!(
+        r#"{{"limit":{LIMIT},"used":{},"remaining":{},"reset":{}}}"#,
+        rate.used,
+        LIMIT.saturating_sub(rate.used),
+        rate.reset
+    );
+    json_resp(
+        StatusCode::OK,
+        format!(r#"{{"resources":{{"core":{core}}},"rate":{core}}}"#),
+    )
 }
 
-fn repo_route(sh: &Shared, req: &Request<Incoming>, ri: usize, rest: &[&str], q: &HashMap<String, String>) -> Resp {
-    let missing = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).missing_repo.clone();
+fn repo_route(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    ri: usize,
+    rest: &[&str],
+    q: &HashMap<String, String>,
+) -> Resp {
+    let missing = sh
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .missing_repo
+        .clone();
     if missing.as_deref() == Some(sh.world.repos[ri].name.as_str()) {
         injected(sh);
         return message(StatusCode::NOT_FOUND, "Not Found");
@@ -282,7 +350,9 @@ fn repo_route(sh: &Shared, req: &Request<Incoming>, ri: usize, rest: &[&str], q:
     match rest {
         ["pulls"] => pulls(sh, req, ri, q),
         ["pulls", number, "reviews"] => match number.parse::<usize>() {
-            Ok(n) if n >= 1 && n <= sh.world.cfg.prs_per_repo => reviews(sh, req, ri, sh.world.cfg.prs_per_repo - n, q),
+            Ok(n) if n >= 1 && n <= sh.world.cfg.prs_per_repo => {
+                reviews(sh, req, ri, sh.world.cfg.prs_per_repo - n, q)
+            }
             _ => message(StatusCode::NOT_FOUND, "Not Found"),
         },
         ["commits"] => commits(sh, req, ri, q),
@@ -294,8 +364,16 @@ fn repo_route(sh: &Shared, req: &Request<Incoming>, ri: usize, rest: &[&str], q:
 
 /// `per_page` (default 30, max 100) and `page` (from 1).
 fn paging(q: &HashMap<String, String>) -> (usize, usize) {
-    let per = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30usize).clamp(1, 100);
-    let page = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    let per = q
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100);
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
     (per, page)
 }
 
@@ -310,7 +388,10 @@ struct Page {
 
 fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: Page) -> Resp {
     let etag = format!("W/\"{:x}\"", md5::compute(p.etag_src.as_bytes()));
-    let inm = req.headers().get("if-none-match").and_then(|v| v.to_str().ok());
+    let inm = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
     let mut resp = if inm == Some(etag.as_str()) {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -323,15 +404,26 @@ fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: 
         r
     };
     set(&mut resp, "etag", etag);
-    let base = sh.base_url.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut keep: Vec<(&String, &String)> = q.iter().filter(|(k, _)| k.as_str() != "page").collect();
+    let base = sh
+        .base_url
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut keep: Vec<(&String, &String)> =
+        q.iter().filter(|(k, _)| k.as_str() != "page").collect();
     keep.sort();
     let mut qs = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in keep {
         qs.append_pair(k, v);
     }
     let qs = qs.finish();
-    let link = |n: usize, rel: &str| format!("<{base}{}?{qs}{}page={n}>; rel=\"{rel}\"", p.canonical, if qs.is_empty() { "" } else { "&" });
+    let link = |n: usize, rel: &str| {
+        format!(
+            "<{base}{}?{qs}{}page={n}>; rel=\"{rel}\"",
+            p.canonical,
+            if qs.is_empty() { "" } else { "&" }
+        )
+    };
     let mut links = Vec::new();
     if p.page > 1 {
         links.push(link(p.page - 1, "prev"));
@@ -355,7 +447,9 @@ fn last_page(total: usize, per: usize) -> usize {
 
 fn org_repos(sh: &Shared, req: &Request<Incoming>, o: usize, q: &HashMap<String, String>) -> Resp {
     let w = &sh.world;
-    let repos: Vec<usize> = (0..w.repos.len()).filter(|i| w.repos[*i].org == o).collect();
+    let repos: Vec<usize> = (0..w.repos.len())
+        .filter(|i| w.repos[*i].org == o)
+        .collect();
     let (per, page) = paging(q);
     let mut body = String::from("[");
     let mut etag_src = format!("repos|{o}|{per}|{page}");
@@ -368,7 +462,18 @@ fn org_repos(sh: &Shared, req: &Request<Incoming>, o: usize, q: &HashMap<String,
     }
     body.push(']');
     let canonical = format!("/organizations/{}/repos", w.org_ids[o]);
-    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(repos.len(), per) })
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last: last_page(repos.len(), per),
+        },
+    )
 }
 
 fn pulls(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, String>) -> Resp {
@@ -380,7 +485,11 @@ fn pulls(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, St
             .iter()
             .skip((page - 1) * per)
             .take(per)
-            .map(|k| PrFacts { k: *k as usize, updated: rp.updated[*k as usize], rev: rp.rev[*k as usize] })
+            .map(|k| PrFacts {
+                k: *k as usize,
+                updated: rp.updated[*k as usize],
+                rev: rp.rev[*k as usize],
+            })
             .collect()
     };
     let mut body = String::with_capacity(facts.len() * 18_000 + 2);
@@ -396,10 +505,27 @@ fn pulls(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, St
     body.push(']');
     let canonical = format!("/repositories/{}/pulls", sh.world.repos[ri].id);
     let last = last_page(sh.world.cfg.prs_per_repo, per);
-    finish(sh, req, q, Page { body, etag_src, canonical, page, last })
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last,
+        },
+    )
 }
 
-fn reviews(sh: &Shared, req: &Request<Incoming>, ri: usize, k: usize, q: &HashMap<String, String>) -> Resp {
+fn reviews(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    ri: usize,
+    k: usize,
+    q: &HashMap<String, String>,
+) -> Resp {
     let (per, page) = paging(q);
     let n = sh.world.cfg.reviews_per_pr;
     let mut body = String::from("[");
@@ -411,8 +537,23 @@ fn reviews(sh: &Shared, req: &Request<Incoming>, ri: usize, k: usize, q: &HashMa
     }
     body.push(']');
     let etag_src = format!("reviews|{ri}|{k}|{per}|{page}");
-    let canonical = format!("/repositories/{}/pulls/{}/reviews", sh.world.repos[ri].id, sh.world.pr_number(k));
-    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(n, per) })
+    let canonical = format!(
+        "/repositories/{}/pulls/{}/reviews",
+        sh.world.repos[ri].id,
+        sh.world.pr_number(k)
+    );
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last: last_page(n, per),
+        },
+    )
 }
 
 fn commits(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, String>) -> Resp {
@@ -435,7 +576,18 @@ fn commits(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, 
     body.push(']');
     let etag_src = format!("commits|{ri}|{since:?}|{per}|{page}|{total}");
     let canonical = format!("/repositories/{}/commits", w.repos[ri].id);
-    finish(sh, req, q, Page { body, etag_src, canonical, page, last: last_page(total, per) })
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last: last_page(total, per),
+        },
+    )
 }
 
 fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {

@@ -5,8 +5,13 @@
 //! State per stream (the JSON handed back in `StreamResult::Done`) is documented in
 //! [`state`].
 
+pub mod auth;
 pub mod config;
+pub mod http;
+pub mod read;
+pub mod rows;
 pub mod schema;
+pub mod state;
 
 pub use config::{AppAuth, GithubConfig, StreamKind};
 

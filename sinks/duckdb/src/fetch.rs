@@ -91,7 +91,12 @@ async fn download_all(files: &[StagedFile], staging: &StagingLocation) -> Result
 /// `relative_path`, so each segment is appended on its own.
 pub fn store_path(root: &StorePath, relative: &str) -> StorePath {
     root.parts()
-        .chain(relative.split('/').filter(|s| !s.is_empty()).map(PathPart::from))
+        .chain(
+            relative
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(PathPart::from),
+        )
         .collect()
 }
 
@@ -138,7 +143,13 @@ mod tests {
 
     #[test]
     fn glob_and_parent_paths_are_refused() {
-        for bad in ["a/*.parquet", "a/?.parquet", "a/[x].parquet", "../x.parquet", ""] {
+        for bad in [
+            "a/*.parquet",
+            "a/?.parquet",
+            "a/[x].parquet",
+            "../x.parquet",
+            "",
+        ] {
             let f = StagedFile {
                 uri: format!("file:///s/{bad}"),
                 relative_path: bad.to_string(),

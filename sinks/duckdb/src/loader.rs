@@ -37,9 +37,10 @@ impl DuckDbLoader {
         PathBuf::from(flowctl_core::expand_home(&raw))
     }
 
-    /// Runs a read-only query and returns every value cast to text (NULL as `None`):
-    /// lets end-to-end tests and `flowctl` check the warehouse through the same
-    /// connection (DuckDB allows one process per database file).
+    /// Runs a query and returns its rows as text (NULL as `None`; strings, integers,
+    /// floats and booleans rendered plainly; cast anything else to VARCHAR in the SQL).
+    /// Lets end-to-end tests and `flowctl` check the warehouse through this loader's
+    /// connection, since DuckDB lets only one process open a database file for writing.
     pub async fn query_text(&self, query: &str) -> Result<Vec<Vec<Option<String>>>> {
         let query = query.to_string();
         self.with_conn(move |conn| {
@@ -68,9 +69,9 @@ impl DuckDbLoader {
         let path = self.database_path();
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| PluginError::other("duckdb connection poisoned by an earlier panic"))?;
+            let mut guard = conn.lock().map_err(|_| {
+                PluginError::other("duckdb connection poisoned by an earlier panic")
+            })?;
             if guard.is_none() {
                 *guard = Some(open(&path, &config)?);
             }
@@ -117,7 +118,10 @@ fn db_err(what: &str, e: duckdb::Error) -> PluginError {
 #[async_trait]
 impl WarehouseLoader for DuckDbLoader {
     fn plan(&self, table: &TableSpec) -> Vec<String> {
-        match self.names(table).and_then(|names| render_plan(&names, table)) {
+        match self
+            .names(table)
+            .and_then(|names| render_plan(&names, table))
+        {
             Ok(lines) => lines,
             Err(e) => vec![format!("-- cannot plan table {}: {e}", table.name)],
         }
@@ -142,7 +146,11 @@ impl WarehouseLoader for DuckDbLoader {
             return Ok(LoadStats::default());
         }
         let local = fetch::localize(files, staging).await?;
-        let paths: Vec<String> = local.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let paths: Vec<String> = local
+            .paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let uris: Vec<String> = files.iter().map(|f| f.uri.clone()).collect();
         let stats = self
             .with_conn(move |conn| load_in_transaction(conn, &names, &columns, &paths, &uris))
@@ -176,7 +184,10 @@ fn ensure(conn: &mut Connection, names: &TableNames, columns: &[(String, String)
     ddl(&sql::create_schema(names))?;
     ddl(&sql::create_table(&names.target, columns))?;
     ddl(&sql::create_table(&names.stage, columns))?;
-    for (qualified, raw) in [(&names.target, &names.target_raw), (&names.stage, &names.stage_raw)] {
+    for (qualified, raw) in [
+        (&names.target, &names.target_raw),
+        (&names.stage, &names.stage_raw),
+    ] {
         let existing = existing_columns(conn, &names.schema_raw, raw)?;
         for (name, ty) in columns {
             if !existing.contains(&name.trim_matches('"').to_ascii_uppercase()) {
@@ -192,12 +203,17 @@ fn ensure(conn: &mut Connection, names: &TableNames, columns: &[(String, String)
 /// Upper-cased, because DuckDB identifiers are case-insensitive.
 fn existing_columns(conn: &Connection, schema: &str, table: &str) -> Result<HashSet<String>> {
     let what = format!("list columns of {schema}.{table}");
-    let mut stmt = conn.prepare(sql::EXISTING_COLUMNS).map_err(|e| db_err(&what, e))?;
+    let mut stmt = conn
+        .prepare(sql::EXISTING_COLUMNS)
+        .map_err(|e| db_err(&what, e))?;
     let rows = stmt
         .query_map([schema, table], |r| r.get::<_, String>(0))
         .map_err(|e| db_err(&what, e))?;
-    rows.map(|r| r.map(|c| c.to_ascii_uppercase()).map_err(|e| db_err(&what, e)))
-        .collect()
+    rows.map(|r| {
+        r.map(|c| c.to_ascii_uppercase())
+            .map_err(|e| db_err(&what, e))
+    })
+    .collect()
 }
 
 /// COPY + MERGE + empty stage as one transaction: any failure rolls back, leaving the
@@ -246,10 +262,10 @@ fn run_load(
     })
 }
 
-/// Runs the MERGE with `RETURNING merge_action` (DuckDB >= 1.4) and counts the
-/// actions, so the numbers come from the statement itself, not from before/after counts.
+/// Runs the MERGE (rendered with `RETURNING merge_action`) and counts the actions, so
+/// the numbers come from the statement itself, not from before/after counts.
 fn merge_counts(conn: &Connection, merge: &str) -> duckdb::Result<(u64, u64)> {
-    let mut stmt = conn.prepare(&format!("{merge}\nRETURNING merge_action"))?;
+    let mut stmt = conn.prepare(merge)?;
     let mut rows = stmt.query([])?;
     let (mut inserted, mut updated) = (0, 0);
     while let Some(row) = rows.next()? {
@@ -263,13 +279,25 @@ fn merge_counts(conn: &Connection, merge: &str) -> duckdb::Result<(u64, u64)> {
 }
 
 fn row_text(row: &duckdb::Row<'_>) -> duckdb::Result<Vec<Option<String>>> {
-    use duckdb::types::ValueRef;
+    use duckdb::types::ValueRef as V;
     let n = row.as_ref().column_count();
     (0..n)
         .map(|i| {
             Ok(match row.get_ref(i)? {
-                ValueRef::Null => None,
-                ValueRef::Text(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                V::Null => None,
+                V::Text(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                V::Boolean(b) => Some(b.to_string()),
+                V::TinyInt(v) => Some(v.to_string()),
+                V::SmallInt(v) => Some(v.to_string()),
+                V::Int(v) => Some(v.to_string()),
+                V::BigInt(v) => Some(v.to_string()),
+                V::HugeInt(v) => Some(v.to_string()),
+                V::UTinyInt(v) => Some(v.to_string()),
+                V::USmallInt(v) => Some(v.to_string()),
+                V::UInt(v) => Some(v.to_string()),
+                V::UBigInt(v) => Some(v.to_string()),
+                V::Float(v) => Some(v.to_string()),
+                V::Double(v) => Some(v.to_string()),
                 other => Some(format!("{other:?}")),
             })
         })

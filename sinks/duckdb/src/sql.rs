@@ -150,8 +150,14 @@ pub fn create_schema(names: &TableNames) -> String {
 }
 
 pub fn create_table(qualified: &str, columns: &[(String, String)]) -> String {
-    let cols: Vec<String> = columns.iter().map(|(n, t)| format!("    {n} {t}")).collect();
-    format!("CREATE TABLE IF NOT EXISTS {qualified} (\n{}\n)", cols.join(",\n"))
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|(n, t)| format!("    {n} {t}"))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {qualified} (\n{}\n)",
+        cols.join(",\n")
+    )
 }
 
 pub fn add_column(qualified: &str, name: &str, ty: &str) -> String {
@@ -160,11 +166,13 @@ pub fn add_column(qualified: &str, name: &str, ty: &str) -> String {
 
 /// Copy this run's files into the staging table. `BY NAME` matches columns by name like
 /// Snowflake's MATCH_BY_COLUMN_NAME; `union_by_name` lets files written before a column
-/// was added load alongside newer ones (the missing column is NULL).
+/// was added load alongside newer ones (the missing column is NULL). Hive partitioning
+/// is switched off: DuckDB would otherwise add `org` and `date` columns from the
+/// `org=.../date=...` path segments, which the tables do not have.
 pub fn copy_into_stage(names: &TableNames, paths: &[String]) -> String {
     let list: Vec<String> = paths.iter().map(|p| string_literal(p)).collect();
     format!(
-        "INSERT INTO {} BY NAME SELECT * FROM read_parquet([{}], union_by_name = true)",
+        "INSERT INTO {} BY NAME SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)",
         names.stage,
         list.join(", ")
     )
@@ -173,10 +181,17 @@ pub fn copy_into_stage(names: &TableNames, paths: &[String]) -> String {
 /// MERGE the staged rows, deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY`
 /// (DuckDB's MERGE, like Snowflake's, rejects duplicate source keys), updating a row
 /// only when the staged version is strictly newer, so re-loading changes nothing.
+/// `RETURNING merge_action` (DuckDB >= 1.4) yields one row per changed row, from which
+/// the loader counts inserts and updates.
 pub fn merge(names: &TableNames, columns: &[(String, String)]) -> String {
     let key = format!("\"{ROW_KEY}\"");
     let ts = format!("\"{INGESTED_AT}\"");
-    let set: Vec<String> = columns.iter().map(|(c, _)| format!("{c} = s.{c}")).collect();
+    // The key is equal on both sides of a match, so it is not in the SET list.
+    let set: Vec<String> = columns
+        .iter()
+        .filter(|(c, _)| *c != key)
+        .map(|(c, _)| format!("{c} = s.{c}"))
+        .collect();
     let cols: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
     let vals: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
     format!(
@@ -184,7 +199,8 @@ pub fn merge(names: &TableNames, columns: &[(String, String)]) -> String {
          USING (\n    SELECT * FROM {stage}\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC) = 1\n) AS s\n\
          ON t.{key} = s.{key}\n\
          WHEN MATCHED AND s.{ts} > t.{ts} THEN UPDATE SET\n    {set}\n\
-         WHEN NOT MATCHED THEN INSERT ({cols})\n    VALUES ({vals})",
+         WHEN NOT MATCHED THEN INSERT ({cols})\n    VALUES ({vals})\n\
+         RETURNING merge_action",
         target = names.target,
         stage = names.stage,
         set = set.join(",\n    "),
@@ -224,7 +240,10 @@ mod tests {
 
     #[test]
     fn string_literal_doubles_quotes() {
-        assert_eq!(string_literal("/tmp/o'brien/x.parquet"), "'/tmp/o''brien/x.parquet'");
+        assert_eq!(
+            string_literal("/tmp/o'brien/x.parquet"),
+            "'/tmp/o''brien/x.parquet'"
+        );
     }
 
     #[test]
@@ -241,7 +260,10 @@ mod tests {
             (Field::new("a", utc, true), "TIMESTAMPTZ"),
             (Field::new("a", DataType::Date32, true), "DATE"),
             (Field::new("a", list, true), "VARCHAR[]"),
-            (Field::new("a", DataType::Decimal128(38, 2), true), "DECIMAL(38,2)"),
+            (
+                Field::new("a", DataType::Decimal128(38, 2), true),
+                "DECIMAL(38,2)",
+            ),
         ];
         for (field, want) in cases {
             assert_eq!(column_type(&field).unwrap(), want, "{field:?}");
@@ -249,6 +271,9 @@ mod tests {
         let err = column_type(&Field::new("m", DataType::Duration(TimeUnit::Second), true))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\"m\"") && err.contains("no DuckDB mapping"), "{err}");
+        assert!(
+            err.contains("\"m\"") && err.contains("no DuckDB mapping"),
+            "{err}"
+        );
     }
 }

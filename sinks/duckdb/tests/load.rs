@@ -16,18 +16,38 @@ async fn same_batch_twice_changes_nothing() {
     let rows_in: &[Row] = &[(1, "one", T1), (2, "two", T1), (3, "three", T1)];
     let files = vec![stage(&root, "a", rows_in, false)];
 
-    let first = loader.load(&t, &files, &local_location(&root)).await.unwrap();
+    let first = loader
+        .load(&t, &files, &local_location(&root))
+        .await
+        .unwrap();
     assert_eq!(
         first,
-        LoadStats { rows_loaded: 3, inserted: 3, updated: 0, statements: 3 }
+        LoadStats {
+            rows_loaded: 3,
+            inserted: 3,
+            updated: 0,
+            statements: 3
+        }
     );
-    let second = loader.load(&t, &files, &local_location(&root)).await.unwrap();
+    let second = loader
+        .load(&t, &files, &local_location(&root))
+        .await
+        .unwrap();
     assert_eq!(
         second,
-        LoadStats { rows_loaded: 3, inserted: 0, updated: 0, statements: 3 }
+        LoadStats {
+            rows_loaded: 3,
+            inserted: 0,
+            updated: 0,
+            statements: 3
+        }
     );
     assert_eq!(rows(&loader).await, ["1|one", "2|two", "3|three"]);
-    assert_eq!(count(&loader, "PULL_REQUEST_STAGE").await, 0, "stage emptied");
+    assert_eq!(
+        count(&loader, "PULL_REQUEST_STAGE").await,
+        0,
+        "stage emptied"
+    );
 }
 
 #[tokio::test]
@@ -64,8 +84,14 @@ async fn duplicate_keys_in_one_batch_newest_wins() {
         stage(&root, "part-0", &[(7, "b", T2), (8, "x", T1)], false),
         stage(&root, "part-1", &[(7, "c", T3), (7, "a", T1)], false),
     ];
-    let stats = loader.load(&t, &files, &local_location(&root)).await.unwrap();
-    assert_eq!((stats.rows_loaded, stats.inserted, stats.updated), (4, 2, 0));
+    let stats = loader
+        .load(&t, &files, &local_location(&root))
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.rows_loaded, stats.inserted, stats.updated),
+        (4, 2, 0)
+    );
     assert_eq!(rows(&loader).await, ["7|c", "8|x"]);
 }
 
@@ -139,7 +165,12 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
     let good = stage(&root, "good", &[(1, "one", T1)], false);
     loader.load(&t, &[good], &loc).await.unwrap();
 
-    let update = stage(&root, "update", &[(1, "changed", T2), (2, "two", T2)], false);
+    let update = stage(
+        &root,
+        "update",
+        &[(1, "changed", T2), (2, "two", T2)],
+        false,
+    );
     let corrupt = stage_bytes(&root, "corrupt", b"PAR1 this is not parquet");
     let err = loader
         .load(&t, &[update, corrupt], &loc)
@@ -149,7 +180,11 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
     assert!(err.contains("corrupt.parquet"), "{err}");
     assert!(err.contains("PULL_REQUEST_STAGE"), "{err}");
     assert_eq!(rows(&loader).await, ["1|one"], "target untouched");
-    assert_eq!(count(&loader, "PULL_REQUEST_STAGE").await, 0, "stage rolled back");
+    assert_eq!(
+        count(&loader, "PULL_REQUEST_STAGE").await,
+        0,
+        "stage rolled back"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +202,10 @@ async fn missing_file_fails_naming_it() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("gone.parquet") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("gone.parquet") && err.contains("not found"),
+        "{err}"
+    );
     assert_eq!(count(&loader, "PULL_REQUEST").await, 0);
 }
 
@@ -185,7 +223,10 @@ async fn identifiers_with_quotes_are_rejected() {
         schema: "RAW\"; DROP TABLE x; --".to_string(),
         ..DuckDbConfig::default()
     };
-    let err = DuckDbLoader::from_config(bad_schema).err().unwrap().to_string();
+    let err = DuckDbLoader::from_config(bad_schema)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("warehouse.schema"), "{err}");
 
     let mut fields: Vec<_> = table(false).schema.fields().iter().cloned().collect();
@@ -222,7 +263,10 @@ async fn data_persists_in_the_database_file() {
         let loader = loader(dir.path());
         loader.ensure_table(&table(false)).await.unwrap();
         let f = stage(&root, "a", &[(1, "one", T1)], false);
-        loader.load(&table(false), &[f], &local_location(&root)).await.unwrap();
+        loader
+            .load(&table(false), &[f], &local_location(&root))
+            .await
+            .unwrap();
     }
     assert!(dir.path().join("db/warehouse.duckdb").is_file());
     let reopened = loader(dir.path());

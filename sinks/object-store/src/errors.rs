@@ -83,14 +83,26 @@ impl StoreContext {
     }
 
     pub fn parquet_error(&self, action: &str, uri: &str, e: ParquetError) -> PluginError {
-        if let ParquetError::External(inner) = &e {
-            if let Some(store) = inner.downcast_ref::<object_store::Error>() {
-                return self.store_error(action, uri, store);
-            }
+        if let Some(store) = store_error_in(&e) {
+            return self.store_error(action, uri, store);
         }
         PluginError::other(format!(
             "{} staging: {action} {uri}: parquet: {e}",
             self.kind
         ))
     }
+}
+
+/// The object_store error under a parquet error. The async writer may wrap its sink's
+/// error in `External` once more, so look through nested `External`s.
+fn store_error_in(e: &ParquetError) -> Option<&object_store::Error> {
+    let ParquetError::External(inner) = e else {
+        return None;
+    };
+    if let Some(store) = inner.downcast_ref::<object_store::Error>() {
+        return Some(store);
+    }
+    inner
+        .downcast_ref::<ParquetError>()
+        .and_then(store_error_in)
 }

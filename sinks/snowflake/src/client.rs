@@ -31,7 +31,9 @@ pub struct ResultSet {
 impl ResultSet {
     /// Index of the column named `name`, case-insensitively.
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
     }
 
     /// Sum of an integer column over all rows; 0 when the column is absent (Snowflake
@@ -212,10 +214,19 @@ impl SqlApi {
     async fn answer(&self, resp: reqwest::Response, statement: &str) -> Result<Answer> {
         let status = resp.status();
         let text = resp.text().await.map_err(|e| {
-            PluginError::external(format!("snowflake {}: reading the answer: {}", self.base, without_url(&e)))
+            PluginError::external(format!(
+                "snowflake {}: reading the answer: {}",
+                self.base,
+                without_url(&e)
+            ))
         })?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let field = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         match status {
             StatusCode::OK => Ok(Answer::Done(body)),
             StatusCode::ACCEPTED => {
@@ -268,7 +279,12 @@ impl SqlApi {
             .and_then(Value::as_array)
             .map(|cols| {
                 cols.iter()
-                    .map(|c| c.get("name").and_then(Value::as_str).unwrap_or("").to_string())
+                    .map(|c| {
+                        c.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -280,7 +296,9 @@ impl SqlApi {
         let url = format!("{}/api/v2/statements/{handle}", self.base);
         for p in 1..partitions {
             let answer = self
-                .send_retrying(statement, |_| self.http.get(&url).query(&[("partition", p)]))
+                .send_retrying(statement, |_| {
+                    self.http.get(&url).query(&[("partition", p)])
+                })
                 .await?;
             if let Answer::Done(v) = answer {
                 rows.extend(rows_of(&v, &self.base)?);

@@ -60,7 +60,9 @@ impl KeyPair {
             rsa::RsaPrivateKey::from_pkcs8_pem(pem)
                 .map_err(|e| bad(&format!("not an RSA PKCS#8 key: {e}")))?
         } else {
-            return Err(bad(&"expected a PEM block `BEGIN PRIVATE KEY` or `BEGIN ENCRYPTED PRIVATE KEY`"));
+            return Err(bad(
+                &"expected a PEM block `BEGIN PRIVATE KEY` or `BEGIN ENCRYPTED PRIVATE KEY`",
+            ));
         };
         let public_der = key
             .to_public_key()
@@ -145,8 +147,9 @@ impl JwtSource {
             }
         }
         let claims = claims(&self.account, &self.user, &self.key.fingerprint, now);
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key.signing)
-            .map_err(|e| PluginError::other(format!("snowflake: cannot sign the JWT: {e}")))?;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key.signing)
+                .map_err(|e| PluginError::other(format!("snowflake: cannot sign the JWT: {e}")))?;
         *guard = Some((token.clone(), claims.exp));
         Ok(token)
     }

@@ -62,6 +62,12 @@ impl SnowflakeLoader {
         })
     }
 
+    /// Run one statement through the same client and session context as the loads (for
+    /// tests and diagnostics such as `flowctl` checks of row counts).
+    pub async fn execute(&self, statement: &str) -> Result<crate::client::ResultSet> {
+        self.api().await?.execute(statement).await
+    }
+
     fn names(&self, table: &TableSpec) -> Result<TableNames> {
         TableNames::new(&self.cfg.database, &self.cfg.schema, &table.name)
     }
@@ -94,11 +100,18 @@ impl SnowflakeLoader {
     }
 
     /// Run one statement; errors name the table.
-    async fn run(&self, table: &str, step: &str, statement: &str) -> Result<crate::client::ResultSet> {
+    async fn run(
+        &self,
+        table: &str,
+        step: &str,
+        statement: &str,
+    ) -> Result<crate::client::ResultSet> {
         tracing::debug!(table, step, "snowflake statement");
-        self.api().await?.execute(statement).await.map_err(|e| {
-            PluginError::external(format!("snowflake {step} for table {table}: {e}"))
-        })
+        self.api()
+            .await?
+            .execute(statement)
+            .await
+            .map_err(|e| PluginError::external(format!("snowflake {step} for table {table}: {e}")))
     }
 
     async fn ensure_stage(&self, staging: &StagingLocation) -> Result<()> {
@@ -108,7 +121,9 @@ impl SnowflakeLoader {
         self.stage_ready
             .get_or_try_init(|| async {
                 let ddl = sql::create_stage(&self.stage, &staging.root_uri, integration)?;
-                self.run(self.stage.name.as_str(), "CREATE STAGE", &ddl).await.map(|_| ())
+                self.run(self.stage.name.as_str(), "CREATE STAGE", &ddl)
+                    .await
+                    .map(|_| ())
             })
             .await
             .map(|_| ())
@@ -120,7 +135,11 @@ impl SnowflakeLoader {
         for chunk in files.chunks(sql::MAX_FILES_PER_COPY) {
             let paths: Vec<&str> = chunk.iter().map(|f| f.relative_path.as_str()).collect();
             let rs = self
-                .run(table, "COPY INTO", &sql::copy_into(names, &self.stage, &paths))
+                .run(
+                    table,
+                    "COPY INTO",
+                    &sql::copy_into(names, &self.stage, &paths),
+                )
                 .await?;
             if let Some(bad) = rs
                 .strings("status")
@@ -184,7 +203,10 @@ fn warn_if_readable_by_others(path: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
-            tracing::warn!(path, "snowflake private key file is world-readable; run chmod 600 on it");
+            tracing::warn!(
+                path,
+                "snowflake private key file is world-readable; run chmod 600 on it"
+            );
         }
     }
 }
@@ -213,13 +235,27 @@ impl WarehouseLoader for SnowflakeLoader {
     async fn ensure_table(&self, table: &TableSpec) -> Result<()> {
         let names = self.names(table)?;
         let t = table.name.as_str();
-        self.run(t, "CREATE TABLE", &sql::create_target(&names, &table.schema)?).await?;
-        self.run(t, "CREATE TABLE", &sql::create_stage_table(&names, &table.schema)?).await?;
-        let rs = self.run(t, "column listing", &sql::existing_columns(&names)).await?;
+        self.run(
+            t,
+            "CREATE TABLE",
+            &sql::create_target(&names, &table.schema)?,
+        )
+        .await?;
+        self.run(
+            t,
+            "CREATE TABLE",
+            &sql::create_stage_table(&names, &table.schema)?,
+        )
+        .await?;
+        let rs = self
+            .run(t, "column listing", &sql::existing_columns(&names))
+            .await?;
         let (ti, ci) = (rs.column("TABLE_NAME"), rs.column("COLUMN_NAME"));
         let mut existing = BTreeSet::new();
         for row in &rs.rows {
-            if let (Some(Some(tn)), Some(Some(cn))) = (ti.and_then(|i| row.get(i)), ci.and_then(|i| row.get(i))) {
+            if let (Some(Some(tn)), Some(Some(cn))) =
+                (ti.and_then(|i| row.get(i)), ci.and_then(|i| row.get(i)))
+            {
                 existing.insert((tn.to_ascii_uppercase(), cn.to_ascii_uppercase()));
             }
         }
@@ -249,10 +285,12 @@ impl WarehouseLoader for SnowflakeLoader {
         self.ensure_stage(staging).await?;
         let merge = sql::merge(&names, &table.schema)?;
         // Leftovers of a run that crashed before its MERGE must not merge with this one.
-        self.run(t, "TRUNCATE (before COPY)", &sql::truncate_stage(&names)).await?;
+        self.run(t, "TRUNCATE (before COPY)", &sql::truncate_stage(&names))
+            .await?;
         let rows_loaded = self.copy(&names, files).await?;
         let merged = self.run(t, "MERGE", &merge).await?;
-        self.run(t, "TRUNCATE", &sql::truncate_stage(&names)).await?;
+        self.run(t, "TRUNCATE", &sql::truncate_stage(&names))
+            .await?;
         let copies = files.len().div_ceil(sql::MAX_FILES_PER_COPY) as u64;
         Ok(LoadStats {
             rows_loaded,

@@ -207,7 +207,11 @@ pub fn create_stage(stage: &Qualified, root_uri: &str, integration: &Ident) -> R
             "snowflake: staging root {root_uri} cannot back a Snowflake stage; use s3 or gcs staging"
         )));
     };
-    let url = if url.ends_with('/') { url } else { format!("{url}/") };
+    let url = if url.ends_with('/') {
+        url
+    } else {
+        format!("{url}/")
+    };
     Ok(format!(
         "CREATE STAGE IF NOT EXISTS {} URL={} STORAGE_INTEGRATION={}",
         stage.quoted(),
@@ -245,24 +249,26 @@ pub fn merge(names: &TableNames, schema: &Schema) -> Result<String> {
     }
     let key = Ident::new(ROW_KEY, "column")?.quoted();
     let at = Ident::new(INGESTED_AT, "column")?.quoted();
-    let select: Vec<String> = cols.iter().map(|(c, _)| c.quoted()).collect();
-    let value = |(c, f): &(Ident, &Field)| -> String {
-        if f.name() == RAW {
-            format!("PARSE_JSON(s.{})", c.quoted())
-        } else {
-            format!("s.{}", c.quoted())
-        }
-    };
-    let sets: Vec<String> = cols
+    let names_list: Vec<String> = cols.iter().map(|(c, _)| c.quoted()).collect();
+    // _RAW is parsed inside the USING query, so the MERGE clauses move plain columns.
+    let select: Vec<String> = cols
         .iter()
-        .map(|col| format!("{} = {}", col.0.quoted(), value(col)))
+        .map(|(c, f)| {
+            if f.name() == RAW {
+                format!("PARSE_JSON({0}) AS {0}", c.quoted())
+            } else {
+                c.quoted()
+            }
+        })
         .collect();
-    let values: Vec<String> = cols.iter().map(value).collect();
+    let sets: Vec<String> = names_list.iter().map(|c| format!("{c} = s.{c}")).collect();
+    let values: Vec<String> = names_list.iter().map(|c| format!("s.{c}")).collect();
     Ok(format!(
-        "MERGE INTO {target} AS t\nUSING (\n  SELECT {select} FROM {stage}\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {at} DESC) = 1\n) AS s\nON t.{key} = s.{key}\nWHEN MATCHED AND s.{at} > t.{at} THEN UPDATE SET {sets}\nWHEN NOT MATCHED THEN INSERT ({select}) VALUES ({values})",
+        "MERGE INTO {target} AS t\nUSING (\n  SELECT {select} FROM {stage}\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {at} DESC) = 1\n) AS s\nON t.{key} = s.{key}\nWHEN MATCHED AND s.{at} > t.{at} THEN UPDATE SET {sets}\nWHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
         target = names.target.quoted(),
         stage = names.stage.quoted(),
         select = select.join(", "),
+        names = names_list.join(", "),
         sets = sets.join(", "),
         values = values.join(", "),
     ))

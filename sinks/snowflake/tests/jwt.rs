@@ -19,15 +19,24 @@ fn fingerprint_matches_openssl() {
 fn encrypted_key_needs_the_right_passphrase() {
     let kp = KeyPair::from_pem(KEY_ENC, Some("flowctl-test"), "enc").unwrap();
     assert_eq!(kp.fingerprint, format!("SHA256:{}", FP.trim()));
-    let missing = KeyPair::from_pem(KEY_ENC, None, "enc.p8").unwrap_err().to_string();
-    assert!(missing.contains("enc.p8") && missing.contains("passphrase"), "{missing}");
-    let wrong = KeyPair::from_pem(KEY_ENC, Some("nope"), "enc.p8").unwrap_err().to_string();
+    let missing = KeyPair::from_pem(KEY_ENC, None, "enc.p8")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("enc.p8") && missing.contains("passphrase"),
+        "{missing}"
+    );
+    let wrong = KeyPair::from_pem(KEY_ENC, Some("nope"), "enc.p8")
+        .unwrap_err()
+        .to_string();
     assert!(wrong.contains("wrong passphrase"), "{wrong}");
 }
 
 #[test]
 fn garbage_is_a_clear_error() {
-    let e = KeyPair::from_pem("hello", None, "k.p8").unwrap_err().to_string();
+    let e = KeyPair::from_pem("hello", None, "k.p8")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("k.p8") && e.contains("BEGIN PRIVATE KEY"), "{e}");
 }
 

@@ -11,7 +11,11 @@ fn schema() -> Schema {
         Field::new("ID", DataType::Int64, false),
         Field::new("TITLE", DataType::Utf8, true),
         Field::new("MERGED", DataType::Boolean, true),
-        Field::new("LABELS", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+        Field::new(
+            "LABELS",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
         Field::new("SCORE", DataType::Float64, true),
         Field::new("DAY", DataType::Date32, true),
     ];
@@ -73,7 +77,14 @@ fn stage() -> Qualified {
 #[test]
 fn copy_names_files_and_escapes_them() {
     assert_eq!(
-        sql::copy_into(&names(), &stage(), &["pull_request/org=a/date=2026-01-02/f.parquet", "x/org=o'b\\c/f.parquet"]),
+        sql::copy_into(
+            &names(),
+            &stage(),
+            &[
+                "pull_request/org=a/date=2026-01-02/f.parquet",
+                "x/org=o'b\\c/f.parquet"
+            ]
+        ),
         r#"COPY INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE" FROM @"GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" FILES=('pull_request/org=a/date=2026-01-02/f.parquet', 'x/org=o''b\\c/f.parquet') FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE"#
     );
 }
@@ -90,12 +101,12 @@ fn merge_dedupes_and_updates_only_newer() {
         sql::merge(&names(), &s).unwrap(),
         r#"MERGE INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST" AS t
 USING (
-  SELECT "ID", "_ROW_KEY", "_INGESTED_AT", "_RAW" FROM "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE"
+  SELECT "ID", "_ROW_KEY", "_INGESTED_AT", PARSE_JSON("_RAW") AS "_RAW" FROM "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE"
   QUALIFY ROW_NUMBER() OVER (PARTITION BY "_ROW_KEY" ORDER BY "_INGESTED_AT" DESC) = 1
 ) AS s
 ON t."_ROW_KEY" = s."_ROW_KEY"
-WHEN MATCHED AND s."_INGESTED_AT" > t."_INGESTED_AT" THEN UPDATE SET "ID" = s."ID", "_ROW_KEY" = s."_ROW_KEY", "_INGESTED_AT" = s."_INGESTED_AT", "_RAW" = PARSE_JSON(s."_RAW")
-WHEN NOT MATCHED THEN INSERT ("ID", "_ROW_KEY", "_INGESTED_AT", "_RAW") VALUES (s."ID", s."_ROW_KEY", s."_INGESTED_AT", PARSE_JSON(s."_RAW"))"#
+WHEN MATCHED AND s."_INGESTED_AT" > t."_INGESTED_AT" THEN UPDATE SET "ID" = s."ID", "_ROW_KEY" = s."_ROW_KEY", "_INGESTED_AT" = s."_INGESTED_AT", "_RAW" = s."_RAW"
+WHEN NOT MATCHED THEN INSERT ("ID", "_ROW_KEY", "_INGESTED_AT", "_RAW") VALUES (s."ID", s."_ROW_KEY", s."_INGESTED_AT", s."_RAW")"#
     );
     let no_key = Schema::new(vec![Field::new("ID", DataType::Int64, false)]);
     let e = sql::merge(&names(), &no_key).unwrap_err().to_string();
@@ -113,7 +124,9 @@ fn truncate_and_stage() {
         sql::create_stage(&stage(), "gs://bucket/github", &int).unwrap(),
         r#"CREATE STAGE IF NOT EXISTS "GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" URL='gcs://bucket/github/' STORAGE_INTEGRATION="gcs_int""#
     );
-    let e = sql::create_stage(&stage(), "file:///tmp/x/", &int).unwrap_err().to_string();
+    let e = sql::create_stage(&stage(), "file:///tmp/x/", &int)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("file:///tmp/x/"), "{e}");
 }
 
@@ -129,10 +142,25 @@ fn identifiers_are_validated_and_literals_escaped() {
 
 #[test]
 fn raw_tables_renders_every_table() {
-    let t = |n: &str| TableSpec { name: n.into(), schema: Arc::new(schema()) };
-    let out = flowctl_snowflake::raw_tables_sql(&[t("PULL_REQUEST"), t("COMMIT")], "GITHUB_PIPELINES", "RAW_TABLES");
-    for name in ["PULL_REQUEST", "PULL_REQUEST_STAGE", "COMMIT", "COMMIT_STAGE"] {
-        assert!(out.contains(&format!(r#""RAW_TABLES"."{name}" ("#)), "{name} missing:\n{out}");
+    let t = |n: &str| TableSpec {
+        name: n.into(),
+        schema: Arc::new(schema()),
+    };
+    let out = flowctl_snowflake::raw_tables_sql(
+        &[t("PULL_REQUEST"), t("COMMIT")],
+        "GITHUB_PIPELINES",
+        "RAW_TABLES",
+    );
+    for name in [
+        "PULL_REQUEST",
+        "PULL_REQUEST_STAGE",
+        "COMMIT",
+        "COMMIT_STAGE",
+    ] {
+        assert!(
+            out.contains(&format!(r#""RAW_TABLES"."{name}" ("#)),
+            "{name} missing:\n{out}"
+        );
     }
     assert!(!out.contains("ERROR"));
     let bad = flowctl_snowflake::raw_tables_sql(&[t("bad name")], "D", "S");

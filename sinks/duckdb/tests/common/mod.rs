@@ -70,20 +70,33 @@ pub fn batch(rows: &[Row], with_additions: bool) -> RecordBatch {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
         Arc::new(labels.finish()),
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.0 % 2 == 0)))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|_| T1)).with_timezone("UTC")),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.0 % 2 == 0)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|_| T1))
+                .with_timezone("UTC"),
+        ),
     ];
     if with_additions {
-        cols.push(Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0 as i32 * 10))));
+        cols.push(Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.0 as i32 * 10),
+        )));
     }
     cols.extend([
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| format!("{{\"id\":{},\"title\":\"{}\"}}", r.0, r.1)),
+            rows.iter()
+                .map(|r| format!("{{\"id\":{},\"title\":\"{}\"}}", r.0, r.1)),
         )) as ArrayRef,
         Arc::new(StringArray::from_iter_values(keys)),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.2)).with_timezone("UTC")),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.2))
+                .with_timezone("UTC"),
+        ),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "acme"))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "batch-1"))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|_| "batch-1"),
+        )),
     ]);
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -126,6 +139,7 @@ pub fn stage(root: &Path, name: &str, rows: &[Row], with_additions: bool) -> Sta
 }
 
 pub fn local_location(root: &Path) -> StagingLocation {
+    std::fs::create_dir_all(root).unwrap();
     StagingLocation {
         kind: "local".to_string(),
         root_uri: format!("file://{}/", root.display()),

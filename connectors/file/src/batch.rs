@@ -1,0 +1,141 @@
+//! Accumulates parsed rows into Arrow batches with the table's explicit schema.
+
+use crate::value::Cell;
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use flowctl_core::meta;
+use flowctl_core::{PluginError, Result};
+use std::sync::Arc;
+
+enum Col {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+impl Col {
+    fn for_type(t: &DataType) -> Result<Col> {
+        Ok(match t {
+            DataType::Utf8 => Col::Str(StringBuilder::new()),
+            DataType::Int64 => Col::Int(Int64Builder::new()),
+            DataType::Float64 => Col::Float(Float64Builder::new()),
+            DataType::Boolean => Col::Bool(BooleanBuilder::new()),
+            DataType::Timestamp(_, _) => Col::Ts(TimestampMicrosecondBuilder::new()),
+            DataType::Date32 => Col::Date(Date32Builder::new()),
+            other => {
+                return Err(PluginError::other(format!(
+                    "file source: no builder for {other}"
+                )))
+            }
+        })
+    }
+
+    /// Appends `cell`; the cell was parsed for this column's type, so a mismatch is a bug.
+    fn push(&mut self, cell: &Cell) {
+        match (self, cell) {
+            (Col::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Col::Int(b), Cell::Int(v)) => b.append_value(*v),
+            (Col::Float(b), Cell::Float(v)) => b.append_value(*v),
+            (Col::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+            (Col::Ts(b), Cell::Ts(v)) => b.append_value(*v),
+            (Col::Date(b), Cell::Date(v)) => b.append_value(*v),
+            (col, _) => col.push_null(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Col::Str(b) => b.append_null(),
+            Col::Int(b) => b.append_null(),
+            Col::Float(b) => b.append_null(),
+            Col::Bool(b) => b.append_null(),
+            Col::Ts(b) => b.append_null(),
+            Col::Date(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Col::Str(b) => Arc::new(b.finish()),
+            Col::Int(b) => Arc::new(b.finish()),
+            Col::Float(b) => Arc::new(b.finish()),
+            Col::Bool(b) => Arc::new(b.finish()),
+            Col::Ts(b) => Arc::new(b.finish().with_timezone("UTC")),
+            Col::Date(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Data columns followed by the four metadata columns.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    data: Vec<Col>,
+    key: StringBuilder,
+    ingested_at: TimestampMicrosecondBuilder,
+    org: StringBuilder,
+    batch_id: StringBuilder,
+    rows: usize,
+    meta: RowMeta,
+}
+
+/// The per-run values of the metadata columns.
+#[derive(Clone)]
+pub struct RowMeta {
+    pub ingested_at_us: i64,
+    pub org: String,
+    pub batch_id: String,
+}
+
+impl BatchBuilder {
+    pub fn new(schema: SchemaRef, meta: RowMeta) -> Result<Self> {
+        let n_data = schema.fields().len() - meta::metadata_fields().len();
+        let data = schema.fields()[..n_data]
+            .iter()
+            .map(|f| Col::for_type(f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BatchBuilder {
+            schema,
+            data,
+            key: StringBuilder::new(),
+            ingested_at: TimestampMicrosecondBuilder::new(),
+            org: StringBuilder::new(),
+            batch_id: StringBuilder::new(),
+            rows: 0,
+            meta,
+        })
+    }
+
+    /// Appends one row of data cells (one per declared column) and its `_ROW_KEY`.
+    pub fn push(&mut self, cells: &[Cell], row_key: &str) {
+        for (col, cell) in self.data.iter_mut().zip(cells) {
+            col.push(cell);
+        }
+        self.key.append_value(row_key);
+        self.ingested_at.append_value(self.meta.ingested_at_us);
+        self.org.append_value(&self.meta.org);
+        self.batch_id.append_value(&self.meta.batch_id);
+        self.rows += 1;
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The rows so far as a batch; the builder starts over empty.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let mut arrays: Vec<ArrayRef> = self.data.iter_mut().map(Col::finish).collect();
+        arrays.push(Arc::new(self.key.finish()));
+        arrays.push(Arc::new(self.ingested_at.finish().with_timezone("UTC")));
+        arrays.push(Arc::new(self.org.finish()));
+        arrays.push(Arc::new(self.batch_id.finish()));
+        self.rows = 0;
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}

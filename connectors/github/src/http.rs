@@ -1,0 +1,454 @@
+//! The HTTP client: one shared rate budget, retries with backoff and jitter, waits for
+//! primary and secondary rate limits, conditional requests, `Link` pagination. The token
+//! is attached only to URLs on the configured base URL's origin and never logged.
+
+use crate::auth::Auth;
+use crate::config::GithubConfig;
+use flowctl_core::progress::{Progress, ProgressEvent};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use reqwest::StatusCode;
+use std::sync::Mutex;
+use std::time::Duration;
+use url::Url;
+
+/// Why a request gave up.
+#[derive(Debug, Clone)]
+pub enum HttpError {
+    /// 404: the thing is gone (or invisible to the token).
+    NotFound(String),
+    /// 401: the token was rejected. Fatal for the whole read.
+    Unauthorized(String),
+    /// Anything else, after retries and waits; user-facing.
+    Failed(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::NotFound(m) | HttpError::Unauthorized(m) | HttpError::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// A fetched list page or single object.
+pub enum Fetched<T> {
+    NotModified,
+    Page {
+        data: T,
+        etag: Option<String>,
+        next: Option<String>,
+    },
+}
+
+#[derive(Default)]
+struct Budget {
+    remaining: Option<u64>,
+    reset: Option<i64>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    budget: Mutex<Budget>,
+    max_retries: u32,
+    backoff_ms: u64,
+    max_wait: u64,
+    reserve: u64,
+    secondary_wait: u64,
+    progress: Progress,
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The `rel="next"` target of a `Link` header, tolerant of spacing, quoting and order.
+pub fn next_link(header: &str) -> Option<String> {
+    for part in header.split(',') {
+        let mut pieces = part.split(';');
+        let target = pieces.next().unwrap_or("").trim();
+        let Some(url) = target.strip_prefix('<').and_then(|t| t.strip_suffix('>')) else {
+            continue;
+        };
+        let is_next = pieces.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("rel=")
+                .map(|v| {
+                    v.trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+                })
+                .unwrap_or(false)
+        });
+        if is_next {
+            return Some(url.to_string());
+        }
+    }
+    None
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn jitter(max_ms: u64) -> u64 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    if max_ms == 0 {
+        0
+    } else {
+        n % max_ms
+    }
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    s.replace(['\n', '\r'], " ")
+}
+
+fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+enum Step<T> {
+    Done(Result<Fetched<T>, HttpError>),
+    Retry(String),
+    Wait { seconds: u64, reason: String },
+}
+
+impl Client {
+    pub fn new(cfg: &GithubConfig, auth: Auth, progress: Progress) -> Result<Client, String> {
+        let base =
+            Url::parse(&cfg.base_url).map_err(|e| format!("base_url `{}`: {e}", cfg.base_url))?;
+        let origin = base.clone();
+        // Follow redirects only within the API's origin: a token must never reach
+        // another host, and reqwest would otherwise follow cross-host redirects.
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 || !same_origin(attempt.url(), &origin) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("flowctl/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(cfg.request_timeout_seconds))
+            .connect_timeout(Duration::from_secs(cfg.request_timeout_seconds.min(30)))
+            .redirect(policy)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            base,
+            auth,
+            budget: Mutex::new(Budget::default()),
+            max_retries: cfg.max_retries,
+            backoff_ms: cfg.retry_backoff_ms,
+            max_wait: cfg.max_rate_limit_wait_seconds,
+            reserve: cfg.rate_limit_reserve,
+            secondary_wait: cfg.secondary_limit_wait_seconds,
+            progress,
+        })
+    }
+
+    /// `{base_url}/{path}` (path without a leading slash).
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!(
+            "{}/{}",
+            self.base.as_str().trim_end_matches('/'),
+            path_and_query
+        )
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn event(&self, e: ProgressEvent) {
+        self.progress.event(e);
+    }
+
+    /// GET `url` and parse the body with `parse`. Transport errors, 5xx and bodies
+    /// `parse` rejects are retried; rate limits are waited out; 304 is returned as
+    /// `NotModified` when `etag` was sent.
+    pub async fn get<T>(
+        &self,
+        stream: &str,
+        url: &str,
+        etag: Option<&str>,
+        mut parse: impl FnMut(&[u8]) -> Result<T, String>,
+    ) -> Result<Fetched<T>, HttpError> {
+        let parsed = Url::parse(url)
+            .map_err(|e| HttpError::Failed(format!("GET {url}: invalid URL: {e}")))?;
+        if !same_origin(&parsed, &self.base) {
+            return Err(HttpError::Failed(format!(
+                "GET {url}: refusing to follow a link to another host than {} (the token is only sent there)",
+                self.base
+            )));
+        }
+        let (mut attempt, mut secondary) = (0u32, 0u32);
+        loop {
+            self.wait_for_budget(stream).await?;
+            self.event(ProgressEvent::Request {
+                stream: stream.into(),
+            });
+            match self.once(url, etag, &mut parse, stream, secondary).await {
+                Step::Done(r) => return r,
+                Step::Retry(why) => {
+                    attempt += 1;
+                    if attempt > self.max_retries {
+                        return Err(HttpError::Failed(format!(
+                            "GET {url}: {why} (gave up after {attempt} attempts)"
+                        )));
+                    }
+                    let base = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
+                    tokio::time::sleep(Duration::from_millis(
+                        base + jitter(self.backoff_ms.max(1)),
+                    ))
+                    .await;
+                }
+                Step::Wait { seconds, reason } => {
+                    secondary += 1;
+                    if secondary > 10 {
+                        return Err(HttpError::Failed(format!(
+                            "GET {url}: still rate limited after 10 waits ({reason})"
+                        )));
+                    }
+                    self.event(ProgressEvent::RateLimitWait {
+                        stream: stream.into(),
+                        seconds,
+                        reason,
+                    });
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                }
+            }
+        }
+    }
+
+    async fn once<T>(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
+        stream: &str,
+        secondary: u32,
+    ) -> Step<T> {
+        let mut rb = self
+            .http
+            .get(url)
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        match self.auth.header(self).await {
+            Ok(Some(h)) => rb = rb.header(AUTHORIZATION, h),
+            Ok(None) => {}
+            Err(e) => return Step::Done(Err(e)),
+        }
+        if let Some(e) = etag {
+            rb = rb.header(IF_NONE_MATCH, e);
+        }
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => return Step::Retry(format!("request failed: {}", e.without_url())),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.note_budget(&headers);
+        if status == StatusCode::NOT_MODIFIED {
+            self.event(ProgressEvent::NotModified {
+                stream: stream.into(),
+            });
+            return Step::Done(Ok(Fetched::NotModified));
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Step::Retry(format!("reading the body failed: {}", e.without_url())),
+        };
+        self.judge(url, status, &headers, &body, parse, secondary)
+    }
+
+    fn judge<T>(
+        &self,
+        url: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
+        secondary: u32,
+    ) -> Step<T> {
+        let fail = |what: &str| {
+            format!(
+                "GET {url}: {what} (HTTP {}): {}",
+                status.as_u16(),
+                excerpt(body)
+            )
+        };
+        if status.is_success() {
+            return match parse(body) {
+                Ok(data) => {
+                    let etag = headers
+                        .get(ETAG)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                    let next = headers
+                        .get(LINK)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(next_link);
+                    Step::Done(Ok(Fetched::Page { data, etag, next }))
+                }
+                Err(e) => Step::Retry(format!(
+                    "malformed or truncated JSON ({} bytes): {e}",
+                    body.len()
+                )),
+            };
+        }
+        match status.as_u16() {
+            401 => Step::Done(Err(HttpError::Unauthorized(fail("token rejected")))),
+            404 => Step::Done(Err(HttpError::NotFound(fail("not found")))),
+            403 | 429 => self
+                .limited(status, headers, body, secondary)
+                .unwrap_or_else(|| Step::Done(Err(HttpError::Failed(fail("forbidden"))))),
+            500..=599 => Step::Retry(format!("HTTP {}: {}", status.as_u16(), excerpt(body))),
+            _ if status.is_redirection() => Step::Done(Err(HttpError::Failed(fail(
+                "redirect refused (only same-host redirects are followed)",
+            )))),
+            _ => Step::Done(Err(HttpError::Failed(fail("unexpected answer")))),
+        }
+    }
+
+    /// Classify a 403/429: primary limit (remaining 0), secondary limit, or neither.
+    fn limited<T>(
+        &self,
+        status: StatusCode,
+        h: &HeaderMap,
+        body: &[u8],
+        secondary: u32,
+    ) -> Option<Step<T>> {
+        if header_u64(h, "x-ratelimit-remaining") == Some(0) {
+            let reset = header_u64(h, "x-ratelimit-reset")
+                .map(|v| v as i64)
+                .unwrap_or(now_secs() + 60);
+            let wait = (reset - now_secs()).max(0) as u64 + 1;
+            if wait > self.max_wait {
+                return Some(Step::Done(Err(HttpError::Failed(format!(
+                    "GitHub rate limit exhausted; it resets at {} ({wait} s away, more than max_rate_limit_wait_seconds = {})",
+                    fmt_time(reset),
+                    self.max_wait
+                )))));
+            }
+            return Some(Step::Wait {
+                seconds: wait,
+                reason: format!("primary rate limit, resets at {}", fmt_time(reset)),
+            });
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(2000)]).to_lowercase();
+        if let Some(s) = h
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Some(Step::Wait {
+                seconds: s,
+                reason: format!(
+                    "secondary rate limit (HTTP {}, Retry-After {s} s)",
+                    status.as_u16()
+                ),
+            });
+        }
+        if text.contains("secondary rate limit") || text.contains("abuse") || status.as_u16() == 429
+        {
+            let s = self.secondary_wait.saturating_mul(1 << secondary.min(6));
+            return Some(Step::Wait {
+                seconds: s,
+                reason: "secondary rate limit".into(),
+            });
+        }
+        None
+    }
+
+    fn note_budget(&self, h: &HeaderMap) {
+        let (rem, reset) = (
+            header_u64(h, "x-ratelimit-remaining"),
+            header_u64(h, "x-ratelimit-reset"),
+        );
+        if rem.is_none() && reset.is_none() {
+            return;
+        }
+        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        b.remaining = rem.or(b.remaining);
+        b.reset = reset.map(|v| v as i64).or(b.reset);
+    }
+
+    /// Below the reserve, wait for the reset (shared by all concurrent repo tasks).
+    async fn wait_for_budget(&self, stream: &str) -> Result<(), HttpError> {
+        let (rem, reset) = {
+            let b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+            (b.remaining, b.reset)
+        };
+        let (Some(rem), Some(reset)) = (rem, reset) else {
+            return Ok(());
+        };
+        if rem >= self.reserve || reset <= now_secs() {
+            return Ok(());
+        }
+        let wait = (reset - now_secs()).max(0) as u64 + 1;
+        if wait > self.max_wait {
+            return Err(HttpError::Failed(format!(
+                "GitHub rate limit nearly spent ({rem} left, reserve {}); it resets at {} ({wait} s away, more than max_rate_limit_wait_seconds = {})",
+                self.reserve,
+                fmt_time(reset),
+                self.max_wait
+            )));
+        }
+        self.event(ProgressEvent::RateLimitWait {
+            stream: stream.into(),
+            seconds: wait,
+            reason: format!(
+                "{rem} requests left (reserve {}), resets at {}",
+                self.reserve,
+                fmt_time(reset)
+            ),
+        });
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        b.remaining = None;
+        Ok(())
+    }
+}
+
+fn fmt_time(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| epoch.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_header_variants() {
+        let h = r#"<https://api.github.com/repositories/1/pulls?page=2>; rel="next", <https://api.github.com/repositories/1/pulls?page=9>; rel="last""#;
+        assert_eq!(
+            next_link(h).unwrap(),
+            "https://api.github.com/repositories/1/pulls?page=2"
+        );
+        let h = r#"<https://x/a?page=1>; rel="prev",<https://x/a?page=3>;rel=next"#;
+        assert_eq!(next_link(h).unwrap(), "https://x/a?page=3");
+        assert_eq!(next_link(r#"<https://x/a?page=9>; rel="last""#), None);
+        assert_eq!(next_link("garbage"), None);
+        assert_eq!(next_link(""), None);
+        let h = r#"<https://x/a?page=2>; rel="next last""#;
+        assert_eq!(next_link(h).unwrap(), "https://x/a?page=2");
+    }
+}

@@ -1,0 +1,893 @@
+//! One read: list each org's repositories, then read the selected repositories
+//! concurrently (pulls + reviews, commits + files), appending rows to per-org builders
+//! that are handed to the engine whenever `batch_rows` rows are ready and at the end of
+//! the org. State is derived only from rows that were appended, and returned only after
+//! the final flush succeeded, so it never covers rows that were not sent.
+
+use crate::auth::Auth;
+use crate::config::{GithubConfig, StreamKind};
+use crate::http::{Client, Fetched, HttpError};
+use crate::rows::{
+    parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
+    RepoRows, ReviewItem, ReviewRows, TableRows,
+};
+use crate::state::{us_to_time, OrgListing, RepoCursor, RepoRef, StreamState};
+use arrow::record_batch::RecordBatch;
+use flowctl_core::progress::{Progress, ProgressEvent};
+use flowctl_core::{
+    BatchSender, PluginError, ReadOutcome, ReadRequest, Result, Shard, StreamResult, TaggedBatch,
+};
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use StreamKind::*;
+
+/// Why a piece of work stopped.
+enum Stop {
+    /// Abort the whole read (token rejected, engine gone, internal error).
+    Fatal(PluginError),
+    /// The repository vanished: warn and skip it.
+    NotFound(String),
+    /// This stream failed for this repository.
+    Failed(String),
+}
+
+impl From<HttpError> for Stop {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::NotFound(m) => Stop::NotFound(m),
+            HttpError::Unauthorized(m) => {
+                Stop::Fatal(PluginError::external(format!("GitHub token rejected: {m}")))
+            }
+            HttpError::Failed(m) => Stop::Failed(m),
+        }
+    }
+}
+
+/// Rows of one table for one org, shared by the concurrent repository tasks.
+struct Acc<T> {
+    kind: StreamKind,
+    rows: Mutex<T>,
+}
+
+/// Outcome of a page parse: batches that filled up, and what the caller needs next.
+struct PageOut<X> {
+    full: Vec<RecordBatch>,
+    fatal: Option<String>,
+    rows: u64,
+    extra: X,
+}
+
+impl<T: TableRows> Acc<T> {
+    fn new(kind: StreamKind, rows: T) -> Self {
+        Acc {
+            kind,
+            rows: Mutex::new(rows),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Accs {
+    org: String,
+    pr: Acc<PrRows>,
+    rv: Acc<ReviewRows>,
+    cm: Acc<CommitRows>,
+    cf: Acc<FileRows>,
+    rp: Acc<RepoRows>,
+}
+
+pub struct Run<'a> {
+    cfg: &'a GithubConfig,
+    client: Client,
+    kinds: BTreeSet<StreamKind>,
+    old: BTreeMap<StreamKind, StreamState>,
+    ctx: BatchCtx,
+    out: BatchSender,
+    progress: Progress,
+    floor_us: Option<i64>,
+    overlap_us: i64,
+    shard: Option<Shard>,
+}
+
+/// Per-repository result: new cursor or error per stream.
+struct RepoOutcome {
+    key: String,
+    results: Vec<(StreamKind, std::result::Result<RepoCursor, String>)>,
+    skipped: Option<String>,
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Entry point of `Source::read`.
+pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {
+    let mut outcome = ReadOutcome::default();
+    let mut kinds = BTreeSet::new();
+    let mut old = BTreeMap::new();
+    for s in &req.streams {
+        let Some(k) = StreamKind::from_name(s) else {
+            let names: Vec<&str> = StreamKind::ALL.iter().map(|k| k.name()).collect();
+            let error = format!(
+                "unknown stream `{s}` (the github source has: {})",
+                names.join(", ")
+            );
+            outcome
+                .streams
+                .insert(s.clone(), StreamResult::Failed { error });
+            continue;
+        };
+        match StreamState::from_value(req.state.get(s)) {
+            Ok(st) => {
+                kinds.insert(k);
+                old.insert(k, st);
+            }
+            Err(e) => {
+                outcome.streams.insert(
+                    s.clone(),
+                    StreamResult::Failed {
+                        error: format!("stream {s}: {e}"),
+                    },
+                );
+            }
+        }
+    }
+    if kinds.is_empty() {
+        return Ok(outcome);
+    }
+    let auth = Auth::resolve(cfg).await?;
+    let client = Client::new(cfg, auth, req.progress.clone()).map_err(PluginError::config)?;
+    let run = Run {
+        cfg,
+        client,
+        kinds,
+        old,
+        ctx: BatchCtx {
+            ingested_at_us: req.ingested_at.timestamp_micros(),
+            batch_id: req.batch_id.clone(),
+            include_raw: cfg.include_raw,
+            include_patch: cfg.include_patch,
+        },
+        out,
+        progress: req.progress.clone(),
+        floor_us: cfg
+            .first_run_floor(req.ingested_at)
+            .map(|t| t.timestamp_micros()),
+        overlap_us: cfg.cursor_overlap_seconds as i64 * 1_000_000,
+        shard: req.shard,
+    };
+    let orgs: Vec<&String> = cfg
+        .orgs
+        .iter()
+        .filter(|o| {
+            req.only_orgs.is_empty() || req.only_orgs.iter().any(|x| x.eq_ignore_ascii_case(o))
+        })
+        .collect();
+    let mut states = run.old.clone();
+    let mut errors: BTreeMap<StreamKind, Vec<String>> = BTreeMap::new();
+    for org in orgs {
+        run.org(org, &mut states, &mut errors).await?;
+    }
+    for k in &run.kinds {
+        let result = match errors.get(k) {
+            Some(errs) if !errs.is_empty() => StreamResult::Failed {
+                error: if errs.len() == 1 {
+                    errs[0].clone()
+                } else {
+                    format!("{} repositories failed; first: {}", errs.len(), errs[0])
+                },
+            },
+            _ => StreamResult::Done {
+                state: states.get(k).cloned().unwrap_or_default().to_value(),
+            },
+        };
+        outcome.streams.insert(k.name().to_string(), result);
+    }
+    Ok(outcome)
+}
+
+impl Run<'_> {
+    fn want(&self, k: StreamKind) -> bool {
+        self.kinds.contains(&k)
+    }
+
+    fn cursor(&self, k: StreamKind, key: &str) -> RepoCursor {
+        self.old
+            .get(&k)
+            .and_then(|s| s.repos.get(key))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn url(&self, segs: &[&str], query: &str) -> String {
+        let mut u = self.client.base().clone();
+        if let Ok(mut p) = u.path_segments_mut() {
+            p.pop_if_empty().extend(segs);
+        }
+        if !query.is_empty() {
+            u.set_query(Some(query));
+        }
+        u.to_string()
+    }
+
+    fn event(&self, e: ProgressEvent) {
+        self.progress.event(e);
+    }
+
+    async fn send(
+        &self,
+        kind: StreamKind,
+        org: &str,
+        batches: Vec<RecordBatch>,
+    ) -> std::result::Result<(), Stop> {
+        for batch in batches {
+            let tagged = TaggedBatch {
+                stream: kind.name().to_string(),
+                org: org.to_string(),
+                batch,
+            };
+            self.out.send(tagged).await.map_err(|_| {
+                Stop::Fatal(PluginError::other("the engine stopped accepting batches"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Append rows under the lock via `f`, cutting a batch every `batch_rows` rows.
+    fn fill<T: TableRows, I>(
+        &self,
+        acc: &Acc<T>,
+        org: &str,
+        items: I,
+        mut f: impl FnMut(&mut T, I::Item),
+    ) -> (Vec<RecordBatch>, Option<String>, u64)
+    where
+        I: IntoIterator,
+    {
+        let mut rows = acc.lock();
+        let (mut full, mut n) = (Vec::new(), 0u64);
+        for it in items {
+            f(&mut rows, it);
+            n += 1;
+            if rows.rows() >= self.cfg.batch_rows {
+                match rows.finish(org, &self.ctx) {
+                    Ok(b) => full.push(b),
+                    Err(e) => return (full, Some(e), n),
+                }
+            }
+        }
+        (full, None, n)
+    }
+
+    async fn flush<T: TableRows>(&self, acc: &Acc<T>, org: &str) -> Result<()> {
+        let batch = {
+            let mut rows = acc.lock();
+            if rows.rows() == 0 {
+                return Ok(());
+            }
+            rows.finish(org, &self.ctx).map_err(PluginError::other)?
+        };
+        match self.send(acc.kind, org, vec![batch]).await {
+            Ok(()) => Ok(()),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::Failed(m) | Stop::NotFound(m)) => Err(PluginError::other(m)),
+        }
+    }
+
+    async fn deliver<X>(
+        &self,
+        kind: StreamKind,
+        org: &str,
+        page: PageOut<X>,
+    ) -> std::result::Result<X, Stop> {
+        self.send(kind, org, page.full).await?;
+        if let Some(e) = page.fatal {
+            return Err(Stop::Fatal(PluginError::other(format!(
+                "building {} rows: {e}",
+                kind.table()
+            ))));
+        }
+        self.event(ProgressEvent::Page {
+            stream: kind.name().into(),
+            rows: page.rows,
+        });
+        Ok(page.extra)
+    }
+
+    async fn org(
+        &self,
+        org: &str,
+        states: &mut BTreeMap<StreamKind, StreamState>,
+        errors: &mut BTreeMap<StreamKind, Vec<String>>,
+    ) -> Result<()> {
+        let raw = self.cfg.include_raw;
+        let accs = Accs {
+            org: org.to_string(),
+            pr: Acc::new(PullRequest, PrRows::new(raw)),
+            rv: Acc::new(PullRequestReview, ReviewRows::new(raw)),
+            cm: Acc::new(Commit, CommitRows::new(raw)),
+            cf: Acc::new(CommitFile, FileRows::new(raw)),
+            rp: Acc::new(Repository, RepoRows::new(raw)),
+        };
+        let repos = match self.list_repos(&accs).await {
+            Ok((repos, listing)) => {
+                if self.want(Repository) {
+                    let st = states.entry(Repository).or_default();
+                    match listing {
+                        Some(l) => st.orgs.insert(org.to_string(), l),
+                        None => st.orgs.remove(org),
+                    };
+                }
+                repos
+            }
+            Err(Stop::Fatal(e)) => return Err(e),
+            Err(Stop::NotFound(m)) => {
+                return Err(PluginError::external(format!(
+                    "organisation `{org}` not found at {} ({m})",
+                    self.cfg.base_url
+                )))
+            }
+            Err(Stop::Failed(m)) => {
+                for k in &self.kinds {
+                    errors.entry(*k).or_default().push(m.clone());
+                }
+                Vec::new()
+            }
+        };
+        let selected: Vec<RepoRef> = repos
+            .into_iter()
+            .filter(|r| self.selected(org, r))
+            .collect();
+        let mut tasks = futures::stream::iter(selected.iter().map(|r| self.repo(&accs, r)))
+            .buffer_unordered(self.cfg.max_concurrency);
+        while let Some(res) = tasks.next().await {
+            let o = res?;
+            if let Some(m) = o.skipped {
+                self.event(ProgressEvent::Warning {
+                    stream: "repository".into(),
+                    message: m,
+                });
+                continue;
+            }
+            for (k, r) in o.results {
+                match r {
+                    Ok(c) => {
+                        states.entry(k).or_default().repos.insert(o.key.clone(), c);
+                    }
+                    Err(m) => errors.entry(k).or_default().push(m),
+                }
+            }
+        }
+        drop(tasks);
+        self.flush(&accs.rp, org).await?;
+        self.flush(&accs.pr, org).await?;
+        self.flush(&accs.rv, org).await?;
+        self.flush(&accs.cm, org).await?;
+        self.flush(&accs.cf, org).await?;
+        Ok(())
+    }
+
+    fn selected(&self, org: &str, r: &RepoRef) -> bool {
+        self.cfg.repo_selected(&r.name)
+            && (self.cfg.include_archived || !r.archived)
+            && (self.cfg.include_forks || !r.fork)
+            && self
+                .shard
+                .is_none_or(|s| s.owns(&format!("{org}/{}", r.name)))
+    }
+
+    /// GET /orgs/{org}/repos (all pages); REPOSITORY rows for selected repos.
+    async fn list_repos(
+        &self,
+        a: &Accs,
+    ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), Stop> {
+        let org = a.org.as_str();
+        let cached = self
+            .old
+            .get(&Repository)
+            .and_then(|s| s.orgs.get(org))
+            .filter(|l| l.etag.is_some() && !l.repos.is_empty());
+        let want = self.want(Repository);
+        let mut url = self.url(&["orgs", org, "repos"], "type=all&per_page=100");
+        let (mut repos, mut first_etag, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let etag = if pages == 0 && want {
+                cached.and_then(|c| c.etag.as_deref())
+            } else {
+                None
+            };
+            let got = self
+                .client
+                .get("repository", &url, etag, |body| {
+                    let items = parse_page::<RepoItem>(body, self.ctx.include_raw)?;
+                    let times = items
+                        .iter()
+                        .map(|(r, _)| r.times())
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let refs: Vec<RepoRef> = items
+                        .iter()
+                        .map(|(r, _)| RepoRef {
+                            name: r.name.to_string(),
+                            id: r.id,
+                            archived: r.archived.unwrap_or(false),
+                            fork: r.fork.unwrap_or(false),
+                        })
+                        .collect();
+                    let rows = items
+                        .iter()
+                        .zip(&times)
+                        .zip(&refs)
+                        .filter(|(_, rf)| want && self.selected(org, rf));
+                    let (full, fatal, n) = self.fill(&a.rp, org, rows, |b, (((r, raw), t), _)| {
+                        b.append(org, r, *t, *raw)
+                    });
+                    Ok(PageOut {
+                        full,
+                        fatal,
+                        rows: n,
+                        extra: refs,
+                    })
+                })
+                .await?;
+            match got {
+                Fetched::NotModified => {
+                    let c = cached.cloned().unwrap_or_default();
+                    return Ok((c.repos.clone(), Some(c)));
+                }
+                Fetched::Page { data, etag, next } => {
+                    pages += 1;
+                    if pages == 1 {
+                        first_etag = etag;
+                    }
+                    repos.extend(self.deliver(Repository, org, data).await?);
+                    match next {
+                        Some(n) => url = n,
+                        None => break,
+                    }
+                }
+            }
+        }
+        let listing = (pages == 1).then(|| OrgListing {
+            etag: first_etag,
+            repos: repos.clone(),
+        });
+        Ok((repos, listing))
+    }
+
+    async fn repo(&self, a: &Accs, r: &RepoRef) -> Result<RepoOutcome> {
+        let key = format!("{}/{}", a.org, r.name);
+        let mut out = RepoOutcome {
+            key: key.clone(),
+            results: Vec::new(),
+            skipped: None,
+        };
+        let parts: [(bool, bool); 2] = [
+            (self.want(PullRequest), self.want(PullRequestReview)),
+            (self.want(Commit), self.want(CommitFile)),
+        ];
+        for (i, (x, y)) in parts.into_iter().enumerate() {
+            if !(x || y) {
+                continue;
+            }
+            let res = if i == 0 {
+                self.pulls(a, r, &key).await
+            } else {
+                self.commits(a, r, &key).await
+            };
+            match res {
+                Ok(mut v) => out.results.append(&mut v),
+                Err(Stop::Fatal(e)) => return Err(e),
+                Err(Stop::NotFound(m)) => {
+                    out.skipped = Some(format!("repository {key} skipped: it answered 404 (deleted, renamed or no longer visible since it was listed): {m}"));
+                    out.results.clear();
+                    return Ok(out);
+                }
+                Err(Stop::Failed(m)) => {
+                    let ks: &[StreamKind] = if i == 0 {
+                        &[PullRequest, PullRequestReview]
+                    } else {
+                        &[Commit, CommitFile]
+                    };
+                    for k in ks.iter().filter(|k| self.want(**k)) {
+                        out.results.push((*k, Err(m.clone())));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ETag to send when every wanted stream's saved state has the same one.
+    fn common_etag(&self, cursors: &[(StreamKind, &RepoCursor)]) -> Option<String> {
+        let wanted: Vec<&RepoCursor> = cursors
+            .iter()
+            .filter(|(k, _)| self.want(*k))
+            .map(|(_, c)| *c)
+            .collect();
+        let first = wanted.first()?.etag.clone()?;
+        wanted
+            .iter()
+            .all(|c| c.etag.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    }
+
+    fn cut(&self, c: &RepoCursor) -> Option<i64> {
+        c.cursor_us().map(|u| u - self.overlap_us).or(self.floor_us)
+    }
+
+    /// Pull requests (newest updated first, stopping below the cursor) and the reviews of
+    /// PRs updated after the review cursor.
+    async fn pulls(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+    ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, Stop> {
+        let org = a.org.as_str();
+        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
+        let (old_pr, old_rv) = (
+            self.cursor(PullRequest, key),
+            self.cursor(PullRequestReview, key),
+        );
+        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
+        let list_cut = match (pr_want, rv_want) {
+            (true, true) => cut_pr.zip(cut_rv).map(|(x, y)| x.min(y)),
+            (true, false) => cut_pr,
+            _ => cut_rv,
+        };
+        // Reviews are fetched for PRs updated strictly after the review cursor (no overlap:
+        // each refetch costs a request), and not before the first-run floor.
+        let rv_after = old_rv.cursor_us();
+        let etag = self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]);
+        let label = if pr_want {
+            "pull_request"
+        } else {
+            "pull_request_review"
+        };
+        let mut url = self.url(
+            &["repos", org, &r.name, "pulls"],
+            "state=all&sort=updated&direction=desc&per_page=100",
+        );
+        let (mut first, mut new_etag, mut pr_max, mut rv_max, mut rv_err) =
+            (true, None, None, None, None::<String>);
+        loop {
+            let got = self
+                .client
+                .get(
+                    label,
+                    &url,
+                    if first { etag.as_deref() } else { None },
+                    |body| {
+                        let items = parse_page::<PrItem>(body, self.ctx.include_raw)?;
+                        let times = items
+                            .iter()
+                            .map(|(p, _)| p.times())
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
+                        let stop = items.len() < 100
+                            || list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
+                        let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
+                        let rows = items
+                            .iter()
+                            .zip(&times)
+                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
+                        let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((p, raw), t)| {
+                            b.append(org, &r.name, p, t, *raw)
+                        });
+                        let pmax = items
+                            .iter()
+                            .zip(&times)
+                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr))
+                            .map(|(_, t)| t.updated)
+                            .max();
+                        let targets: Vec<(i64, i64, i64)> = items
+                            .iter()
+                            .zip(&times)
+                            .filter(|(_, t)| {
+                                rv_want
+                                    && rv_after.is_none_or(|c| t.updated > c)
+                                    && keep(t.updated, self.floor_us)
+                            })
+                            .map(|((p, _), t)| (p.id, p.number, t.updated))
+                            .collect();
+                        Ok(PageOut {
+                            full,
+                            fatal,
+                            rows: n,
+                            extra: (stop, pmax, targets),
+                        })
+                    },
+                )
+                .await?;
+            let (data, etag_now, next) = match got {
+                Fetched::NotModified => {
+                    return Ok([(PullRequest, old_pr), (PullRequestReview, old_rv)]
+                        .into_iter()
+                        .filter(|(k, _)| self.want(*k))
+                        .map(|(k, c)| (k, Ok(c)))
+                        .collect());
+                }
+                Fetched::Page { data, etag, next } => (data, etag, next),
+            };
+            if first {
+                new_etag = etag_now;
+            }
+            let (stop, pmax, targets) = self.deliver(PullRequest, org, data).await?;
+            pr_max = max_opt(pr_max, pmax);
+            if rv_want && rv_err.is_none() {
+                match self.reviews(a, r, &targets).await {
+                    Ok(()) => rv_max = max_opt(rv_max, targets.iter().map(|t| t.2).max()),
+                    Err(Stop::Failed(m)) => rv_err = Some(m),
+                    Err(e) => return Err(e),
+                }
+            }
+            match next {
+                Some(n) if !stop => url = n,
+                _ => break,
+            }
+            first = false;
+        }
+        let mut res = Vec::new();
+        if pr_want {
+            let cursor = max_opt(old_pr.cursor_us(), pr_max).and_then(us_to_time);
+            res.push((
+                PullRequest,
+                Ok(RepoCursor {
+                    cursor,
+                    etag: new_etag.clone(),
+                }),
+            ));
+        }
+        if rv_want {
+            let cursor = max_opt(old_rv.cursor_us(), rv_max).and_then(us_to_time);
+            res.push((
+                PullRequestReview,
+                rv_err.map_or(
+                    Ok(RepoCursor {
+                        cursor,
+                        etag: new_etag,
+                    }),
+                    Err,
+                ),
+            ));
+        }
+        Ok(res)
+    }
+
+    async fn reviews(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        targets: &[(i64, i64, i64)],
+    ) -> std::result::Result<(), Stop> {
+        let org = a.org.as_str();
+        for (id, number, _) in targets {
+            let mut url = self.url(
+                &[
+                    "repos",
+                    org,
+                    &r.name,
+                    "pulls",
+                    &number.to_string(),
+                    "reviews",
+                ],
+                "per_page=100",
+            );
+            loop {
+                let got = self
+                    .client
+                    .get("pull_request_review", &url, None, |body| {
+                        let items = parse_page::<ReviewItem>(body, self.ctx.include_raw)?;
+                        let subs = items
+                            .iter()
+                            .map(|(x, _)| x.submitted())
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
+                        let (full, fatal, n) =
+                            self.fill(&a.rv, org, items.iter().zip(&subs), |b, ((x, raw), s)| {
+                                b.append(org, &r.name, (*id, *number), x, *s, *raw)
+                            });
+                        Ok(PageOut {
+                            full,
+                            fatal,
+                            rows: n,
+                            extra: (),
+                        })
+                    })
+                    .await
+                    .map_err(|e| match Stop::from(e) {
+                        Stop::NotFound(m) => Stop::Failed(m),
+                        s => s,
+                    })?;
+                let Fetched::Page { data, next, .. } = got else {
+                    break;
+                };
+                self.deliver(PullRequestReview, org, data).await?;
+                match next {
+                    Some(n) => url = n,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits since the cursor (minus overlap) and the files of commits newer than the
+    /// commit_file cursor.
+    async fn commits(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+    ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, Stop> {
+        let org = a.org.as_str();
+        let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
+        let (old_cm, old_cf) = (self.cursor(Commit, key), self.cursor(CommitFile, key));
+        let since = match (cm_want, cf_want) {
+            (true, true) => self
+                .cut(&old_cm)
+                .zip(self.cut(&old_cf))
+                .map(|(x, y)| x.min(y)),
+            (true, false) => self.cut(&old_cm),
+            _ => self.cut(&old_cf),
+        };
+        let cf_after = old_cf.cursor_us();
+        let etag = self.common_etag(&[(Commit, &old_cm), (CommitFile, &old_cf)]);
+        let label = if cm_want { "commit" } else { "commit_file" };
+        let mut query = String::from("per_page=100");
+        if let Some(t) = since.and_then(us_to_time) {
+            query.push_str(&format!("&since={}", t.format("%Y-%m-%dT%H:%M:%SZ")));
+        }
+        let mut url = self.url(&["repos", org, &r.name, "commits"], &query);
+        let (mut first, mut new_etag, mut cm_max, mut cf_max, mut cf_err) =
+            (true, None, None, None, None::<String>);
+        loop {
+            let got = self
+                .client
+                .get(
+                    label,
+                    &url,
+                    if first { etag.as_deref() } else { None },
+                    |body| {
+                        let items = parse_page::<CommitItem>(body, self.ctx.include_raw)?;
+                        let dates = items
+                            .iter()
+                            .map(|(c, _)| c.dates())
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
+                        let rows = items.iter().zip(&dates).filter(|_| cm_want);
+                        let (full, fatal, n) = self.fill(&a.cm, org, rows, |b, ((c, raw), d)| {
+                            b.append(org, &r.name, c, *d, *raw)
+                        });
+                        let max = dates.iter().filter_map(|d| d.1).max();
+                        let targets: Vec<(String, Option<i64>)> = items
+                            .iter()
+                            .zip(&dates)
+                            .filter(|(_, d)| {
+                                cf_want && (d.1.is_none() || cf_after.is_none_or(|c| d.1 > Some(c)))
+                            })
+                            .map(|((c, _), d)| (c.sha.to_string(), d.1))
+                            .collect();
+                        Ok(PageOut {
+                            full,
+                            fatal,
+                            rows: n,
+                            extra: (max, targets),
+                        })
+                    },
+                )
+                .await?;
+            let Fetched::Page {
+                data,
+                etag: etag_now,
+                next,
+            } = got
+            else {
+                return Ok([(Commit, old_cm), (CommitFile, old_cf)]
+                    .into_iter()
+                    .filter(|(k, _)| self.want(*k))
+                    .map(|(k, c)| (k, Ok(c)))
+                    .collect());
+            };
+            if first {
+                new_etag = etag_now;
+            }
+            let (max, targets) = self.deliver(Commit, org, data).await?;
+            if cm_want {
+                cm_max = max_opt(cm_max, max);
+            }
+            if cf_want && cf_err.is_none() {
+                match self.files(a, r, &targets).await {
+                    Ok(()) => cf_max = max_opt(cf_max, targets.iter().filter_map(|t| t.1).max()),
+                    Err(Stop::Failed(m)) => cf_err = Some(m),
+                    Err(e) => return Err(e),
+                }
+            }
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+            first = false;
+        }
+        let mut res = Vec::new();
+        if cm_want {
+            let cursor = max_opt(old_cm.cursor_us(), cm_max).and_then(us_to_time);
+            res.push((
+                Commit,
+                Ok(RepoCursor {
+                    cursor,
+                    etag: new_etag.clone(),
+                }),
+            ));
+        }
+        if cf_want {
+            let cursor = max_opt(old_cf.cursor_us(), cf_max).and_then(us_to_time);
+            res.push((
+                CommitFile,
+                cf_err.map_or(
+                    Ok(RepoCursor {
+                        cursor,
+                        etag: new_etag,
+                    }),
+                    Err,
+                ),
+            ));
+        }
+        Ok(res)
+    }
+
+    async fn files(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        targets: &[(String, Option<i64>)],
+    ) -> std::result::Result<(), Stop> {
+        let org = a.org.as_str();
+        for (sha, _) in targets {
+            let mut url = self.url(&["repos", org, &r.name, "commits", sha], "");
+            loop {
+                let got = self
+                    .client
+                    .get("commit_file", &url, None, |body| {
+                        let c: CommitFull =
+                            serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                        let mut rows = a.cf.lock();
+                        let n = rows.append_commit(org, &r.name, &c, &self.ctx)?;
+                        let mut full = Vec::new();
+                        let mut fatal = None;
+                        if rows.rows() >= self.cfg.batch_rows {
+                            match rows.finish(org, &self.ctx) {
+                                Ok(b) => full.push(b),
+                                Err(e) => fatal = Some(e),
+                            }
+                        }
+                        Ok(PageOut {
+                            full,
+                            fatal,
+                            rows: n as u64,
+                            extra: (),
+                        })
+                    })
+                    .await
+                    .map_err(|e| match Stop::from(e) {
+                        Stop::NotFound(m) => Stop::Failed(m),
+                        s => s,
+                    })?;
+                let Fetched::Page { data, next, .. } = got else {
+                    break;
+                };
+                self.deliver(CommitFile, org, data).await?;
+                match next {
+                    Some(n) => url = n,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1074 @@
+//! JSON pages → Arrow rows. Each page is deserialized once with serde into borrowed,
+//! typed structs holding only the fields we keep (plus `&RawValue` for `_RAW`), then
+//! appended to Arrow builders. Column order follows `schema.rs`.
+
+use crate::config::StreamKind;
+use crate::schema::table_schema;
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+type S<'a> = Cow<'a, str>;
+
+/// Run-wide values of the metadata columns and output options.
+#[derive(Debug, Clone)]
+pub struct BatchCtx {
+    pub ingested_at_us: i64,
+    pub batch_id: String,
+    pub include_raw: bool,
+    pub include_patch: bool,
+}
+
+// ------------------------------------------------------------------ serde shapes
+
+#[derive(Deserialize)]
+pub struct UserRef<'a> {
+    #[serde(borrow)]
+    pub login: S<'a>,
+    #[serde(default)]
+    pub id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    name: S<'a>,
+}
+
+#[derive(Deserialize)]
+struct Titled<'a> {
+    #[serde(borrow)]
+    title: S<'a>,
+}
+
+#[derive(Deserialize)]
+struct RepoName<'a> {
+    #[serde(borrow)]
+    full_name: S<'a>,
+}
+
+#[derive(Deserialize)]
+struct GitRef<'a> {
+    #[serde(borrow, rename = "ref")]
+    ref_: S<'a>,
+    #[serde(borrow)]
+    sha: S<'a>,
+    #[serde(borrow, default)]
+    repo: Option<RepoName<'a>>,
+}
+
+/// The fields of a pulls-list item we keep.
+#[derive(Deserialize)]
+pub struct PrItem<'a> {
+    pub id: i64,
+    pub number: i64,
+    #[serde(borrow)]
+    state: S<'a>,
+    #[serde(default)]
+    draft: Option<bool>,
+    #[serde(borrow)]
+    title: S<'a>,
+    #[serde(borrow, default)]
+    user: Option<UserRef<'a>>,
+    #[serde(borrow, default)]
+    author_association: Option<S<'a>>,
+    #[serde(borrow)]
+    created_at: S<'a>,
+    #[serde(borrow)]
+    pub updated_at: S<'a>,
+    #[serde(borrow, default)]
+    closed_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    merged_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    merge_commit_sha: Option<S<'a>>,
+    #[serde(borrow)]
+    base: GitRef<'a>,
+    #[serde(borrow)]
+    head: GitRef<'a>,
+    #[serde(borrow, default)]
+    merged_by: Option<UserRef<'a>>,
+    #[serde(default)]
+    additions: Option<i64>,
+    #[serde(default)]
+    deletions: Option<i64>,
+    #[serde(default)]
+    changed_files: Option<i64>,
+    #[serde(borrow, default)]
+    requested_reviewers: Option<Vec<UserRef<'a>>>,
+    #[serde(borrow, default)]
+    labels: Option<Vec<Named<'a>>>,
+    #[serde(borrow, default)]
+    milestone: Option<Titled<'a>>,
+    #[serde(borrow)]
+    html_url: S<'a>,
+}
+
+#[derive(Deserialize)]
+pub struct ReviewItem<'a> {
+    pub id: i64,
+    #[serde(borrow, default)]
+    user: Option<UserRef<'a>>,
+    #[serde(borrow)]
+    state: S<'a>,
+    #[serde(borrow, default)]
+    submitted_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    commit_id: Option<S<'a>>,
+    #[serde(borrow, default)]
+    author_association: Option<S<'a>>,
+    #[serde(borrow, default)]
+    html_url: Option<S<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GitActor<'a> {
+    #[serde(borrow, default)]
+    name: Option<S<'a>>,
+    #[serde(borrow, default)]
+    email: Option<S<'a>>,
+    #[serde(borrow, default)]
+    date: Option<S<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CommitInner<'a> {
+    #[serde(borrow, default)]
+    author: Option<GitActor<'a>>,
+    #[serde(borrow, default)]
+    committer: Option<GitActor<'a>>,
+    #[serde(borrow)]
+    message: S<'a>,
+}
+
+#[derive(Deserialize)]
+struct Sha<'a> {
+    #[serde(borrow)]
+    sha: S<'a>,
+}
+
+#[derive(Deserialize)]
+pub struct CommitItem<'a> {
+    #[serde(borrow)]
+    pub sha: S<'a>,
+    #[serde(borrow)]
+    commit: CommitInner<'a>,
+    #[serde(borrow, default)]
+    author: Option<UserRef<'a>>,
+    #[serde(borrow, default)]
+    committer: Option<UserRef<'a>>,
+    #[serde(borrow, default)]
+    parents: Option<Vec<Sha<'a>>>,
+    #[serde(borrow, default)]
+    html_url: Option<S<'a>>,
+}
+
+impl CommitItem<'_> {
+    /// (author date, committer date) in µs; the committer date is the commits cursor.
+    pub fn dates(&self) -> Result<(Option<i64>, Option<i64>), String> {
+        let a = self
+            .commit
+            .author
+            .as_ref()
+            .map(|x| opt_ts(&x.date))
+            .transpose()?
+            .flatten();
+        let m = self
+            .commit
+            .committer
+            .as_ref()
+            .map(|x| opt_ts(&x.date))
+            .transpose()?
+            .flatten();
+        Ok((a, m))
+    }
+}
+
+/// The single-commit object: its files are kept raw and parsed one by one.
+#[derive(Deserialize)]
+pub struct CommitFull<'a> {
+    #[serde(borrow)]
+    pub sha: S<'a>,
+    #[serde(borrow)]
+    commit: CommitInner<'a>,
+    #[serde(borrow, default)]
+    pub files: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct FileItem<'a> {
+    #[serde(borrow)]
+    filename: S<'a>,
+    #[serde(borrow)]
+    status: S<'a>,
+    #[serde(default)]
+    additions: i64,
+    #[serde(default)]
+    deletions: i64,
+    #[serde(default)]
+    changes: i64,
+    #[serde(borrow, default)]
+    previous_filename: Option<S<'a>>,
+    #[serde(borrow, default)]
+    sha: Option<S<'a>>,
+    #[serde(borrow, default)]
+    patch: Option<S<'a>>,
+}
+
+#[derive(Deserialize)]
+pub struct RepoItem<'a> {
+    pub id: i64,
+    #[serde(borrow)]
+    pub name: S<'a>,
+    #[serde(borrow)]
+    full_name: S<'a>,
+    #[serde(borrow, default)]
+    owner: Option<UserRef<'a>>,
+    #[serde(default)]
+    private: Option<bool>,
+    #[serde(default)]
+    pub fork: Option<bool>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(borrow, default)]
+    default_branch: Option<S<'a>>,
+    #[serde(borrow, default)]
+    description: Option<S<'a>>,
+    #[serde(borrow, default)]
+    language: Option<S<'a>>,
+    #[serde(borrow, default)]
+    visibility: Option<S<'a>>,
+    #[serde(borrow, default)]
+    topics: Option<Vec<S<'a>>>,
+    #[serde(borrow, default)]
+    created_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    updated_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    pushed_at: Option<S<'a>>,
+    #[serde(default)]
+    stargazers_count: Option<i64>,
+    #[serde(default)]
+    forks_count: Option<i64>,
+    #[serde(default)]
+    open_issues_count: Option<i64>,
+    #[serde(borrow, default)]
+    html_url: Option<S<'a>>,
+}
+
+/// A page as typed items, each with its raw JSON text when `_RAW` is kept.
+pub fn parse_page<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    raw: bool,
+) -> Result<Vec<(T, Option<&'a str>)>, String> {
+    if raw {
+        let raws: Vec<&'a RawValue> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        raws.into_iter()
+            .map(|r| {
+                let t = serde_json::from_str::<T>(r.get()).map_err(|e| e.to_string())?;
+                Ok((t, Some(r.get())))
+            })
+            .collect()
+    } else {
+        let items: Vec<T> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(items.into_iter().map(|t| (t, None)).collect())
+    }
+}
+
+// ------------------------------------------------------------------ timestamps
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (GitHub's form) on a fast path, any RFC 3339 otherwise → µs.
+pub fn parse_ts(s: &str) -> Result<i64, String> {
+    let b = s.as_bytes();
+    if b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z'
+    {
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let mut v = 0i64;
+            for &c in &b[r] {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + (c - b'0') as i64;
+            }
+            Some(v)
+        };
+        if let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se)) = (
+            num(0..4),
+            num(5..7),
+            num(8..10),
+            num(11..13),
+            num(14..16),
+            num(17..19),
+        ) {
+            if (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && se < 61 {
+                return Ok(
+                    (days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000,
+                );
+            }
+        }
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_micros())
+        .map_err(|_| {
+            format!(
+                "invalid timestamp `{}`",
+                s.chars().take(40).collect::<String>()
+            )
+        })
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn opt_ts(s: &Option<S<'_>>) -> Result<Option<i64>, String> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+// ------------------------------------------------------------------ builders
+
+/// Lowercase hex MD5 of the parts joined by `|` (same as `flowctl_core::meta::row_key`),
+/// written without allocating.
+fn append_key(b: &mut StringBuilder, parts: &[&str]) {
+    let mut ctx = md5::Context::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            ctx.consume(b"|");
+        }
+        ctx.consume(p.as_bytes());
+    }
+    let d = ctx.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, byte) in d.0.iter().enumerate() {
+        out[2 * i] = HEX[(byte >> 4) as usize];
+        out[2 * i + 1] = HEX[(byte & 15) as usize];
+    }
+    b.append_value(std::str::from_utf8(&out).unwrap_or_default());
+}
+
+fn ts_builder() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+fn append_list<'x>(
+    b: &mut ListBuilder<StringBuilder>,
+    items: Option<impl Iterator<Item = &'x str>>,
+) {
+    match items {
+        Some(it) => {
+            for s in it {
+                b.values().append_value(s);
+            }
+            b.append(true);
+        }
+        None => b.append(false),
+    }
+}
+
+/// `_ROW_KEY` and `_RAW`, appended per row; the constant metadata is added at finish.
+#[derive(Default)]
+struct Meta {
+    keys: StringBuilder,
+    raw: StringBuilder,
+}
+
+impl Meta {
+    fn finish(
+        &mut self,
+        mut cols: Vec<ArrayRef>,
+        schema: &SchemaRef,
+        org: &str,
+        ctx: &BatchCtx,
+    ) -> Result<RecordBatch, String> {
+        let n = self.keys.len();
+        cols.push(Arc::new(self.keys.finish()));
+        cols.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![ctx.ingested_at_us; n]).with_timezone("UTC"),
+        ));
+        cols.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(org, n),
+        )));
+        cols.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(ctx.batch_id.as_str(), n),
+        )));
+        let raw = self.raw.finish();
+        if ctx.include_raw {
+            cols.push(Arc::new(raw));
+        }
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| format!("building Arrow batch: {e}"))
+    }
+
+    fn raw(&mut self, raw: Option<&str>) {
+        match raw {
+            Some(r) => self.raw.append_value(r),
+            None => self.raw.append_null(),
+        }
+    }
+}
+
+/// Builders of one table; `rows()` and `finish()` are what the accumulator needs.
+pub trait TableRows: Send {
+    fn rows(&self) -> usize;
+    fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String>;
+}
+
+macro_rules! table_rows {
+    ($t:ident, $($f:ident),+) => {
+        impl TableRows for $t {
+            fn rows(&self) -> usize {
+                self.meta.keys.len()
+            }
+            fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String> {
+                let cols: Vec<ArrayRef> = vec![$(Arc::new(self.$f.finish())),+];
+                self.meta.finish(cols, &self.schema, org, ctx)
+            }
+        }
+    };
+}
+
+pub struct PrRows {
+    schema: SchemaRef,
+    id: Int64Builder,
+    number: Int64Builder,
+    state: StringBuilder,
+    draft: BooleanBuilder,
+    title: StringBuilder,
+    user_login: StringBuilder,
+    user_id: Int64Builder,
+    assoc: StringBuilder,
+    created: TimestampMicrosecondBuilder,
+    updated: TimestampMicrosecondBuilder,
+    closed: TimestampMicrosecondBuilder,
+    merged: TimestampMicrosecondBuilder,
+    merge_sha: StringBuilder,
+    base_ref: StringBuilder,
+    base_sha: StringBuilder,
+    head_ref: StringBuilder,
+    head_sha: StringBuilder,
+    head_repo: StringBuilder,
+    merged_by: StringBuilder,
+    additions: Int64Builder,
+    deletions: Int64Builder,
+    changed_files: Int64Builder,
+    reviewers: ListBuilder<StringBuilder>,
+    labels: ListBuilder<StringBuilder>,
+    milestone: StringBuilder,
+    html_url: StringBuilder,
+    repo_name: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    PrRows,
+    id,
+    number,
+    state,
+    draft,
+    title,
+    user_login,
+    user_id,
+    assoc,
+    created,
+    updated,
+    closed,
+    merged,
+    merge_sha,
+    base_ref,
+    base_sha,
+    head_ref,
+    head_sha,
+    head_repo,
+    merged_by,
+    additions,
+    deletions,
+    changed_files,
+    reviewers,
+    labels,
+    milestone,
+    html_url,
+    repo_name,
+    org
+);
+
+impl PrRows {
+    pub fn new(include_raw: bool) -> Self {
+        PrRows {
+            schema: table_schema(StreamKind::PullRequest, include_raw),
+            id: Int64Builder::new(),
+            number: Int64Builder::new(),
+            state: StringBuilder::new(),
+            draft: BooleanBuilder::new(),
+            title: StringBuilder::new(),
+            user_login: StringBuilder::new(),
+            user_id: Int64Builder::new(),
+            assoc: StringBuilder::new(),
+            created: ts_builder(),
+            updated: ts_builder(),
+            closed: ts_builder(),
+            merged: ts_builder(),
+            merge_sha: StringBuilder::new(),
+            base_ref: StringBuilder::new(),
+            base_sha: StringBuilder::new(),
+            head_ref: StringBuilder::new(),
+            head_sha: StringBuilder::new(),
+            head_repo: StringBuilder::new(),
+            merged_by: StringBuilder::new(),
+            additions: Int64Builder::new(),
+            deletions: Int64Builder::new(),
+            changed_files: Int64Builder::new(),
+            reviewers: ListBuilder::new(StringBuilder::new()),
+            labels: ListBuilder::new(StringBuilder::new()),
+            milestone: StringBuilder::new(),
+            html_url: StringBuilder::new(),
+            repo_name: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    /// Append one PR whose timestamps were parsed by [`PrItem::times`] (appending
+    /// cannot fail, so a page is appended whole or not at all).
+    pub fn append(
+        &mut self,
+        org: &str,
+        repo: &str,
+        p: &PrItem<'_>,
+        t: &PrTimes,
+        raw: Option<&str>,
+    ) {
+        let PrTimes {
+            created,
+            updated: updated_us,
+            closed,
+            merged,
+        } = *t;
+        self.id.append_value(p.id);
+        self.number.append_value(p.number);
+        self.state.append_value(&p.state);
+        self.draft.append_option(p.draft);
+        self.title.append_value(&p.title);
+        self.user_login
+            .append_option(p.user.as_ref().map(|u| &*u.login));
+        self.user_id
+            .append_option(p.user.as_ref().and_then(|u| u.id));
+        self.assoc.append_option(p.author_association.as_deref());
+        self.created.append_value(created);
+        self.updated.append_value(updated_us);
+        self.closed.append_option(closed);
+        self.merged.append_option(merged);
+        self.merge_sha.append_option(p.merge_commit_sha.as_deref());
+        self.base_ref.append_value(&p.base.ref_);
+        self.base_sha.append_value(&p.base.sha);
+        self.head_ref.append_value(&p.head.ref_);
+        self.head_sha.append_value(&p.head.sha);
+        self.head_repo
+            .append_option(p.head.repo.as_ref().map(|r| &*r.full_name));
+        self.merged_by
+            .append_option(p.merged_by.as_ref().map(|u| &*u.login));
+        self.additions.append_option(p.additions);
+        self.deletions.append_option(p.deletions);
+        self.changed_files.append_option(p.changed_files);
+        append_list(
+            &mut self.reviewers,
+            p.requested_reviewers
+                .as_ref()
+                .map(|v| v.iter().map(|u| &*u.login)),
+        );
+        append_list(
+            &mut self.labels,
+            p.labels.as_ref().map(|v| v.iter().map(|l| &*l.name)),
+        );
+        self.milestone
+            .append_option(p.milestone.as_ref().map(|m| &*m.title));
+        self.html_url.append_value(&p.html_url);
+        self.repo_name.append_value(repo);
+        self.org.append_value(org);
+        append_key(&mut self.meta.keys, &[org, repo, itoa(p.id).as_str()]);
+        self.meta.raw(raw);
+    }
+}
+
+/// The parsed timestamps of a PR.
+#[derive(Debug, Clone, Copy)]
+pub struct PrTimes {
+    pub created: i64,
+    pub updated: i64,
+    pub closed: Option<i64>,
+    pub merged: Option<i64>,
+}
+
+impl PrItem<'_> {
+    pub fn times(&self) -> Result<PrTimes, String> {
+        Ok(PrTimes {
+            created: parse_ts(&self.created_at)?,
+            updated: parse_ts(&self.updated_at)?,
+            closed: opt_ts(&self.closed_at)?,
+            merged: opt_ts(&self.merged_at)?,
+        })
+    }
+}
+
+impl ReviewItem<'_> {
+    pub fn submitted(&self) -> Result<Option<i64>, String> {
+        opt_ts(&self.submitted_at)
+    }
+}
+
+impl RepoItem<'_> {
+    pub fn times(&self) -> Result<[Option<i64>; 3], String> {
+        Ok([
+            opt_ts(&self.created_at)?,
+            opt_ts(&self.updated_at)?,
+            opt_ts(&self.pushed_at)?,
+        ])
+    }
+}
+
+fn itoa(v: i64) -> String {
+    v.to_string()
+}
+
+pub struct ReviewRows {
+    schema: SchemaRef,
+    id: Int64Builder,
+    pr_id: Int64Builder,
+    pr_number: Int64Builder,
+    user_login: StringBuilder,
+    user_id: Int64Builder,
+    state: StringBuilder,
+    submitted: TimestampMicrosecondBuilder,
+    commit_id: StringBuilder,
+    assoc: StringBuilder,
+    html_url: StringBuilder,
+    repo_name: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    ReviewRows, id, pr_id, pr_number, user_login, user_id, state, submitted, commit_id, assoc,
+    html_url, repo_name, org
+);
+
+impl ReviewRows {
+    pub fn new(include_raw: bool) -> Self {
+        ReviewRows {
+            schema: table_schema(StreamKind::PullRequestReview, include_raw),
+            id: Int64Builder::new(),
+            pr_id: Int64Builder::new(),
+            pr_number: Int64Builder::new(),
+            user_login: StringBuilder::new(),
+            user_id: Int64Builder::new(),
+            state: StringBuilder::new(),
+            submitted: ts_builder(),
+            commit_id: StringBuilder::new(),
+            assoc: StringBuilder::new(),
+            html_url: StringBuilder::new(),
+            repo_name: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        org: &str,
+        repo: &str,
+        pr: (i64, i64),
+        r: &ReviewItem<'_>,
+        submitted: Option<i64>,
+        raw: Option<&str>,
+    ) {
+        self.id.append_value(r.id);
+        self.pr_id.append_value(pr.0);
+        self.pr_number.append_value(pr.1);
+        self.user_login
+            .append_option(r.user.as_ref().map(|u| &*u.login));
+        self.user_id
+            .append_option(r.user.as_ref().and_then(|u| u.id));
+        self.state.append_value(&r.state);
+        self.submitted.append_option(submitted);
+        self.commit_id.append_option(r.commit_id.as_deref());
+        self.assoc.append_option(r.author_association.as_deref());
+        self.html_url.append_option(r.html_url.as_deref());
+        self.repo_name.append_value(repo);
+        self.org.append_value(org);
+        append_key(&mut self.meta.keys, &[org, repo, itoa(r.id).as_str()]);
+        self.meta.raw(raw);
+    }
+}
+
+pub struct CommitRows {
+    schema: SchemaRef,
+    sha: StringBuilder,
+    author_name: StringBuilder,
+    author_email: StringBuilder,
+    author_date: TimestampMicrosecondBuilder,
+    committer_name: StringBuilder,
+    committer_email: StringBuilder,
+    committer_date: TimestampMicrosecondBuilder,
+    author_login: StringBuilder,
+    committer_login: StringBuilder,
+    message: StringBuilder,
+    parents: ListBuilder<StringBuilder>,
+    html_url: StringBuilder,
+    repo_name: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    CommitRows,
+    sha,
+    author_name,
+    author_email,
+    author_date,
+    committer_name,
+    committer_email,
+    committer_date,
+    author_login,
+    committer_login,
+    message,
+    parents,
+    html_url,
+    repo_name,
+    org
+);
+
+impl CommitRows {
+    pub fn new(include_raw: bool) -> Self {
+        CommitRows {
+            schema: table_schema(StreamKind::Commit, include_raw),
+            sha: StringBuilder::new(),
+            author_name: StringBuilder::new(),
+            author_email: StringBuilder::new(),
+            author_date: ts_builder(),
+            committer_name: StringBuilder::new(),
+            committer_email: StringBuilder::new(),
+            committer_date: ts_builder(),
+            author_login: StringBuilder::new(),
+            committer_login: StringBuilder::new(),
+            message: StringBuilder::new(),
+            parents: ListBuilder::new(StringBuilder::new()),
+            html_url: StringBuilder::new(),
+            repo_name: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    /// `dates` = (author date, committer date) from [`CommitItem::dates`].
+    pub fn append(
+        &mut self,
+        org: &str,
+        repo: &str,
+        c: &CommitItem<'_>,
+        dates: (Option<i64>, Option<i64>),
+        raw: Option<&str>,
+    ) {
+        let a = c.commit.author.as_ref();
+        let m = c.commit.committer.as_ref();
+        let (adate, mdate) = dates;
+        self.sha.append_value(&c.sha);
+        self.author_name
+            .append_option(a.and_then(|x| x.name.as_deref()));
+        self.author_email
+            .append_option(a.and_then(|x| x.email.as_deref()));
+        self.author_date.append_option(adate);
+        self.committer_name
+            .append_option(m.and_then(|x| x.name.as_deref()));
+        self.committer_email
+            .append_option(m.and_then(|x| x.email.as_deref()));
+        self.committer_date.append_option(mdate);
+        self.author_login
+            .append_option(c.author.as_ref().map(|u| &*u.login));
+        self.committer_login
+            .append_option(c.committer.as_ref().map(|u| &*u.login));
+        self.message.append_value(&c.commit.message);
+        append_list(
+            &mut self.parents,
+            c.parents.as_ref().map(|v| v.iter().map(|p| &*p.sha)),
+        );
+        self.html_url.append_option(c.html_url.as_deref());
+        self.repo_name.append_value(repo);
+        self.org.append_value(org);
+        append_key(&mut self.meta.keys, &[org, repo, &c.sha]);
+        self.meta.raw(raw);
+    }
+}
+
+pub struct FileRows {
+    schema: SchemaRef,
+    sha: StringBuilder,
+    filename: StringBuilder,
+    status: StringBuilder,
+    additions: Int64Builder,
+    deletions: Int64Builder,
+    changes: Int64Builder,
+    previous: StringBuilder,
+    blob: StringBuilder,
+    patch: StringBuilder,
+    committer_date: TimestampMicrosecondBuilder,
+    repo_name: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    FileRows,
+    sha,
+    filename,
+    status,
+    additions,
+    deletions,
+    changes,
+    previous,
+    blob,
+    patch,
+    committer_date,
+    repo_name,
+    org
+);
+
+impl FileRows {
+    pub fn new(include_raw: bool) -> Self {
+        FileRows {
+            schema: table_schema(StreamKind::CommitFile, include_raw),
+            sha: StringBuilder::new(),
+            filename: StringBuilder::new(),
+            status: StringBuilder::new(),
+            additions: Int64Builder::new(),
+            deletions: Int64Builder::new(),
+            changes: Int64Builder::new(),
+            previous: StringBuilder::new(),
+            blob: StringBuilder::new(),
+            patch: StringBuilder::new(),
+            committer_date: ts_builder(),
+            repo_name: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    /// Append every file of one commit. Parses all files first so a bad one appends nothing.
+    pub fn append_commit(
+        &mut self,
+        org: &str,
+        repo: &str,
+        c: &CommitFull<'_>,
+        ctx: &BatchCtx,
+    ) -> Result<usize, String> {
+        let date = c
+            .commit
+            .committer
+            .as_ref()
+            .map(|x| opt_ts(&x.date))
+            .transpose()?
+            .flatten();
+        let mut files = Vec::with_capacity(c.files.len());
+        for raw in &c.files {
+            let f: FileItem = serde_json::from_str(raw.get())
+                .map_err(|e| format!("commit {} file: {e}", c.sha))?;
+            let raw_text = if !ctx.include_raw {
+                None
+            } else if ctx.include_patch || f.patch.is_none() {
+                Some(raw.get().to_string())
+            } else {
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                v.remove("patch");
+                Some(serde_json::Value::Object(v).to_string())
+            };
+            files.push((f, raw_text));
+        }
+        for (f, raw) in &files {
+            self.sha.append_value(&c.sha);
+            self.filename.append_value(&f.filename);
+            self.status.append_value(&f.status);
+            self.additions.append_value(f.additions);
+            self.deletions.append_value(f.deletions);
+            self.changes.append_value(f.changes);
+            self.previous.append_option(f.previous_filename.as_deref());
+            self.blob.append_option(f.sha.as_deref());
+            self.patch.append_option(if ctx.include_patch {
+                f.patch.as_deref()
+            } else {
+                None
+            });
+            self.committer_date.append_option(date);
+            self.repo_name.append_value(repo);
+            self.org.append_value(org);
+            append_key(&mut self.meta.keys, &[org, repo, &c.sha, &f.filename]);
+            self.meta.raw(raw.as_deref());
+        }
+        Ok(files.len())
+    }
+}
+
+pub struct RepoRows {
+    schema: SchemaRef,
+    id: Int64Builder,
+    name: StringBuilder,
+    full_name: StringBuilder,
+    owner: StringBuilder,
+    private: BooleanBuilder,
+    fork: BooleanBuilder,
+    archived: BooleanBuilder,
+    default_branch: StringBuilder,
+    description: StringBuilder,
+    language: StringBuilder,
+    visibility: StringBuilder,
+    topics: ListBuilder<StringBuilder>,
+    created: TimestampMicrosecondBuilder,
+    updated: TimestampMicrosecondBuilder,
+    pushed: TimestampMicrosecondBuilder,
+    stars: Int64Builder,
+    forks: Int64Builder,
+    open_issues: Int64Builder,
+    html_url: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    RepoRows,
+    id,
+    name,
+    full_name,
+    owner,
+    private,
+    fork,
+    archived,
+    default_branch,
+    description,
+    language,
+    visibility,
+    topics,
+    created,
+    updated,
+    pushed,
+    stars,
+    forks,
+    open_issues,
+    html_url,
+    org
+);
+
+impl RepoRows {
+    pub fn new(include_raw: bool) -> Self {
+        RepoRows {
+            schema: table_schema(StreamKind::Repository, include_raw),
+            id: Int64Builder::new(),
+            name: StringBuilder::new(),
+            full_name: StringBuilder::new(),
+            owner: StringBuilder::new(),
+            private: BooleanBuilder::new(),
+            fork: BooleanBuilder::new(),
+            archived: BooleanBuilder::new(),
+            default_branch: StringBuilder::new(),
+            description: StringBuilder::new(),
+            language: StringBuilder::new(),
+            visibility: StringBuilder::new(),
+            topics: ListBuilder::new(StringBuilder::new()),
+            created: ts_builder(),
+            updated: ts_builder(),
+            pushed: ts_builder(),
+            stars: Int64Builder::new(),
+            forks: Int64Builder::new(),
+            open_issues: Int64Builder::new(),
+            html_url: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn append(&mut self, org: &str, r: &RepoItem<'_>, t: [Option<i64>; 3], raw: Option<&str>) {
+        let [c, u, p] = t;
+        self.id.append_value(r.id);
+        self.name.append_value(&r.name);
+        self.full_name.append_value(&r.full_name);
+        self.owner
+            .append_option(r.owner.as_ref().map(|o| &*o.login));
+        self.private.append_option(r.private);
+        self.fork.append_option(r.fork);
+        self.archived.append_option(r.archived);
+        self.default_branch
+            .append_option(r.default_branch.as_deref());
+        self.description.append_option(r.description.as_deref());
+        self.language.append_option(r.language.as_deref());
+        self.visibility.append_option(r.visibility.as_deref());
+        append_list(
+            &mut self.topics,
+            r.topics.as_ref().map(|v| v.iter().map(|t| &**t)),
+        );
+        self.created.append_option(c);
+        self.updated.append_option(u);
+        self.pushed.append_option(p);
+        self.stars.append_option(r.stargazers_count);
+        self.forks.append_option(r.forks_count);
+        self.open_issues.append_option(r.open_issues_count);
+        self.html_url.append_option(r.html_url.as_deref());
+        self.org.append_value(org);
+        append_key(&mut self.meta.keys, &[org, &r.name, itoa(r.id).as_str()]);
+        self.meta.raw(raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_fast_path_matches_chrono() {
+        for s in [
+            "2026-01-01T00:00:00Z",
+            "1999-02-28T23:59:59Z",
+            "2024-02-29T12:34:56Z",
+            "1970-01-01T00:00:00Z",
+        ] {
+            let want = chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros();
+            assert_eq!(parse_ts(s).unwrap(), want, "{s}");
+        }
+        assert_eq!(
+            parse_ts("2026-01-01T01:00:00+01:00").unwrap(),
+            parse_ts("2026-01-01T00:00:00Z").unwrap()
+        );
+        assert!(parse_ts("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_ts("yesterday").is_err());
+    }
+
+    #[test]
+    fn row_key_matches_core_recipe() {
+        let mut b = StringBuilder::new();
+        append_key(&mut b, &["acme", "repo-0", "2500000000"]);
+        let a = b.finish();
+        assert_eq!(
+            a.value(0),
+            flowctl_core::meta::row_key(&["acme", "repo-0", "2500000000"])
+        );
+    }
+}

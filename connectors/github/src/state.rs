@@ -1,0 +1,89 @@
+//! The state of one stream, as saved by the engine between runs.
+//!
+//! ```json
+//! {
+//!   "repos": {
+//!     "acme/widgets": { "cursor": "2026-01-01T00:00:00Z", "etag": "W/\"8f1c...\"" }
+//!   },
+//!   "orgs": {
+//!     "acme": { "etag": "W/\"77aa...\"", "repos": [ { "name": "widgets", "id": 3000000000, "archived": false, "fork": false } ] }
+//!   }
+//! }
+//! ```
+//!
+//! * `repos` (every stream but `repository`): per `org/repo`, `cursor` is the newest
+//!   `updated_at` (pull_request, pull_request_review) or committer date (commit,
+//!   commit_file) of the rows yielded, and `etag` the ETag of the first list page
+//!   (pulls, or commits with `since`) read when that cursor was reached; it is sent as
+//!   `If-None-Match` next time and a 304 means nothing changed in that repository.
+//! * `orgs` (`repository` stream only): per org, the ETag of the repo list and the list
+//!   itself, so a 304 still yields the repositories to read. Kept only when the list
+//!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally.
+//!
+//! Entries of repos not read in a run (other shard, `--org` filter, 404) are kept as they were.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamState {
+    #[serde(default)]
+    pub repos: BTreeMap<String, RepoCursor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orgs: BTreeMap<String, OrgListing>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepoCursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl RepoCursor {
+    pub fn cursor_us(&self) -> Option<i64> {
+        self.cursor.map(|c| c.timestamp_micros())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgListing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub repos: Vec<RepoRef>,
+}
+
+/// What a run needs to know about a listed repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRef {
+    pub name: String,
+    pub id: i64,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub fork: bool,
+}
+
+impl StreamState {
+    pub fn from_value(v: Option<&serde_json::Value>) -> Result<StreamState, String> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(StreamState::default()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                format!(
+                    "saved state is not understood ({e}); run with --full-refresh to start over"
+                )
+            }),
+        }
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+pub fn us_to_time(us: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+}

@@ -1,0 +1,213 @@
+//! The `s3` sink against a real moto server (scripts/emulators/moto.sh sets
+//! FLOWCTL_TEST_S3_ENDPOINT). Credentials go into each test's own builder, not the
+//! process environment.
+
+mod common;
+
+use common::*;
+use flowctl_core::StagingSink;
+use flowctl_object_store::{build_s3_from, S3Config};
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, RetryConfig};
+
+fn builder() -> AmazonS3Builder {
+    AmazonS3Builder::new()
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+}
+
+fn config(endpoint: &str, bucket: &str) -> S3Config {
+    serde_json::from_value(serde_json::json!({
+        "bucket": bucket, "endpoint": endpoint, "allow_http": true, "prefix": "github",
+    }))
+    .unwrap()
+}
+
+/// A bucket name unique to this run, so reruns against the same moto start clean.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+async fn create_bucket(endpoint: &str, bucket: &str) {
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+}
+
+#[tokio::test]
+async fn s3_multipart_upload_of_several_parts_reads_back_equal() {
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("flowctl-mp");
+    create_bucket(&ep, &bucket).await;
+    let mut cfg = config(&ep, &bucket);
+    cfg.upload_part_bytes = 5 * 1024 * 1024;
+    cfg.row_group_bytes = 2 * 1024 * 1024;
+    let sink = build_s3_from(builder(), cfg).unwrap();
+    let loc = sink.location().unwrap();
+    assert_eq!(loc.root_uri, format!("s3://{bucket}/github/"));
+    assert_eq!(loc.options["endpoint"], ep);
+    assert_eq!(loc.options["allow_http"], "true");
+
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-mp"))
+        .await
+        .unwrap();
+    // 18 x 1000 rows x 1 KB of noise: ~18 MB, so at least three 5 MiB parts.
+    let batches: Vec<_> = (0..18).map(|i| batch(i * 1000, 1000, 1000)).collect();
+    for b in &batches {
+        w.write(b).await.unwrap();
+    }
+    // A multipart upload is invisible until completed.
+    let listed = loc
+        .store
+        .list_with_delimiter(Some(&loc.root))
+        .await
+        .unwrap();
+    assert!(listed.objects.is_empty() && listed.common_prefixes.is_empty());
+    let files = w.finish().await.unwrap();
+    assert_eq!(files.len(), 1);
+    let f = &files[0];
+    assert_eq!(
+        f.uri,
+        format!("s3://{bucket}/github/pull_request/org=acme/date=2026-01-02/pull_request-b-mp-00000.parquet")
+    );
+    assert_eq!(f.rows, 18_000);
+    let head = loc
+        .store
+        .head(&Path::parse(format!("github/{}", f.relative_path)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(head.size, f.bytes);
+    // S3 reports a multipart object's ETag as `<md5>-<number of parts>`.
+    let etag = head.e_tag.unwrap();
+    let parts: u32 = etag
+        .trim_matches('"')
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(parts >= 3, "etag {etag}");
+    assert_eq!(
+        concat(&read_parquet(fetch(&loc, f).await)),
+        concat(&batches)
+    );
+}
+
+#[tokio::test]
+async fn s3_small_file_abort_and_cleanup() {
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("flowctl-small");
+    create_bucket(&ep, &bucket).await;
+    let mut cfg = config(&ep, &bucket);
+    cfg.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
+    let sink = build_s3_from(builder(), cfg).unwrap();
+    let loc = sink.location().unwrap();
+
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-ab"))
+        .await
+        .unwrap();
+    for i in 0..12 {
+        w.write(&batch(i * 1000, 1000, 1000)).await.unwrap();
+    }
+    w.abort().await;
+    let listed: Vec<_> = loc.store.list(Some(&loc.root)).collect::<Vec<_>>().await;
+    assert!(listed.is_empty(), "{listed:?}");
+
+    let mut w = sink.writer(target("review", "acme", "b-sm")).await.unwrap();
+    let b = batch(0, 100, 20);
+    w.write(&b).await.unwrap();
+    let files = w.finish().await.unwrap();
+    assert_eq!(concat(&read_parquet(fetch(&loc, &files[0]).await)), b);
+    sink.after_load(&files).await.unwrap();
+    let listed: Vec<_> = loc.store.list(Some(&loc.root)).collect::<Vec<_>>().await;
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn s3_missing_bucket_error_names_the_bucket() {
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let sink = build_s3_from(builder(), config(&ep, "flowctl-no-such-bucket")).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-nb"))
+        .await
+        .unwrap();
+    let result = async {
+        w.write(&batch(0, 10, 10)).await?;
+        w.finish().await
+    }
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("bucket `flowctl-no-such-bucket`") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(err.contains(&ep), "{err}");
+}
+
+#[tokio::test]
+async fn s3_unreachable_endpoint_is_named() {
+    // A port that was free a moment ago: nothing listens there (no emulator needed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ep = format!("http://127.0.0.1:{port}");
+    let quick = builder().with_retry(RetryConfig {
+        max_retries: 0,
+        ..Default::default()
+    });
+    let sink = build_s3_from(quick, config(&ep, "bkt")).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-un"))
+        .await
+        .unwrap();
+    w.write(&batch(0, 10, 10)).await.unwrap();
+    let err = w.finish().await.unwrap_err().to_string();
+    assert!(err.contains("cannot reach") && err.contains(&ep), "{err}");
+    assert!(err.contains("s3://bkt/github/pull_request/"), "{err}");
+}
+
+#[test]
+fn s3_http_endpoint_without_allow_http_says_what_to_set() {
+    let mut cfg = config("http://127.0.0.1:9000", "bkt");
+    cfg.allow_http = false;
+    let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("allow_http: true") && err.contains("http://127.0.0.1:9000"),
+        "{err}"
+    );
+    let mut cfg = config("https://r2.example.com", "bkt");
+    cfg.allow_http = false;
+    assert!(build_s3_from(builder(), cfg).is_ok());
+    let err = build_s3_from(builder(), config("https://x", "s3://bkt"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a bucket name"), "{err}");
+    let mut cfg = config("https://x", "bkt");
+    cfg.upload_part_bytes = 1024;
+    let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
+    assert!(err.contains("upload_part_bytes"), "{err}");
+}

@@ -1,0 +1,441 @@
+//! The loader through its real HTTP client against the SQL API adapter over fakesnow
+//! (scripts/emulators/snowflake_sqlapi.py), with Parquet staged on moto S3.
+//! Needs FLOWCTL_TEST_SNOWFLAKE_URL and FLOWCTL_TEST_S3_ENDPOINT.
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use flowctl_core::meta::{metadata_fields, RAW};
+use flowctl_core::object_store::{aws::AmazonS3Builder, path::Path, ObjectStoreExt, PutPayload};
+use flowctl_core::{StagedFile, StagingLocation, TableSpec, WarehouseLoader};
+use flowctl_snowflake::{SnowflakeConfig, SnowflakeLoader};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            println!("SKIPPED: {var} not set");
+            None
+        }
+    }
+}
+
+struct Env {
+    loader: SnowflakeLoader,
+    staging: StagingLocation,
+    schema_name: String,
+    sf_url: String,
+}
+
+fn uniq() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+async fn setup() -> Option<Env> {
+    let sf_url = env("FLOWCTL_TEST_SNOWFLAKE_URL")?;
+    let s3 = env("FLOWCTL_TEST_S3_ENDPOINT")?;
+    let id = uniq();
+    let bucket = format!("sf-test-{id}");
+    let http = reqwest::Client::new();
+    let r = http.put(format!("{s3}/{bucket}")).send().await.unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    let store = AmazonS3Builder::new()
+        .with_endpoint(&s3)
+        .with_allow_http(true)
+        .with_bucket_name(&bucket)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let staging = StagingLocation {
+        kind: "s3".into(),
+        root_uri: format!("s3://{bucket}/github/"),
+        store: Arc::new(store),
+        root: Path::from("github"),
+        local_dir: None,
+        options: BTreeMap::new(),
+    };
+    let schema_name = format!("RAW_{}", id.to_uppercase());
+    let cfg: SnowflakeConfig = serde_json::from_value(serde_json::json!({
+        "account": "test.us-east-1",
+        "user": "flowctl",
+        "schema": schema_name,
+        "private_key_path": concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_key.p8"),
+        "storage_integration": "TEST_INT",
+        "base_url": sf_url,
+        "poll_interval_ms": 20,
+    }))
+    .unwrap();
+    Some(Env {
+        loader: SnowflakeLoader::from_config(cfg).unwrap(),
+        staging,
+        schema_name,
+        sf_url,
+    })
+}
+
+fn schema(extra: bool) -> SchemaRef {
+    let mut f = vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new("TITLE", DataType::Utf8, true),
+    ];
+    if extra {
+        f.push(Field::new("BODY", DataType::Utf8, true));
+    }
+    f.extend(metadata_fields());
+    f.push(Field::new(RAW, DataType::Utf8, true));
+    Arc::new(Schema::new(f))
+}
+
+/// One row: (id, title, ingested_at seconds).
+type Row<'a> = (i64, &'a str, i64);
+
+fn batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
+    let n = rows.len();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+    ];
+    if schema.field_with_name("BODY").is_ok() {
+        cols.push(Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| format!("body {}", r.1)),
+        )));
+    }
+    cols.push(Arc::new(StringArray::from_iter_values(rows.iter().map(
+        |r| flowctl_core::meta::row_key(&["acme", "w", &r.0.to_string()]),
+    ))));
+    cols.push(Arc::new(
+        TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.2 * 1_000_000))
+            .with_timezone("UTC"),
+    ));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n("acme", n),
+    )));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        std::iter::repeat_n("batch", n),
+    )));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        rows.iter()
+            .map(|r| format!(r#"{{"id": {}, "title": "{}"}}"#, r.0, r.1)),
+    )));
+    RecordBatch::try_new(schema.clone(), cols).unwrap()
+}
+
+async fn stage_file(env: &Env, schema: &SchemaRef, name: &str, rows: &[Row<'_>]) -> StagedFile {
+    let b = batch(schema, rows);
+    let mut buf = Vec::new();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let relative_path = format!("pull_request/org=acme/date=2026-01-02/{name}.parquet");
+    let bytes = buf.len() as u64;
+    env.staging
+        .store
+        .put(
+            &env.staging.root.clone().join_path(&relative_path),
+            PutPayload::from(buf),
+        )
+        .await
+        .unwrap();
+    StagedFile {
+        uri: format!("{}{relative_path}", env.staging.root_uri),
+        relative_path,
+        rows: rows.len() as u64,
+        bytes,
+    }
+}
+
+trait JoinPath {
+    fn join_path(self, rel: &str) -> Path;
+}
+impl JoinPath for Path {
+    fn join_path(self, rel: &str) -> Path {
+        Path::from(format!("{}/{rel}", self.as_ref()))
+    }
+}
+
+fn table(schema: &SchemaRef) -> TableSpec {
+    TableSpec {
+        name: "PULL_REQUEST".into(),
+        schema: schema.clone(),
+    }
+}
+
+/// `(id, title)` of every target row, ordered by id.
+async fn target_rows(env: &Env) -> Vec<(String, String)> {
+    let rs = env
+        .loader
+        .execute(&format!(
+            r#"SELECT "ID", "TITLE" FROM "GITHUB_PIPELINES"."{}"."PULL_REQUEST" ORDER BY "ID""#,
+            env.schema_name
+        ))
+        .await
+        .unwrap();
+    rs.rows
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn loads_are_idempotent_newer_only_and_deduplicated() {
+    let Some(env) = setup().await else { return };
+    let s = schema(false);
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+
+    let f1 = stage_file(&env, &s, "f1", &[(1, "one", 100), (2, "two", 100)]).await;
+    let st = env
+        .loader
+        .load(&table(&s), &[f1.clone()], &env.staging)
+        .await
+        .unwrap();
+    assert_eq!((st.rows_loaded, st.inserted, st.updated), (2, 2, 0));
+
+    // The same batch again: copied again (FORCE), nothing changes.
+    let st = env
+        .loader
+        .load(&table(&s), &[f1], &env.staging)
+        .await
+        .unwrap();
+    assert_eq!((st.rows_loaded, st.inserted, st.updated), (2, 0, 0));
+    assert_eq!(
+        target_rows(&env).await,
+        vec![("1".into(), "one".into()), ("2".into(), "two".into())]
+    );
+
+    // An older version of row 1 is not applied.
+    let old = stage_file(&env, &s, "old", &[(1, "stale", 50)]).await;
+    let st = env
+        .loader
+        .load(&table(&s), &[old], &env.staging)
+        .await
+        .unwrap();
+    assert_eq!((st.inserted, st.updated), (0, 0));
+
+    // Duplicate keys in one load (two files): the newest wins; a new key is inserted once.
+    let a = stage_file(&env, &s, "a", &[(2, "two-newer", 200), (3, "three-a", 200)]).await;
+    let b = stage_file(
+        &env,
+        &s,
+        "b",
+        &[(2, "two-newest", 300), (3, "three-b", 300)],
+    )
+    .await;
+    let st = env
+        .loader
+        .load(&table(&s), &[a, b], &env.staging)
+        .await
+        .unwrap();
+    assert_eq!((st.rows_loaded, st.inserted, st.updated), (4, 1, 1));
+    assert_eq!(
+        target_rows(&env).await,
+        vec![
+            ("1".into(), "one".into()),
+            ("2".into(), "two-newest".into()),
+            ("3".into(), "three-b".into())
+        ]
+    );
+    // _RAW landed as a parsed VARIANT, not as a JSON string.
+    let rs = env
+        .loader
+        .execute(&format!(
+            r#"SELECT "_RAW":title::VARCHAR FROM "GITHUB_PIPELINES"."{}"."PULL_REQUEST" WHERE "ID" = 3"#,
+            env.schema_name
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("three-b"));
+    // The staging table is left empty.
+    let rs = env
+        .loader
+        .execute(&format!(
+            r#"SELECT COUNT(*) FROM "GITHUB_PIPELINES"."{}"."PULL_REQUEST_STAGE""#,
+            env.schema_name
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn new_column_is_added_to_both_tables() {
+    let Some(env) = setup().await else { return };
+    env.loader
+        .ensure_table(&table(&schema(false)))
+        .await
+        .unwrap();
+    let s2 = schema(true);
+    env.loader.ensure_table(&table(&s2)).await.unwrap();
+    env.loader.ensure_table(&table(&s2)).await.unwrap(); // idempotent
+    let rs = env
+        .loader
+        .execute(&format!(
+            "SELECT TABLE_NAME FROM \"GITHUB_PIPELINES\".INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = '{}' AND COLUMN_NAME = 'BODY' ORDER BY TABLE_NAME",
+            env.schema_name
+        ))
+        .await
+        .unwrap();
+    let tables: Vec<_> = rs.rows.iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(tables, vec!["PULL_REQUEST", "PULL_REQUEST_STAGE"]);
+    let f = stage_file(&env, &s2, "v2", &[(7, "seven", 100)]).await;
+    let st = env
+        .loader
+        .load(&table(&s2), &[f], &env.staging)
+        .await
+        .unwrap();
+    assert_eq!(st.inserted, 1);
+}
+
+#[tokio::test]
+async fn failed_copy_is_a_clear_error_and_target_untouched() {
+    let Some(env) = setup().await else { return };
+    let s = schema(false);
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+    let good = stage_file(&env, &s, "good", &[(1, "one", 100)]).await;
+    env.loader
+        .load(&table(&s), &[good.clone()], &env.staging)
+        .await
+        .unwrap();
+    let newer = stage_file(&env, &s, "newer", &[(1, "changed", 200)]).await;
+    let mut missing = newer.clone();
+    missing.relative_path = "pull_request/org=acme/date=2026-01-02/missing.parquet".into();
+    let e = env
+        .loader
+        .load(&table(&s), &[newer, missing], &env.staging)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("COPY INTO") && e.contains("PULL_REQUEST"), "{e}");
+    assert_eq!(target_rows(&env).await, vec![("1".into(), "one".into())]);
+}
+
+#[tokio::test]
+async fn failed_merge_is_a_clear_error_and_target_untouched() {
+    let Some(env) = setup().await else { return };
+    let s = schema(false);
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+    let good = stage_file(&env, &s, "good", &[(1, "one", 100)]).await;
+    env.loader
+        .load(&table(&s), &[good], &env.staging)
+        .await
+        .unwrap();
+    // _RAW that is not JSON: COPY (VARCHAR) succeeds, PARSE_JSON in the MERGE fails.
+    let b = batch(&s, &[(1, "changed", 200), (2, "two", 200)]);
+    let mut cols = b.columns().to_vec();
+    let raw = s.index_of(RAW).unwrap();
+    cols[raw] = Arc::new(StringArray::from(vec!["{not json", "{also not"]));
+    let b = RecordBatch::try_new(s.clone(), cols).unwrap();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, s.clone(), None).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let rel = "pull_request/org=acme/date=2026-01-02/bad.parquet";
+    env.staging
+        .store
+        .put(
+            &env.staging.root.clone().join_path(rel),
+            PutPayload::from(buf),
+        )
+        .await
+        .unwrap();
+    let f = StagedFile {
+        uri: String::new(),
+        relative_path: rel.into(),
+        rows: 2,
+        bytes: 0,
+    };
+    let e = env
+        .loader
+        .load(&table(&s), &[f], &env.staging)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MERGE") && e.contains("PULL_REQUEST"), "{e}");
+    assert_eq!(target_rows(&env).await, vec![("1".into(), "one".into())]);
+}
+
+#[tokio::test]
+async fn accepted_statement_is_polled_to_its_result() {
+    let Some(env) = setup().await else { return };
+    let rs = env
+        .loader
+        .execute("SELECT 41 + 1 AS ANSWER /*flowctl-test:async*/")
+        .await
+        .unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("42"));
+}
+
+#[tokio::test]
+async fn failure_422_maps_to_code_sqlstate_and_message() {
+    let Some(env) = setup().await else { return };
+    let e = env.loader.execute("SELEC 1").await.unwrap_err().to_string();
+    assert!(
+        e.contains("code 001003") && e.contains("SQLSTATE 42000") && e.contains("SELEC"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn lost_answer_is_retried_without_running_twice() {
+    let Some(env) = setup().await else { return };
+    let t = format!(r#""GITHUB_PIPELINES"."{}"."RETRY_T""#, env.schema_name);
+    env.loader
+        .execute(&format!("CREATE TABLE {t} (X NUMBER(38,0))"))
+        .await
+        .unwrap();
+    env.loader
+        .execute(&format!(
+            "INSERT INTO {t} VALUES (1) /*flowctl-test:fail-once*/"
+        ))
+        .await
+        .unwrap();
+    let rs = env
+        .loader
+        .execute(&format!("SELECT COUNT(*) FROM {t}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rs.rows[0][0].as_deref(),
+        Some("1"),
+        "the retried INSERT ran twice"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_running_statement_cancels_it() {
+    let Some(env) = setup().await else { return };
+    let stats = || async {
+        let v: serde_json::Value = reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["cancels"].as_array().unwrap().len()
+    };
+    let before = stats().await;
+    let run = env.loader.execute("SELECT 1 /*flowctl-test:hang*/");
+    // The statement never finishes; give up once it has been polled a few times.
+    let r = tokio::time::timeout(std::time::Duration::from_millis(300), run).await;
+    assert!(r.is_err(), "a hanging statement finished");
+    for _ in 0..200 {
+        if stats().await > before {
+            return;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no cancel request reached the emulator");
+}
