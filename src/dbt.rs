@@ -29,7 +29,17 @@ struct DbtSource {
     schema: String,
     loaded_at_field: &'static str,
     freshness: Freshness,
+    quoting: Quoting,
     tables: Vec<DbtTable>,
+}
+
+/// Table identifiers are quoted because `COMMIT` is a reserved word in Snowflake; the
+/// tables are created upper-case, so quoting matches them exactly.
+#[derive(Serialize)]
+struct Quoting {
+    database: bool,
+    schema: bool,
+    identifier: bool,
 }
 
 #[derive(Serialize)]
@@ -61,6 +71,9 @@ struct DbtColumn {
 }
 
 /// `_sources_custom.yml` for the tables one spec loads.
+// The CLI takes several specs and calls `dbt_sources_yaml_for`; this one-spec form is the
+// documented entry point for other callers.
+#[allow(dead_code)]
 pub fn dbt_sources_yaml(spec: &Spec) -> Result<String, String> {
     dbt_sources_yaml_for(std::slice::from_ref(spec))
 }
@@ -136,6 +149,11 @@ fn source(database: String, schema: String, tables: Vec<DbtTable>) -> DbtSource 
                 count: 24,
                 period: "hour",
             },
+        },
+        quoting: Quoting {
+            database: false,
+            schema: false,
+            identifier: true,
         },
         tables,
     }

@@ -141,9 +141,9 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
 
 fn build_error(kind: &str, type_name: &str, e: PluginError) -> Failure {
     match e {
-        PluginError::NotImplemented(m) => Failure::run(format!(
-            "{kind} plugin `{type_name}` cannot run yet: {m}"
-        )),
+        PluginError::NotImplemented(m) => {
+            Failure::run(format!("{kind} plugin `{type_name}` cannot run yet: {m}"))
+        }
         PluginError::Config(m) => Failure::usage(format!("{kind} `{type_name}`: {m}")),
         other => Failure::run(format!("{kind} `{type_name}`: {other}")),
     }
@@ -151,7 +151,8 @@ fn build_error(kind: &str, type_name: &str, e: PluginError) -> Failure {
 
 /// Build the three plugins of a spec from their registrations.
 pub fn build_plugins(spec: &Spec) -> Result<Plugins, Failure> {
-    let unknown = |kind: &str, t: &str| Failure::usage(format!("{kind} type `{t}` is not registered"));
+    let unknown =
+        |kind: &str, t: &str| Failure::usage(format!("{kind} type `{t}` is not registered"));
     let src = flowctl_core::find_source(&spec.source.type_name)
         .ok_or_else(|| unknown("source", &spec.source.type_name))?;
     let stg = flowctl_core::find_staging(&spec.staging.type_name)
@@ -193,7 +194,9 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
         orgs: args.orgs.clone(),
         full_refresh: args.full_refresh,
         shard,
-        wait_for_lease: args.wait_for_lease.then_some(Duration::from_secs(24 * 3600)),
+        wait_for_lease: args
+            .wait_for_lease
+            .then_some(Duration::from_secs(24 * 3600)),
         lease_ttl: spec.state.lease_ttl_seconds.map(Duration::from_secs),
         progress_bars: std::io::stderr().is_terminal(),
         channel_batches: 8,
@@ -303,7 +306,10 @@ async fn state_inner(args: StateArgs) -> Result<(), Failure> {
                     .delete(&spec.name, shard)
                     .await
                     .map_err(|e| Failure::run(e.to_string()))?;
-                println!("state of {} reset: the next run backfills every stream", spec.name);
+                println!(
+                    "state of {} reset: the next run backfills every stream",
+                    spec.name
+                );
             } else {
                 for s in &stream {
                     if state.streams.remove(s).is_none() {

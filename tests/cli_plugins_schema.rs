@@ -18,7 +18,12 @@ fn registry_lists_every_linked_plugin() {
     let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let got: Vec<(String, String)> = v
         .iter()
-        .map(|p| (p["kind"].as_str().unwrap().into(), p["type"].as_str().unwrap().into()))
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().into(),
+                p["type"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     for (kind, ty) in [
         ("source", "github"),
@@ -28,9 +33,14 @@ fn registry_lists_every_linked_plugin() {
         ("warehouse", "snowflake"),
         ("warehouse", "duckdb"),
     ] {
-        assert!(got.contains(&(kind.into(), ty.into())), "{kind} {ty} missing from {got:?}");
+        assert!(
+            got.contains(&(kind.into(), ty.into())),
+            "{kind} {ty} missing from {got:?}"
+        );
     }
-    assert!(v.iter().all(|p| !p["description"].as_str().unwrap().is_empty()));
+    assert!(v
+        .iter()
+        .all(|p| !p["description"].as_str().unwrap().is_empty()));
     let text = flowctl(&["plugins"], &[]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("warehouse  duckdb"));
 }
@@ -109,7 +119,10 @@ fn canary_secret_never_printed() {
     std::fs::write(&bad, pasted).unwrap();
     let runs = [
         flowctl(&["validate", &spec], &env),
-        flowctl(&["validate", "--format", "json", bad.to_str().unwrap()], &env),
+        flowctl(
+            &["validate", "--format", "json", bad.to_str().unwrap()],
+            &env,
+        ),
         flowctl(&["validate", bad.to_str().unwrap()], &env),
         flowctl(&["plan", &spec], &env),
         flowctl(&["apply", &spec], &env),
@@ -128,16 +141,52 @@ fn canary_secret_never_printed() {
     assert!(String::from_utf8_lossy(&runs[2].stderr).contains("source.token"));
     let plan = String::from_utf8_lossy(&runs[3].stdout);
     assert!(plan.contains("env: FLOWCTL_CANARY_TOKEN"), "{plan}");
-    assert!(!runs[4].status.success(), "apply against a closed port must fail");
+    assert!(
+        !runs[4].status.success(),
+        "apply against a closed port must fail"
+    );
 }
 
 #[test]
 fn plan_lists_the_ordered_steps() {
     let out = flowctl(&["plan", "pipelines/quickstart.yaml"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let read = stdout.find("read stream repository -> table REPOSITORY").unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = stdout
+        .find("read stream repository -> table REPOSITORY")
+        .unwrap();
     let save = stdout.find("save state").unwrap();
     assert!(read < save, "{stdout}");
     assert!(stdout.contains("type: duckdb"));
+}
+
+#[test]
+fn raw_tables_sql_covers_every_github_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("raw.sql");
+    let out = flowctl(
+        &["sql", "raw-tables", "--write", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = std::fs::read_to_string(file).unwrap();
+    for t in [
+        "PULL_REQUEST",
+        "PULL_REQUEST_REVIEW",
+        "COMMIT",
+        "COMMIT_FILE",
+        "REPOSITORY",
+    ] {
+        let create =
+            format!("CREATE TABLE IF NOT EXISTS \"GITHUB_PIPELINES\".\"RAW_TABLES\".\"{t}\" (");
+        assert!(sql.contains(&create), "{t} missing");
+    }
 }

@@ -25,7 +25,10 @@ fn check(text: &str) -> (i32, String) {
     let p = write_spec(dir.path(), "spec.yaml", text);
     let out = flowctl(&["validate", p.to_str().unwrap()], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.code().unwrap(), stderr.replace(p.to_str().unwrap(), "spec.yaml"))
+    (
+        out.status.code().unwrap(),
+        stderr.replace(p.to_str().unwrap(), "spec.yaml"),
+    )
 }
 
 const GOOD: &str = "\
@@ -45,10 +48,19 @@ warehouse:
 #[test]
 fn example_pipelines_are_valid() {
     let out = flowctl(
-        &["validate", "pipelines/github_pr.yaml", "pipelines/github_pr_aws.yaml", "pipelines/quickstart.yaml"],
+        &[
+            "validate",
+            "pipelines/github_pr.yaml",
+            "pipelines/github_pr_aws.yaml",
+            "pipelines/quickstart.yaml",
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for f in ["github_pr.yaml", "github_pr_aws.yaml", "quickstart.yaml"] {
         let text = std::fs::read_to_string(Path::new("pipelines").join(f)).unwrap();
         assert!(text.starts_with("# yaml-language-server: $schema=../schemas/pipeline.schema.json"));
@@ -65,21 +77,30 @@ fn good_spec_is_valid() {
 fn yaml_syntax_error_is_located() {
     let (code, stderr) = check("name: demo\nsource:\n  type: github\n  orgs: [acme\n");
     assert_eq!(code, 2);
-    assert!(stderr.contains("spec.yaml:5:1: YAML syntax error"), "{stderr}");
+    assert!(
+        stderr.contains("spec.yaml:5:1: YAML syntax error"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn wrong_type_is_located_at_the_value() {
     let (code, stderr) = check(&GOOD.replace("orgs: [acme]", "orgs: acme"));
     assert_eq!(code, 2);
-    assert!(stderr.contains("spec.yaml:4:9: source.orgs: expected array, found string"), "{stderr}");
+    assert!(
+        stderr.contains("spec.yaml:4:9: source.orgs: expected array, found string"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn missing_required_key_is_located_at_its_parent() {
     let (code, stderr) = check(&GOOD.replace("  path: ./staging\n", ""));
     assert_eq!(code, 2);
-    assert!(stderr.contains("spec.yaml:6:1: staging.path: missing required key `path`"), "{stderr}");
+    assert!(
+        stderr.contains("spec.yaml:6:1: staging.path: missing required key `path`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,7 +117,10 @@ fn misspelled_key_is_an_error_with_a_suggestion() {
 fn bad_cron_is_an_error() {
     let (code, stderr) = check(&format!("{GOOD}schedule: \"0 25 * * *\"\n"));
     assert_eq!(code, 2);
-    assert!(stderr.contains("spec.yaml:12:11: schedule: invalid cron expression `0 25 * * *`"), "{stderr}");
+    assert!(
+        stderr.contains("spec.yaml:12:11: schedule: invalid cron expression `0 25 * * *`"),
+        "{stderr}"
+    );
     let (code, _) = check(&format!("{GOOD}schedule: \"*/15 * * * *\"\n"));
     assert_eq!(code, 0);
 }
@@ -111,7 +135,8 @@ fn unknown_plugin_type_lists_registered_and_suggests() {
 
 #[test]
 fn missing_env_var_names_it_and_where() {
-    let (code, stderr) = check(&GOOD.replace("./w.duckdb", "${FLOWCTL_TEST_SURELY_UNSET}/w.duckdb"));
+    let (code, stderr) =
+        check(&GOOD.replace("./w.duckdb", "${FLOWCTL_TEST_SURELY_UNSET}/w.duckdb"));
     assert_eq!(code, 2);
     assert!(
         stderr.contains("spec.yaml:11:9: warehouse.path: environment variable FLOWCTL_TEST_SURELY_UNSET is not set"),
@@ -127,9 +152,15 @@ fn every_error_is_reported_at_once() {
         .replace("type: duckdb", "type: nope");
     let (code, stderr) = check(&bad);
     assert_eq!(code, 2);
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("spec.yaml:")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("spec.yaml:"))
+        .collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(lines[0].starts_with("spec.yaml:1:7: name: expected lower-case"), "{stderr}");
+    assert!(
+        lines[0].starts_with("spec.yaml:1:7: name: expected lower-case"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -159,12 +190,19 @@ fn hostile_inputs_fail_cleanly() {
 #[test]
 fn json_format_lists_errors_for_ci() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_spec(dir.path(), "s.yaml", &GOOD.replace("type: duckdb", "type: duckbd"));
+    let p = write_spec(
+        dir.path(),
+        "s.yaml",
+        &GOOD.replace("type: duckdb", "type: duckbd"),
+    );
     let out = flowctl(&["validate", "--format", "json", p.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
     let e = &v["files"][0]["errors"][0];
-    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(10), Some(9)));
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(10), Some(9))
+    );
     assert_eq!(e["path"], "warehouse.type");
 }

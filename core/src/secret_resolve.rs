@@ -13,7 +13,9 @@ use std::time::Duration;
 pub(crate) async fn resolve(r: &SecretRef) -> Result<Secret> {
     match r {
         SecretRef::Env(name) => std::env::var(name).map(Secret::new).map_err(|_| {
-            PluginError::config(format!("secret {r}: environment variable {name} is not set"))
+            PluginError::config(format!(
+                "secret {r}: environment variable {name} is not set"
+            ))
         }),
         SecretRef::File(path) => {
             let expanded = expand_home(path);
@@ -86,7 +88,10 @@ pub(crate) mod gcp {
     /// `GET {endpoint}/v1/{name}:access`; the payload is base64 in `payload.data`.
     pub async fn access(s: &Settings, name: &str, r: &SecretRef) -> Result<Secret> {
         let name = version_name(name).ok_or_else(|| {
-            fail(r, "expected projects/PROJECT/secrets/SECRET[/versions/VERSION]")
+            fail(
+                r,
+                "expected projects/PROJECT/secrets/SECRET[/versions/VERSION]",
+            )
         })?;
         let client = http()?;
         let token = match &s.token {
@@ -102,8 +107,13 @@ pub(crate) mod gcp {
             .map_err(|e| fail(r, format!("GCP Secret Manager at {}: {e}", s.endpoint)))?;
         let (status, body) = json_body(resp).await;
         if status != 200 {
-            let msg = body["error"]["message"].as_str().unwrap_or("no error message");
-            return Err(fail(r, format!("GCP Secret Manager answered {status}: {msg}")));
+            let msg = body["error"]["message"]
+                .as_str()
+                .unwrap_or("no error message");
+            return Err(fail(
+                r,
+                format!("GCP Secret Manager answered {status}: {msg}"),
+            ));
         }
         let data = body["payload"]["data"]
             .as_str()
@@ -133,9 +143,8 @@ pub(crate) mod gcp {
     }
 
     async fn metadata_token(client: &reqwest::Client, host: &str, r: &SecretRef) -> Result<String> {
-        let url = format!(
-            "http://{host}/computeMetadata/v1/instance/service-accounts/default/token"
-        );
+        let url =
+            format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
         let resp = client
             .get(&url)
             .header("Metadata-Flavor", "Google")
@@ -147,7 +156,10 @@ pub(crate) mod gcp {
         let (status, body) = json_body(resp).await;
         match body["access_token"].as_str() {
             Some(t) if status == 200 => Ok(t.to_string()),
-            _ => Err(fail(r, format!("metadata server {host} gave no access token (HTTP {status})"))),
+            _ => Err(fail(
+                r,
+                format!("metadata server {host} gave no access token (HTTP {status})"),
+            )),
         }
     }
 }
@@ -195,8 +207,14 @@ pub(crate) mod aws {
         if status != 200 {
             let kind = resp["__type"].as_str().unwrap_or("error");
             let kind = kind.rsplit('#').next().unwrap_or(kind);
-            let msg = resp["message"].as_str().or(resp["Message"].as_str()).unwrap_or("");
-            return Err(fail(r, format!("AWS Secrets Manager answered {status} {kind}: {msg}")));
+            let msg = resp["message"]
+                .as_str()
+                .or(resp["Message"].as_str())
+                .unwrap_or("");
+            return Err(fail(
+                r,
+                format!("AWS Secrets Manager answered {status} {kind}: {msg}"),
+            ));
         }
         if let Some(text) = resp["SecretString"].as_str() {
             return Ok(Secret::new(text));
@@ -213,7 +231,11 @@ pub(crate) mod aws {
     }
 
     /// One signed Secrets Manager JSON call (`X-Amz-Target: secretsmanager.<action>`).
-    pub async fn call(s: &Settings, action: &str, body: &Value) -> std::result::Result<(u16, Value), String> {
+    pub async fn call(
+        s: &Settings,
+        action: &str,
+        body: &Value,
+    ) -> std::result::Result<(u16, Value), String> {
         let url = url::Url::parse(&s.endpoint)
             .map_err(|e| format!("bad AWS Secrets Manager endpoint {}: {e}", s.endpoint))?;
         let host = match (url.host_str(), url.port()) {
@@ -224,15 +246,27 @@ pub(crate) mod aws {
         let payload = body.to_string();
         let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let mut headers = vec![
-            ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
             ("host".to_string(), host),
             ("x-amz-date".to_string(), amz_date.clone()),
-            ("x-amz-target".to_string(), format!("secretsmanager.{action}")),
+            (
+                "x-amz-target".to_string(),
+                format!("secretsmanager.{action}"),
+            ),
         ];
         if let Some(t) = &s.session_token {
             headers.push(("x-amz-security-token".to_string(), t.clone()));
         }
-        let req = Request { method: "POST", path: url.path(), query: "", headers: &headers, payload: payload.as_bytes() };
+        let req = Request {
+            method: "POST",
+            path: url.path(),
+            query: "",
+            headers: &headers,
+            payload: payload.as_bytes(),
+        };
         let auth = authorization(&req, s, "secretsmanager", &amz_date);
         let mut rb = http().map_err(|e| e.to_string())?.post(url.as_str());
         for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
@@ -266,8 +300,10 @@ pub(crate) mod aws {
     pub fn authorization(req: &Request, s: &Settings, service: &str, amz_date: &str) -> String {
         let mut headers: Vec<&(String, String)> = req.headers.iter().collect();
         headers.sort();
-        let canonical_headers: String =
-            headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
+        let canonical_headers: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+            .collect();
         let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
         let signed = signed.join(";");
         let canonical = format!(
@@ -316,7 +352,10 @@ mod tests {
             session_token: None,
         };
         let headers = vec![
-            ("content-type".to_string(), "application/x-www-form-urlencoded; charset=utf-8".to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
             ("host".to_string(), "iam.amazonaws.com".to_string()),
             ("x-amz-date".to_string(), "20150830T123600Z".to_string()),
         ];
@@ -361,7 +400,10 @@ mod tests {
     fn gcp_answer(path: &str, req: &str) -> (&'static str, String) {
         if path == "/computemetadata/v1/instance/service-accounts/default/token" {
             if req.contains("metadata-flavor: google") {
-                return ("200 OK", r#"{"access_token":"meta-tok","expires_in":3599,"token_type":"Bearer"}"#.into());
+                return (
+                    "200 OK",
+                    r#"{"access_token":"meta-tok","expires_in":3599,"token_type":"Bearer"}"#.into(),
+                );
             }
             return ("403 Forbidden", "{}".into());
         }
@@ -370,7 +412,12 @@ mod tests {
         }
         if path == "/v1/projects/p/secrets/s/versions/latest:access" {
             let data = base64::engine::general_purpose::STANDARD.encode(CANARY);
-            return ("200 OK", format!(r#"{{"name":"projects/1/secrets/s/versions/3","payload":{{"data":"{data}"}}}}"#));
+            return (
+                "200 OK",
+                format!(
+                    r#"{{"name":"projects/1/secrets/s/versions/3","payload":{{"data":"{data}"}}}}"#
+                ),
+            );
         }
         ("404 Not Found", r#"{"error":{"code":404,"message":"Secret [projects/1/secrets/missing] not found or has no versions."}}"#.into())
     }
@@ -384,20 +431,37 @@ mod tests {
             metadata_host: addr.clone(),
         };
         let r = SecretRef::GcpSecret("projects/p/secrets/s".into());
-        let secret = gcp::access(&settings, "projects/p/secrets/s", &r).await.unwrap();
+        let secret = gcp::access(&settings, "projects/p/secrets/s", &r)
+            .await
+            .unwrap();
         assert_eq!(secret.expose(), CANARY);
 
         let name = "projects/p/secrets/missing/versions/1";
         let r = SecretRef::GcpSecret(name.into());
-        let err = gcp::access(&settings, name, &r).await.unwrap_err().to_string();
+        let err = gcp::access(&settings, name, &r)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(name) && err.contains("404"), "{err}");
 
-        let wrong = gcp::Settings { token: Some("other".into()), ..settings.clone() };
-        let err = gcp::access(&wrong, "projects/p/secrets/s", &r).await.unwrap_err().to_string();
+        let wrong = gcp::Settings {
+            token: Some("other".into()),
+            ..settings.clone()
+        };
+        let err = gcp::access(&wrong, "projects/p/secrets/s", &r)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("401") && !err.contains(CANARY), "{err}");
 
-        let err = gcp::access(&settings, "p/s", &r).await.unwrap_err().to_string();
-        assert!(err.contains("expected projects/PROJECT/secrets/SECRET"), "{err}");
+        let err = gcp::access(&settings, "p/s", &r)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected projects/PROJECT/secrets/SECRET"),
+            "{err}"
+        );
     }
 
     fn moto_endpoint() -> Option<String> {
@@ -415,7 +479,9 @@ mod tests {
 
     #[tokio::test]
     async fn aws_secret_against_moto() {
-        let Some(endpoint) = moto_endpoint() else { return };
+        let Some(endpoint) = moto_endpoint() else {
+            return;
+        };
         let s = aws::Settings {
             endpoint,
             region: "us-east-1".into(),
@@ -434,8 +500,14 @@ mod tests {
         assert_eq!(got.expose(), value);
 
         let r = SecretRef::AwsSecret("flowctl-missing".into());
-        let err = aws::get_secret_value(&s, "flowctl-missing", &r).await.unwrap_err().to_string();
-        assert!(err.contains("flowctl-missing") && err.contains("ResourceNotFoundException"), "{err}");
+        let err = aws::get_secret_value(&s, "flowctl-missing", &r)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("flowctl-missing") && err.contains("ResourceNotFoundException"),
+            "{err}"
+        );
         assert!(!err.contains(&value));
     }
 }

@@ -21,8 +21,8 @@ pub struct FileConfig {
     /// Stream name in state and `--stream` flags; defaults to the table name in lower case.
     #[serde(default)]
     pub stream: Option<String>,
-    /// The columns, in table order. Every file must provide each of them (a header or JSON key
-    /// matched case-insensitively), so a typo fails loudly instead of loading nulls.
+    /// The columns, in table order. A CSV header must name each of them (case-insensitively),
+    /// so a typo fails loudly instead of loading nulls; a key missing from a JSON line is null.
     #[schemars(length(min = 1))]
     pub columns: Vec<ColumnSpec>,
     /// Columns whose values, joined with `|` and MD5-hashed, make `_ROW_KEY` (the MERGE key).

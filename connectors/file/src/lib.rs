@@ -29,7 +29,7 @@ use flowctl_core::{
 };
 use locate::FileRef;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The configured file source.
@@ -125,6 +125,10 @@ struct ReadRun<'a> {
     builder: BatchBuilder,
     stream: String,
     keys: Vec<usize>,
+    /// Where each `_ROW_KEY` of this run was first seen: a repeated key is a bad row, so the
+    /// first occurrence wins deterministically (MERGE could pick either).
+    seen: HashMap<String, (usize, u64)>,
+    file_index: usize,
 }
 
 /// Why a read stopped early.
@@ -170,9 +174,14 @@ impl ReadRun<'_> {
         let bytes = file.bytes().await?;
         let mut bad: Vec<(u64, String)> = Vec::new();
         for row in parse::rows(&bytes, &self.src.cfg, &file.name)? {
-            match row.cells {
-                Ok(cells) => {
-                    let key = self.row_key(&cells);
+            let checked = row.cells.and_then(|cells| {
+                self.check_key_present(&cells)?;
+                let key = self.row_key(&cells);
+                self.check_unique(&key, row.line)?;
+                Ok((cells, key))
+            });
+            match checked {
+                Ok((cells, key)) => {
                     self.builder.push(&cells, &key);
                     if self.builder.rows() >= self.src.cfg.batch_rows {
                         self.flush().await?;
@@ -186,6 +195,34 @@ impl ReadRun<'_> {
         }
         self.warn_skipped(file, &bad);
         Ok(())
+    }
+
+    fn check_key_present(&self, cells: &[value::Cell]) -> Result<(), String> {
+        match self.keys.iter().find(|i| cells[**i] == value::Cell::Null) {
+            Some(i) => Err(format!(
+                "primary key column {} is empty",
+                self.src.cfg.columns[*i].name
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn check_unique(&mut self, key: &str, line: u64) -> Result<(), String> {
+        match self.seen.get(key) {
+            Some((f, l)) => Err(format!(
+                "duplicate primary key ({}), first seen {}{l}",
+                self.src.cfg.primary_key.join(", "),
+                if *f == self.file_index {
+                    "at line "
+                } else {
+                    "in an earlier file, line "
+                }
+            )),
+            None => {
+                self.seen.insert(key.to_string(), (self.file_index, line));
+                Ok(())
+            }
+        }
     }
 
     fn warn_skipped(&self, file: &FileRef, bad: &[(u64, String)]) {
@@ -223,6 +260,7 @@ impl ReadRun<'_> {
                 }
                 continue;
             }
+            self.file_index += 1;
             self.read_file(&file).await?;
             state.insert(file.name.clone(), file.fingerprint.clone());
         }
@@ -269,6 +307,8 @@ impl FileSource {
             builder,
             stream,
             keys: self.cfg.key_indexes(),
+            seen: HashMap::new(),
+            file_index: 0,
         };
         match run.run(files, previous).await {
             Ok(files) => StreamResult::Done {

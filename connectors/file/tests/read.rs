@@ -368,3 +368,124 @@ fn registered_and_config_is_strict() {
     assert_eq!(schema["additionalProperties"], json!(false));
     assert!(schema["properties"].get("type").is_none());
 }
+
+#[tokio::test]
+async fn duplicate_keys_are_bad_rows_and_the_first_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "d.csv",
+        "login,ldap_uid,email,team\nAnn,a1,,core\nbob,b1,,web\nAnn,a2,,ops\n",
+    );
+    let err = read(user_lookup(&p), None).await.error();
+    assert!(
+        err.contains(":4: duplicate primary key (login), first seen at line 2"),
+        "{err}"
+    );
+
+    let mut cfg = user_lookup(&p);
+    cfg["on_bad_row"] = json!("skip");
+    let run = read(cfg, None).await;
+    assert_eq!(
+        run.strings("LDAP_UID"),
+        [Some("a1".into()), Some("b1".into())]
+    );
+    assert!(
+        run.warnings[0].contains("skipped 1 bad row(s) (lines 4)"),
+        "{:?}",
+        run.warnings
+    );
+
+    let p = write(
+        dir.path(),
+        "e.csv",
+        "login,ldap_uid,email,team\n,a1,,core\n",
+    );
+    let mut cfg = user_lookup(&p);
+    cfg["columns"][0]["nullable"] = json!(true);
+    let err = read(cfg, None).await.error();
+    assert!(
+        err.ends_with("e.csv:2: primary key column login is empty"),
+        "{err}"
+    );
+}
+
+/// `None` (and a printed SKIPPED) when the emulator variable is unset, unless CI requires it.
+fn emulator(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            println!("SKIPPED: {var} not set");
+            None
+        }
+    }
+}
+
+/// Creates a bucket on moto with a bare HTTP PUT (object_store cannot create buckets).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}
+
+#[tokio::test]
+async fn s3_glob_on_moto() {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = format!("filesrc{}", std::process::id());
+    create_bucket(&ep, &bucket);
+    let opts = json!({
+        "aws_endpoint": ep, "aws_allow_http": "true", "aws_region": "us-east-1",
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing"
+    });
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&bucket)
+        .with_endpoint(&ep)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .build()
+        .unwrap();
+    for (name, body) in [
+        ("lookup/a.jsonl", "{\"login\":\"ann\",\"team\":\"core\"}\n"),
+        ("lookup/b.jsonl", "{\"login\":\"ben\",\"team\":\"web\"}\n"),
+        ("other/c.jsonl", "{\"login\":\"cid\"}\n"),
+    ] {
+        store
+            .put(&name.into(), PutPayload::from(body.as_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    let mut cfg = user_lookup(&format!("s3://{bucket}/lookup/*.jsonl"));
+    cfg["format"] = json!("jsonl");
+    cfg["storage_options"] = opts;
+    let run = read(cfg, None).await;
+    assert_eq!(
+        run.strings("LOGIN"),
+        [Some("ann".into()), Some("ben".into())]
+    );
+    let state = run.state();
+    let names: Vec<&String> = state["files"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            &format!("s3://{bucket}/lookup/a.jsonl"),
+            &format!("s3://{bucket}/lookup/b.jsonl")
+        ]
+    );
+    assert!(state["files"][names[0]]["etag"].is_string());
+}

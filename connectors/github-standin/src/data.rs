@@ -412,7 +412,7 @@ pub fn render_commit_full(w: &World, repo: usize, c: usize, out: &mut String) {
         if f > 0 {
             out.push(',');
         }
-        let name = if f % 5 == 4 {
+        let name = if f % 5 == 2 {
             format!("docs/ünïcode-{f}.md")
         } else {
             format!("src/module_{c}/file_{f}.rs")

@@ -62,10 +62,8 @@ impl Source for GithubSource {
         )]
     }
 
-    async fn read(&self, _request: ReadRequest, _out: BatchSender) -> Result<ReadOutcome> {
-        Err(flowctl_core::PluginError::NotImplemented(
-            "github read: being written".into(),
-        ))
+    async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {
+        read::read(&self.cfg, request, out).await
     }
 }
 

@@ -346,8 +346,13 @@ impl Run<'_> {
             .into_iter()
             .filter(|r| self.selected(org, r))
             .collect();
-        let mut tasks = futures::stream::iter(selected.iter().map(|r| self.repo(&accs, r)))
-            .buffer_unordered(self.cfg.max_concurrency);
+        // Futures collected first: a closure in the stream's type trips the Send check of
+        // the async-trait future (higher-ranked lifetime inference).
+        let futs: Vec<_> = selected
+            .iter()
+            .map(|r| Box::pin(self.repo(&accs, r)))
+            .collect();
+        let mut tasks = futures::stream::iter(futs).buffer_unordered(self.cfg.max_concurrency);
         while let Some(res) = tasks.next().await {
             let o = res?;
             if let Some(m) = o.skipped {
@@ -857,10 +862,18 @@ impl Run<'_> {
                         let c: CommitFull =
                             serde_json::from_slice(body).map_err(|e| e.to_string())?;
                         let mut rows = a.cf.lock();
+                        let (mut full, mut fatal) = (Vec::new(), None);
+                        // Cut before a commit that would overflow the batch, so batches stay
+                        // within batch_rows unless one commit alone has more files.
+                        let limit = self.cfg.batch_rows;
+                        if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
+                            match rows.finish(org, &self.ctx) {
+                                Ok(b) => full.push(b),
+                                Err(e) => fatal = Some(e),
+                            }
+                        }
                         let n = rows.append_commit(org, &r.name, &c, &self.ctx)?;
-                        let mut full = Vec::new();
-                        let mut fatal = None;
-                        if rows.rows() >= self.cfg.batch_rows {
+                        if fatal.is_none() && rows.rows() >= limit {
                             match rows.finish(org, &self.ctx) {
                                 Ok(b) => full.push(b),
                                 Err(e) => fatal = Some(e),

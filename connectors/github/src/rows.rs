@@ -1072,3 +1072,23 @@ mod tests {
         );
     }
 }
+
+/// Parse one pulls page straight into a batch (benchmarks, fuzzing). The reader does the
+/// same through its shared per-org builders.
+pub fn pulls_page_to_batch(
+    body: &[u8],
+    org: &str,
+    repo: &str,
+    ctx: &BatchCtx,
+) -> Result<RecordBatch, String> {
+    let items = parse_page::<PrItem>(body, ctx.include_raw)?;
+    let times = items
+        .iter()
+        .map(|(p, _)| p.times())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut b = PrRows::new(ctx.include_raw);
+    for ((p, raw), t) in items.iter().zip(&times) {
+        b.append(org, repo, p, t, *raw);
+    }
+    b.finish(org, ctx)
+}

@@ -71,19 +71,16 @@ fn retype(text: String, plain: bool) -> Value {
 }
 
 /// Interpolates one string. All problems in it are reported.
-pub fn interpolate(
-    s: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, Vec<String>> {
+pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(s.len());
     let mut errors = Vec::new();
     let mut rest = s;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if tail.starts_with("$${") {
+        if let Some(after) = tail.strip_prefix("$${") {
             out.push_str("${");
-            rest = &tail[3..];
+            rest = after;
         } else if let Some(body) = tail.strip_prefix("${") {
             let Some(end) = body.find('}') else {
                 errors.push(format!("unterminated `${{` in {s:?}: expected `${{NAME}}`"));
@@ -118,7 +115,10 @@ fn expand(expr: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
             "invalid variable reference `${{{expr}}}`: expected `${{NAME}}` or `${{NAME:-default}}` with NAME of letters, digits and _"
         ));
     }
-    match (env(name).filter(|v| default.is_none() || !v.is_empty()), default) {
+    match (
+        env(name).filter(|v| default.is_none() || !v.is_empty()),
+        default,
+    ) {
         (Some(v), _) => Ok(v),
         (None, Some(d)) => Ok(d.to_string()),
         (None, None) => Err(format!(
@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn expands_defaults_and_escapes() {
         assert_eq!(interpolate("x-${A}-y", &env).unwrap(), "x-alpha-y");
-        assert_eq!(interpolate("${B:-https://h:1}", &env).unwrap(), "https://h:1");
+        assert_eq!(
+            interpolate("${B:-https://h:1}", &env).unwrap(),
+            "https://h:1"
+        );
         assert_eq!(interpolate("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
         assert_eq!(interpolate("$${A} $5 $", &env).unwrap(), "${A} $5 $");

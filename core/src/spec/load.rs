@@ -101,7 +101,10 @@ fn read_text(path: &Path) -> Result<String, SpecErrors> {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
         let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
         SpecErrors(vec![at(
             path,
             Pos { line, column },
@@ -204,9 +207,8 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
     let warehouse = take_block(PluginKind::Warehouse);
     let state = match doc.get("state") {
         None | Some(Value::Null) => StateSettings::default(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            SpecErrors(vec![ctx.err("/state", true, "state", e.to_string())])
-        })?,
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| SpecErrors(vec![ctx.err("/state", true, "state", e.to_string())]))?,
     };
     Ok(Spec {
         path: PathBuf::from(path),
@@ -214,7 +216,10 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
         source,
         staging,
         warehouse,
-        schedule: doc.get("schedule").and_then(Value::as_str).map(str::to_string),
+        schedule: doc
+            .get("schedule")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         state,
     })
 }

@@ -64,6 +64,10 @@ impl Positions {
     pub fn locate(&self, pointer: &str, prefer_key: bool) -> Pos {
         let mut p = pointer;
         loop {
+            // The document itself: its first line, not wherever its first node starts.
+            if p.is_empty() {
+                return Pos::START;
+            }
             if let Some(n) = self.nodes.get(p) {
                 return match (prefer_key, n.key) {
                     (true, Some(k)) => k,
@@ -152,14 +156,24 @@ impl MarkedEventReceiver for Builder {
                 self.stack.pop();
                 return;
             }
-            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {}
+            Event::Scalar(..)
+            | Event::Alias(_)
+            | Event::MappingStart(..)
+            | Event::SequenceStart(..) => {}
             _ => return,
         }
         let Some((ptr, key)) = self.place(&ev, pos) else {
             return;
         };
         let plain = matches!(ev, Event::Scalar(_, TScalarStyle::Plain, ..));
-        self.nodes.insert(ptr.clone(), NodePos { key, value: pos, plain });
+        self.nodes.insert(
+            ptr.clone(),
+            NodePos {
+                key,
+                value: pos,
+                plain,
+            },
+        );
         match ev {
             Event::MappingStart(..) => self.stack.push(Frame::Map { ptr, key: None }),
             Event::SequenceStart(..) => self.stack.push(Frame::Seq { ptr, next: 0 }),
@@ -180,7 +194,10 @@ mod tests {
         assert_eq!(name.key, Some(Pos { line: 1, column: 1 }));
         assert_eq!(name.value, Pos { line: 1, column: 7 });
         assert_eq!(p.locate("/source/type", false), Pos { line: 3, column: 9 });
-        assert_eq!(p.locate("/source/orgs/1", false), Pos { line: 6, column: 7 });
+        assert_eq!(
+            p.locate("/source/orgs/1", false),
+            Pos { line: 6, column: 7 }
+        );
         assert!(p.get("/source/orgs/0").unwrap().plain);
         assert!(!p.get("/source/orgs/1").unwrap().plain);
         // Unknown child: nearest ancestor, by its key.

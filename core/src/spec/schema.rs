@@ -7,8 +7,11 @@ use crate::plugin::{registered_plugins, PluginInfo, PluginKind};
 use serde_json::{json, Map, Value};
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
-pub(crate) const KINDS: [PluginKind; 3] =
-    [PluginKind::Source, PluginKind::Staging, PluginKind::Warehouse];
+pub(crate) const KINDS: [PluginKind; 3] = [
+    PluginKind::Source,
+    PluginKind::Staging,
+    PluginKind::Warehouse,
+];
 
 /// Key of a plugin's branch in the composed schema's `$defs`.
 pub(crate) fn branch_key(kind: PluginKind, name: &str) -> String {
@@ -19,7 +22,9 @@ pub(crate) fn branch_key(kind: PluginKind, name: &str) -> String {
 /// no plugin of that type is linked. A type registered for several kinds yields the
 /// first (source, then staging, then warehouse).
 pub fn plugin_schema(type_name: &str) -> Option<Value> {
-    let info = registered_plugins().into_iter().find(|p| p.name == type_name)?;
+    let info = registered_plugins()
+        .into_iter()
+        .find(|p| p.name == type_name)?;
     Some(standalone(&info))
 }
 
@@ -58,7 +63,9 @@ fn branch(info: &PluginInfo) -> Value {
             req.insert(0, Value::from("type"));
         }
     }
-    let composite = ["oneOf", "anyOf", "allOf"].iter().any(|k| obj.contains_key(*k));
+    let composite = ["oneOf", "anyOf", "allOf"]
+        .iter()
+        .any(|k| obj.contains_key(*k));
     if !composite && !obj.contains_key("additionalProperties") {
         obj.insert("additionalProperties".into(), Value::Bool(false));
     }

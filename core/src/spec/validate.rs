@@ -49,10 +49,18 @@ fn check_types(doc: &Value, ctx: &Ctx) -> Vec<SpecError> {
     let mut errors = Vec::new();
     for kind in KINDS {
         let key = kind.spec_key();
-        let Some(given) = doc.get(key).and_then(|b| b.get("type")).and_then(Value::as_str) else {
+        let Some(given) = doc
+            .get(key)
+            .and_then(|b| b.get("type"))
+            .and_then(Value::as_str)
+        else {
             continue;
         };
-        let names: Vec<&str> = plugins.iter().filter(|p| p.kind == kind).map(|p| p.name).collect();
+        let names: Vec<&str> = plugins
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.name)
+            .collect();
         if names.contains(&given) {
             continue;
         }
@@ -79,7 +87,7 @@ fn list_or_none(names: &[&str]) -> String {
 fn nearest<'a>(given: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::damerau_levenshtein(given, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .filter(|(d, c)| *d <= 1.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -119,7 +127,12 @@ fn map_error(e: &ValidationError, doc: &Value, schema: &Value, ctx: &Ctx) -> Vec
                 .iter()
                 .map(|k| {
                     let child = format!("{ptr}/{}", escape_segment(k));
-                    ctx.err(&child, true, &display_path(&child), unknown_key(k, &allowed))
+                    ctx.err(
+                        &child,
+                        true,
+                        &display_path(&child),
+                        unknown_key(k, &allowed),
+                    )
                 })
                 .collect()
         }
@@ -147,27 +160,85 @@ fn map_error(e: &ValidationError, doc: &Value, schema: &Value, ctx: &Ctx) -> Vec
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => t.to_string(),
-                TypeKind::Multiple(set) => {
-                    set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
-                }
+                TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             };
-            one(format!("expected {expected}, found {}", json_kind(e.instance())))
+            one(format!(
+                "expected {expected}, found {}",
+                json_kind(e.instance())
+            ))
         }
         ValidationErrorKind::Enum { options } => one(format!("expected one of {options}")),
         ValidationErrorKind::Constant { expected_value } => {
             one(format!("expected {expected_value}"))
         }
-        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
-            if e.schema_path().as_str().contains("SecretRef") =>
-        {
-            one(secret_ref_hint())
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            match best_branch(context, &ptr) {
+                Some(branch) => branch
+                    .iter()
+                    .flat_map(|b| map_error(b, doc, schema, ctx))
+                    .collect(),
+                None if e.schema_path().as_str().contains("SecretRef") => one(secret_ref_hint()),
+                None => {
+                    one(one_of_consts(context, e.instance()).unwrap_or_else(|| redacted_message(e)))
+                }
+            }
         }
         _ => one(redacted_message(e)),
     }
 }
 
+/// The one alternative of an `anyOf`/`oneOf` that the value was evidently meant for
+/// (e.g. the struct of an `Option<Struct>`): the only branch that did not fail on the
+/// value's type alone. Its errors say what is actually wrong.
+fn best_branch<'a>(
+    context: &'a [Vec<ValidationError<'static>>],
+    ptr: &str,
+) -> Option<&'a Vec<ValidationError<'static>>> {
+    let type_only = |errs: &Vec<ValidationError>| {
+        errs.iter().all(|e| {
+            e.instance_path().as_str() == ptr
+                && matches!(
+                    e.kind(),
+                    ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. }
+                )
+        })
+    };
+    let mut candidates = context.iter().filter(|errs| !type_only(errs));
+    let first = candidates.next()?;
+    candidates.next().is_none().then_some(first)
+}
+
+/// A documented enum is a `oneOf` of `const`s: list them and suggest the nearest.
+fn one_of_consts(context: &[Vec<ValidationError<'static>>], given: &Value) -> Option<String> {
+    let mut names = Vec::new();
+    for errs in context {
+        for e in errs {
+            if let ValidationErrorKind::Constant { expected_value } = e.kind() {
+                names.push(expected_value.as_str()?.to_string());
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let mut msg = format!("expected one of: {}", names.join(", "));
+    if let Some(s) = given
+        .as_str()
+        .and_then(|g| nearest(g, names.iter().map(String::as_str)))
+    {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    Some(msg)
+}
+
 fn is_block_type(ptr: &str) -> bool {
-    KINDS.iter().any(|k| ptr == format!("/{}/type", k.spec_key()))
+    KINDS
+        .iter()
+        .any(|k| ptr == format!("/{}/type", k.spec_key()))
 }
 
 fn secret_ref_hint() -> String {
@@ -255,10 +326,19 @@ fn resolve<'a>(root: &'a Value, mut cur: &'a Value, inst: &Value) -> &'a Value {
         let ty = inst.get("type").and_then(Value::as_str);
         let branch = cur.get("allOf").and_then(Value::as_array).and_then(|bs| {
             bs.iter().find(|b| {
-                b.pointer("/if/properties/type/const").and_then(Value::as_str) == ty && ty.is_some()
+                b.pointer("/if/properties/type/const")
+                    .and_then(Value::as_str)
+                    == ty
+                    && ty.is_some()
             })
         });
-        match branch.and_then(|b| b.get("then")) {
+        // `Option<Struct>` is `anyOf: [{$ref: Struct}, {type: null}]`: take the struct.
+        let object_alt = ["anyOf", "oneOf"]
+            .iter()
+            .filter_map(|k| cur.get(*k).and_then(Value::as_array))
+            .flatten()
+            .find(|alt| alt.get("$ref").is_some() || alt.get("properties").is_some());
+        match branch.and_then(|b| b.get("then")).or(object_alt) {
             Some(t) => cur = t,
             None => return cur,
         }

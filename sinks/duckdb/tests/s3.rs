@@ -50,8 +50,7 @@ async fn s3_location(endpoint: &str, bucket: &str, prefix: &str) -> StagingLocat
     }
 }
 
-async fn upload(loc: &StagingLocation, name: &str, rows: &[Row<'_>]) -> StagedFile {
-    let rel = relative(name);
+async fn upload(loc: &StagingLocation, rel: String, rows: &[Row<'_>]) -> StagedFile {
     let bytes = parquet_bytes(&batch(rows, false));
     let path = StorePath::parse(format!("{}/{rel}", loc.root)).unwrap();
     loc.store
@@ -75,10 +74,11 @@ async fn loads_staged_files_from_s3_on_moto() {
     let loader = loader(dir.path());
     let t = table(false);
     loader.ensure_table(&t).await.unwrap();
-    // Same file name in two partitions would collide if downloads were not kept apart.
+    // The same file name in two partitions: downloads must not overwrite each other.
+    let other_org = relative("part-0").replace("org=acme", "org=beta");
     let files = vec![
-        upload(&loc, "part-0", &[(1, "one", T1), (2, "two", T1)]).await,
-        upload(&loc, "part-1", &[(2, "two!", T2), (3, "three", T1)]).await,
+        upload(&loc, relative("part-0"), &[(1, "one", T1), (2, "two", T1)]).await,
+        upload(&loc, other_org, &[(2, "two!", T2), (3, "three", T1)]).await,
     ];
     let stats = loader.load(&t, &files, &loc).await.unwrap();
     assert_eq!(

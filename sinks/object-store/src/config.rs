@@ -99,9 +99,9 @@ pub struct GcsConfig {
 }
 
 /// Stage Parquet files in an S3 bucket or an S3-compatible store (MinIO, R2, Ceph).
-/// Credentials come from the standard AWS environment: `AWS_ACCESS_KEY_ID` /
-/// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, web identity (EKS), ECS task roles or
-/// the EC2 instance metadata service.
+/// Credentials come from the standard AWS chain: `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, a profile in `~/.aws/credentials`,
+/// web identity (EKS), ECS task roles or the EC2 instance metadata service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
@@ -124,6 +124,11 @@ pub struct S3Config {
     /// credentials are never sent unencrypted by accident.
     #[serde(default)]
     pub allow_http: bool,
+    /// Profile in `~/.aws/credentials` (and region in `~/.aws/config`) to use when no
+    /// `AWS_ACCESS_KEY_ID` is set. Absent: `AWS_PROFILE`, else `default` if present.
+    /// Only static-key profiles (not SSO or credential_process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// What to do with staged files after a successful load.
     #[serde(default)]
     pub cleanup: Cleanup,

@@ -93,8 +93,9 @@ impl StoreContext {
     }
 }
 
-/// The object_store error under a parquet error. The async writer may wrap its sink's
-/// error in `External` once more, so look through nested `External`s.
+/// The object_store error under a parquet error. Completing an upload goes through
+/// `AsyncWrite::shutdown`, which wraps the store's error in an `io::Error`, and the async
+/// writer may wrap errors in `External` twice: look through both.
 fn store_error_in(e: &ParquetError) -> Option<&object_store::Error> {
     let ParquetError::External(inner) = e else {
         return None;
@@ -102,7 +103,65 @@ fn store_error_in(e: &ParquetError) -> Option<&object_store::Error> {
     if let Some(store) = inner.downcast_ref::<object_store::Error>() {
         return Some(store);
     }
+    if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        return io
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<object_store::Error>());
+    }
     inner
         .downcast_ref::<ParquetError>()
         .and_then(store_error_in)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> StoreContext {
+        StoreContext {
+            kind: "s3",
+            bucket: Some("data".into()),
+            endpoint: None,
+            credentials_hint: "AWS_ACCESS_KEY_ID",
+        }
+    }
+
+    #[test]
+    fn access_denied_names_bucket_and_credentials() {
+        let e = object_store::Error::PermissionDenied {
+            path: "github/x.parquet".into(),
+            source: "403 Forbidden: AccessDenied".into(),
+        };
+        let msg = ctx()
+            .store_error("writing", "s3://data/github/x.parquet", &e)
+            .to_string();
+        assert!(
+            msg.contains("access denied writing s3://data/github/x.parquet"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("AWS_ACCESS_KEY_ID") && msg.contains("bucket `data`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn store_errors_are_found_under_parquet_and_io_wrappers() {
+        let store = object_store::Error::NotFound {
+            path: "p".into(),
+            source: "NoSuchBucket".into(),
+        };
+        let wrapped = ParquetError::External(Box::new(ParquetError::External(Box::new(
+            std::io::Error::from(store),
+        ))));
+        let msg = ctx()
+            .parquet_error("writing", "s3://data/p", wrapped)
+            .to_string();
+        assert!(msg.contains("bucket `data` does not exist"), "{msg}");
+        let other = ctx().parquet_error("writing", "u", ParquetError::General("boom".into()));
+        assert!(
+            other.to_string().contains("parquet: Parquet error: boom"),
+            "{other}"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! when its upload completes; `local` writes a temporary file and renames it), so memory
 //! per open writer is bounded by one row group plus the upload parts in flight.
 
+mod aws_profile;
 pub mod config;
 mod errors;
 mod paths;

@@ -1,6 +1,7 @@
 //! Building the store behind each staging type. This is the only place the three types
 //! differ; writing, naming and cleanup are shared (see [`crate::sink`]).
 
+use crate::aws_profile;
 use crate::config::default_upload_part_bytes;
 use crate::config::{default_max_file_bytes, default_row_group_bytes, default_row_group_rows};
 use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
@@ -76,6 +77,37 @@ fn sink(
     }
 }
 
+/// Fills keys (and a region) from an AWS profile when the builder has no keys yet.
+fn with_profile(mut b: AmazonS3Builder, configured: Option<&str>) -> Result<AmazonS3Builder> {
+    if b.get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+        .is_some()
+    {
+        return Ok(b);
+    }
+    let env_profile = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+    let explicit = configured.is_some() || env_profile.is_some();
+    let name = configured
+        .map(str::to_string)
+        .or(env_profile)
+        .unwrap_or_else(|| "default".into());
+    let Some(keys) = aws_profile::keys_from(&aws_profile::credentials_file(), &name, explicit)?
+    else {
+        return Ok(b);
+    };
+    b = b
+        .with_access_key_id(keys.access_key_id)
+        .with_secret_access_key(keys.secret_access_key);
+    if let Some(token) = keys.session_token {
+        b = b.with_token(token);
+    }
+    if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
+        if let Some(region) = aws_profile::region_from(&aws_profile::config_file(), &name) {
+            b = b.with_region(region);
+        }
+    }
+    Ok(b)
+}
+
 /// The `s3` sink. Credentials and defaults come from the AWS environment
 /// (`AmazonS3Builder::from_env`); the config block overrides them.
 pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
@@ -87,7 +119,7 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
 pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("s3", &cfg.bucket)?;
-    let mut b = base.with_bucket_name(&cfg.bucket);
+    let mut b = with_profile(base.with_bucket_name(&cfg.bucket), cfg.profile.as_deref())?;
     if let Some(region) = &cfg.region {
         b = b.with_region(region);
     }
@@ -135,7 +167,7 @@ pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStore
         kind: "s3",
         bucket: Some(cfg.bucket.clone()),
         endpoint,
-        credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity or instance role",
+        credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials profile, web identity or instance role",
     };
     Ok(sink(location, ctx, cfg.cleanup, write))
 }
@@ -301,6 +333,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             region: opt("region"),
             endpoint: opt("endpoint"),
             allow_http,
+            profile: None,
             cleanup: Cleanup::Keep,
             row_group_rows: default_row_group_rows(),
             row_group_bytes: default_row_group_bytes(),

@@ -167,3 +167,25 @@ fn gcs_config_checks_service_account_file_and_base_url() {
     )
     .is_err());
 }
+
+#[tokio::test]
+async fn gcs_missing_bucket_error_names_the_bucket() {
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let sink = build_gcs_from(builder(), config(&ep, &unique("flowctlabsent"))).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-nb"))
+        .await
+        .unwrap();
+    w.write(&batch(0, 10, 10)).await.unwrap();
+    let err = w.finish().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("gcs staging: bucket `flowctlabsent"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not exist") && err.contains("gs://flowctlabsent"),
+        "{err}"
+    );
+}

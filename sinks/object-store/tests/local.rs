@@ -277,3 +277,19 @@ fn three_staging_types_are_registered_with_strict_documented_schemas() {
     let ok = (gcs.build)(serde_json::json!({ "bucket": "b", "base_url": "http://127.0.0.1:9" }));
     assert!(ok.is_ok());
 }
+
+#[test]
+fn plan_names_the_root_and_the_sizing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = local(tmp.path(), |c| c.cleanup = Cleanup::DeleteAfterLoad);
+    let plan = sink.plan().join("\n");
+    let root = sink.location().unwrap().root_uri;
+    assert!(
+        plan.contains(&format!("{root}{{table}}/org={{org}}/date=")),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("100000 rows / 64 MiB") && plan.contains("delete_after_load"),
+        "{plan}"
+    );
+}

@@ -159,6 +159,7 @@ async fn s3_missing_bucket_error_names_the_bucket() {
     }
     .await;
     let err = result.unwrap_err().to_string();
+    println!("{err}");
     assert!(
         err.contains("bucket `flowctl-no-such-bucket`") && err.contains("does not exist"),
         "{err}"
@@ -186,6 +187,7 @@ async fn s3_unreachable_endpoint_is_named() {
         .unwrap();
     w.write(&batch(0, 10, 10)).await.unwrap();
     let err = w.finish().await.unwrap_err().to_string();
+    println!("{err}");
     assert!(err.contains("cannot reach") && err.contains(&ep), "{err}");
     assert!(err.contains("s3://bkt/github/pull_request/"), "{err}");
 }

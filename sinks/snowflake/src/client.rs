@@ -197,7 +197,7 @@ impl SqlApi {
                         return self.answer(resp, statement).await;
                     }
                 }
-                Err(e) => format!("{}", without_url(&e)),
+                Err(e) => without_url(&e),
             };
             if attempt >= MAX_ATTEMPTS {
                 return Err(PluginError::external(format!(

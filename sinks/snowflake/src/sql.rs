@@ -51,6 +51,17 @@ pub struct Qualified {
 }
 
 impl Qualified {
+    /// `DB.SCHEMA.NAME` without quotes: only for stages, whose names users write by hand
+    /// in any case and Snowflake resolves case-insensitively (the parts are validated,
+    /// so nothing can be injected).
+    pub fn unquoted(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.database.as_str(),
+            self.schema.as_str(),
+            self.name.as_str()
+        )
+    }
     pub fn quoted(&self) -> String {
         format!(
             "{}.{}.{}",
@@ -190,9 +201,9 @@ pub fn add_column(table: &Qualified, field: &Field, stage: bool) -> Result<Strin
     ))
 }
 
-/// The stage reference of COPY: `@"DB"."SCHEMA"."STAGE"`.
+/// The stage reference of COPY: `@DB.SCHEMA.STAGE`.
 pub fn stage_ref(stage: &Qualified) -> String {
-    format!("@{}", stage.quoted())
+    format!("@{}", stage.unquoted())
 }
 
 /// CREATE STAGE over the staging root, for specs that give `storage_integration` but no
@@ -214,9 +225,9 @@ pub fn create_stage(stage: &Qualified, root_uri: &str, integration: &Ident) -> R
     };
     Ok(format!(
         "CREATE STAGE IF NOT EXISTS {} URL={} STORAGE_INTEGRATION={}",
-        stage.quoted(),
+        stage.unquoted(),
         literal(&url),
-        integration.quoted()
+        integration.as_str()
     ))
 }
 

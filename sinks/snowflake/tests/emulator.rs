@@ -198,7 +198,7 @@ async fn loads_are_idempotent_newer_only_and_deduplicated() {
     let f1 = stage_file(&env, &s, "f1", &[(1, "one", 100), (2, "two", 100)]).await;
     let st = env
         .loader
-        .load(&table(&s), &[f1.clone()], &env.staging)
+        .load(&table(&s), std::slice::from_ref(&f1), &env.staging)
         .await
         .unwrap();
     assert_eq!((st.rows_loaded, st.inserted, st.updated), (2, 2, 0));
@@ -305,7 +305,7 @@ async fn failed_copy_is_a_clear_error_and_target_untouched() {
     env.loader.ensure_table(&table(&s)).await.unwrap();
     let good = stage_file(&env, &s, "good", &[(1, "one", 100)]).await;
     env.loader
-        .load(&table(&s), &[good.clone()], &env.staging)
+        .load(&table(&s), std::slice::from_ref(&good), &env.staging)
         .await
         .unwrap();
     let newer = stage_file(&env, &s, "newer", &[(1, "changed", 200)]).await;

@@ -85,7 +85,7 @@ fn copy_names_files_and_escapes_them() {
                 "x/org=o'b\\c/f.parquet"
             ]
         ),
-        r#"COPY INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE" FROM @"GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" FILES=('pull_request/org=a/date=2026-01-02/f.parquet', 'x/org=o''b\\c/f.parquet') FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE"#
+        r#"COPY INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE" FROM @GITHUB_PIPELINES.RAW_TABLES.GH_STAGE FILES=('pull_request/org=a/date=2026-01-02/f.parquet', 'x/org=o''b\\c/f.parquet') FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE"#
     );
 }
 
@@ -122,7 +122,7 @@ fn truncate_and_stage() {
     let int = Ident::new("gcs_int", "i").unwrap();
     assert_eq!(
         sql::create_stage(&stage(), "gs://bucket/github", &int).unwrap(),
-        r#"CREATE STAGE IF NOT EXISTS "GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" URL='gcs://bucket/github/' STORAGE_INTEGRATION="gcs_int""#
+        r#"CREATE STAGE IF NOT EXISTS GITHUB_PIPELINES.RAW_TABLES.GH_STAGE URL='gcs://bucket/github/' STORAGE_INTEGRATION=gcs_int"#
     );
     let e = sql::create_stage(&stage(), "file:///tmp/x/", &int)
         .unwrap_err()
