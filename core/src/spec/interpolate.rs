@@ -83,7 +83,10 @@ pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
             rest = after;
         } else if let Some(body) = tail.strip_prefix("${") {
             let Some(end) = body.find('}') else {
-                errors.push(format!("unterminated `${{` in {s:?}: expected `${{NAME}}`"));
+                errors.push(
+                    "unterminated `${`: expected `${NAME}` (write `$${` for a literal `${`)"
+                        .to_string(),
+                );
                 return Err(errors);
             };
             match expand(&body[..end], env) {

@@ -194,9 +194,16 @@ pub fn merge(names: &TableNames, columns: &[(String, String)]) -> String {
         .collect();
     let cols: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
     let vals: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+    // Two versions of one key in one run share `_INGESTED_AT`; the source's own
+    // UPDATED_AT, when the table has one, decides which is newer.
+    let tie = if cols.contains(&"\"UPDATED_AT\"") {
+        ", \"UPDATED_AT\" DESC NULLS LAST"
+    } else {
+        ""
+    };
     format!(
         "MERGE INTO {target} AS t\n\
-         USING (\n    SELECT * FROM {stage}\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC) = 1\n) AS s\n\
+         USING (\n    SELECT * FROM {stage}\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC{tie}) = 1\n) AS s\n\
          ON t.{key} = s.{key}\n\
          WHEN MATCHED AND s.{ts} > t.{ts} THEN UPDATE SET\n    {set}\n\
          WHEN NOT MATCHED THEN INSERT ({cols})\n    VALUES ({vals})\n\

@@ -1,5 +1,5 @@
-//! The `snowflake` WarehouseLoader: CREATE/ALTER, then per load TRUNCATE stage → COPY →
-//! MERGE (newer only) → TRUNCATE stage, all through the SQL API.
+//! The `snowflake` WarehouseLoader: CREATE/ALTER, then per load COPY → MERGE (newer only)
+//! → TRUNCATE stage, all through the SQL API.
 
 use crate::client::{Context, SqlApi};
 use crate::config::{SnowflakeConfig, DEFAULT_STAGE};
@@ -220,10 +220,7 @@ impl WarehouseLoader for SnowflakeLoader {
         let Ok(names) = self.names(table) else {
             return vec![format!("invalid table name {}", table.name)];
         };
-        let mut out = vec![
-            sql::truncate_stage(&names),
-            sql::copy_into(&names, &self.stage, &["<this run's files>"]),
-        ];
+        let mut out = vec![sql::copy_into(&names, &self.stage, &["<this run's files>"])];
         match sql::merge(&names, &table.schema) {
             Ok(m) => out.push(m),
             Err(e) => out.push(format!("-- {e}")),
@@ -284,9 +281,10 @@ impl WarehouseLoader for SnowflakeLoader {
         let t = table.name.as_str();
         self.ensure_stage(staging).await?;
         let merge = sql::merge(&names, &table.schema)?;
-        // Leftovers of a run that crashed before its MERGE must not merge with this one.
-        self.run(t, "TRUNCATE (before COPY)", &sql::truncate_stage(&names))
-            .await?;
+        // No TRUNCATE before the COPY: rows left in the stage table by a run that crashed
+        // before its MERGE are rows GitHub really served; merging them is harmless (the
+        // dedupe keeps the newest per key and MERGE only applies newer rows), and skipping
+        // that statement keeps a load at one COPY, one MERGE and one TRUNCATE.
         let rows_loaded = self.copy(&names, files).await?;
         let merged = self.run(t, "MERGE", &merge).await?;
         self.run(t, "TRUNCATE", &sql::truncate_stage(&names))
@@ -296,7 +294,7 @@ impl WarehouseLoader for SnowflakeLoader {
             rows_loaded,
             inserted: merged.sum("number of rows inserted")?,
             updated: merged.sum("number of rows updated")?,
-            statements: copies + 3,
+            statements: copies + 2,
         })
     }
 }

@@ -274,8 +274,15 @@ pub fn merge(names: &TableNames, schema: &Schema) -> Result<String> {
         .collect();
     let sets: Vec<String> = names_list.iter().map(|c| format!("{c} = s.{c}")).collect();
     let values: Vec<String> = names_list.iter().map(|c| format!("s.{c}")).collect();
+    // Two versions of one key in one run share `_INGESTED_AT`; the source's own
+    // UPDATED_AT, when the table has one, decides which is newer.
+    let tie = if cols.iter().any(|(_, f)| f.name() == "UPDATED_AT") {
+        ", \"UPDATED_AT\" DESC NULLS LAST"
+    } else {
+        ""
+    };
     Ok(format!(
-        "MERGE INTO {target} AS t\nUSING (\n  SELECT {select} FROM {stage}\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {at} DESC) = 1\n) AS s\nON t.{key} = s.{key}\nWHEN MATCHED AND s.{at} > t.{at} THEN UPDATE SET {sets}\nWHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
+        "MERGE INTO {target} AS t\nUSING (\n  SELECT {select} FROM {stage}\n  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {at} DESC{tie}) = 1\n) AS s\nON t.{key} = s.{key}\nWHEN MATCHED AND s.{at} > t.{at} THEN UPDATE SET {sets}\nWHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
         target = names.target.quoted(),
         stage = names.stage.quoted(),
         select = select.join(", "),
