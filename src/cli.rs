@@ -48,6 +48,28 @@ pub enum Command {
     Serve(run::ServeArgs),
     /// Generate SQL from the linked plugins.
     Sql(SqlArgs),
+    /// dbt helpers.
+    Dbt(DbtArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DbtArgs {
+    #[command(subcommand)]
+    pub command: DbtCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbtCommand {
+    /// Write dbt `_sources_custom.yml` (tables, typed and described columns,
+    /// loaded_at_field, freshness) for the tables these specs load.
+    Sources {
+        /// Pipeline spec files.
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +149,9 @@ pub async fn main() -> ExitCode {
                     schema,
                 },
         }) => inspect::raw_tables(write.as_deref(), &database, &schema),
+        Command::Dbt(DbtArgs {
+            command: DbtCommand::Sources { specs, write },
+        }) => crate::dbt::sources_command(&specs, write.as_deref()),
         Command::Apply(a) => run::apply(a).await,
         Command::State(a) => run::state(a).await,
         Command::Serve(a) => run::serve(a).await,

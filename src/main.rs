@@ -1,6 +1,7 @@
 //! `flowctl`: the thin binary over flowctl-core that links every plugin crate.
 
 mod cli;
+mod dbt;
 mod inspect;
 mod run;
 

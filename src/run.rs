@@ -84,7 +84,7 @@ const EXIT_RUN_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 /// A failure with the exit code it maps to.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
 }
