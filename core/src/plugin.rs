@@ -304,8 +304,9 @@ pub struct StagingLocation {
     pub kind: String,
     /// URI of the root: `s3://bucket/prefix/`, `gs://bucket/prefix/`, `file:///abs/dir/`.
     pub root_uri: String,
-    /// Store holding the files, and the root path inside it. `root.child(relative_path)`
-    /// addresses a staged file.
+    /// Store holding the files, and the root path inside it. A staged file is at
+    /// `Path::parse(format!("{root}/{relative_path}"))` (not `root.child(..)`, which would
+    /// escape the `/`s); `flowctl_object_store::staged_path` does this.
     pub store: Arc<dyn ObjectStore>,
     pub root: StorePath,
     /// For `local`: the absolute directory of the root on this machine.

@@ -73,9 +73,9 @@ impl World {
             .map(|i| simple_user(&org_name(i), org_ids[i], "Organization"))
             .collect();
         let mut repos = Vec::new();
-        for o in 0..cfg.orgs {
+        for (o, owner) in org_json.iter().enumerate() {
             for j in 0..cfg.repos_per_org {
-                repos.push(render_repo(&cfg, o, j, &org_json[o]));
+                repos.push(render_repo(&cfg, o, j, owner));
             }
         }
         World {
@@ -142,7 +142,7 @@ fn simple_user(login: &str, id: u64, kind: &str) -> String {
 
 fn render_user(seed: u64, i: usize) -> (String, String) {
     let login = format!("dev-{:x}-{i}", hash(&[seed, i as u64]) % 4096);
-    let id = if i % 5 == 0 {
+    let id = if i.is_multiple_of(5) {
         3_000_000_000 + i as u64
     } else {
         100_000 + i as u64
@@ -158,17 +158,21 @@ fn render_repo(cfg: &StandinConfig, o: usize, j: usize, owner: &str) -> RepoData
     let u = format!("{API}/repos/{full}");
     let archived = cfg.repos_per_org > 3 && j == cfg.repos_per_org - 1 && j % 4 == 3;
     let fork = j % 7 == 6;
-    let desc = if j % 3 == 0 {
+    let desc = if j.is_multiple_of(3) {
         "null".to_string()
     } else {
         json_str(&format!("Service {j} — handles “things” 🚀"))
     };
-    let lang = if j % 4 == 0 { "null" } else { "\"Rust\"" };
+    let lang = if j.is_multiple_of(4) {
+        "null"
+    } else {
+        "\"Rust\""
+    };
     let mut s = String::with_capacity(6000);
     let _ = write!(
         s,
         r#"{{"id":{id},"node_id":"R_kgDO{id}","name":"{name}","full_name":"{full}","private":{private},"owner":{owner},"html_url":"{WEB}/{full}","description":{desc},"fork":{fork},"url":"{u}","forks_url":"{u}/forks","keys_url":"{u}/keys{{/key_id}}","collaborators_url":"{u}/collaborators{{/collaborator}}","teams_url":"{u}/teams","hooks_url":"{u}/hooks","issue_events_url":"{u}/issues/events{{/number}}","events_url":"{u}/events","assignees_url":"{u}/assignees{{/user}}","branches_url":"{u}/branches{{/branch}}","tags_url":"{u}/tags","blobs_url":"{u}/git/blobs{{/sha}}","git_tags_url":"{u}/git/tags{{/sha}}","git_refs_url":"{u}/git/refs{{/sha}}","trees_url":"{u}/git/trees{{/sha}}","statuses_url":"{u}/statuses/{{sha}}","languages_url":"{u}/languages","stargazers_url":"{u}/stargazers","contributors_url":"{u}/contributors","subscribers_url":"{u}/subscribers","subscription_url":"{u}/subscription","commits_url":"{u}/commits{{/sha}}","git_commits_url":"{u}/git/commits{{/sha}}","comments_url":"{u}/comments{{/number}}","issue_comment_url":"{u}/issues/comments{{/number}}","contents_url":"{u}/contents/{{+path}}","compare_url":"{u}/compare/{{base}}...{{head}}","merges_url":"{u}/merges","archive_url":"{u}/{{archive_format}}{{/ref}}","downloads_url":"{u}/downloads","issues_url":"{u}/issues{{/number}}","pulls_url":"{u}/pulls{{/number}}","milestones_url":"{u}/milestones{{/number}}","notifications_url":"{u}/notifications{{?since,all,participating}}","labels_url":"{u}/labels{{/name}}","releases_url":"{u}/releases{{/id}}","deployments_url":"{u}/deployments","created_at":"{created}","updated_at":"{updated}","pushed_at":"{pushed}","git_url":"git://github.com/{full}.git","ssh_url":"git@github.com:{full}.git","clone_url":"{WEB}/{full}.git","svn_url":"{WEB}/{full}","homepage":null,"size":{size},"stargazers_count":{stars},"watchers_count":{stars},"language":{lang},"has_issues":true,"has_projects":true,"has_downloads":true,"has_wiki":false,"has_pages":false,"has_discussions":false,"forks_count":{forks},"mirror_url":null,"archived":{archived},"disabled":false,"open_issues_count":{open},"license":{{"key":"apache-2.0","name":"Apache License 2.0","spdx_id":"Apache-2.0","url":"{API}/licenses/apache-2.0","node_id":"MDc6TGljZW5zZTI="}},"allow_forking":true,"is_template":false,"web_commit_signoff_required":false,"topics":["backend","team-{o}"],"visibility":"{vis}","forks":{forks},"open_issues":{open},"watchers":{stars},"default_branch":"main","permissions":{{"admin":false,"maintain":false,"push":true,"triage":true,"pull":true}},"temp_clone_token":"","allow_squash_merge":true,"allow_merge_commit":true,"allow_rebase_merge":true,"allow_auto_merge":false,"delete_branch_on_merge":true}}"#,
-        private = j % 2 == 0,
+        private = j.is_multiple_of(2),
         created = ts(T0 - 400 * 86400 - j as i64 * 3600),
         updated = ts(T0 - j as i64 * 60),
         pushed = ts(T0 - j as i64 * 30),
@@ -176,7 +180,11 @@ fn render_repo(cfg: &StandinConfig, o: usize, j: usize, owner: &str) -> RepoData
         stars = j * 3,
         forks = j,
         open = cfg.prs_per_repo / 5,
-        vis = if j % 2 == 0 { "private" } else { "internal" },
+        vis = if j.is_multiple_of(2) {
+            "private"
+        } else {
+            "internal"
+        },
     );
     RepoData {
         org: o,
@@ -199,7 +207,7 @@ pub struct PrFacts {
 }
 
 pub fn pr_title(k: usize, rev: u32) -> String {
-    let base = if k % 13 == 0 {
+    let base = if k.is_multiple_of(13) {
         format!("Fix 🐛 in the naïve “parser” — \"quotes\" \\ back\\slash 日本語 #{k}")
     } else {
         format!("Improve module {k} handling")
@@ -220,8 +228,8 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
     let id = w.pr_id(repo, k);
     let full = format!("{}/{}", r.org_name, r.name);
     let u = format!("{API}/repos/{full}");
-    let open = k % 5 == 0;
-    let merged = !open && k % 3 != 0;
+    let open = k.is_multiple_of(5);
+    let merged = !open && !k.is_multiple_of(3);
     let created = f.updated - 86_400 * ((k % 10) as i64 + 1);
     let closed_at = if open {
         "null".into()
@@ -233,7 +241,7 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
     } else {
         "null".into()
     };
-    let merge_sha = if open && k % 2 == 0 {
+    let merge_sha = if open && k.is_multiple_of(2) {
         "null".into()
     } else {
         format!("\"{:040x}\"", hash(&[seed, id, 1]) as u128)
@@ -251,7 +259,7 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
         k
     );
     let user = w.user(&[seed, id]);
-    let body = if k % 9 == 0 {
+    let body = if k.is_multiple_of(9) {
         "null".to_string()
     } else {
         json_str(&format!("## Summary\n\nThis change improves module {k}.\n\n- [x] tests\n- [ ] docs\n\nCloses #{}.\n\n{}", k + 1, "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(4)))
@@ -278,7 +286,7 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
         reviewers.push_str(w.user(&[seed, id, 10 + i as u64]));
     }
     reviewers.push(']');
-    let milestone = if k % 4 == 0 {
+    let milestone = if k.is_multiple_of(4) {
         format!(
             r#"{{"url":"{u}/milestones/1","html_url":"{WEB}/{full}/milestone/1","labels_url":"{u}/milestones/1/labels","id":8000000001,"node_id":"MI_1","number":1,"state":"open","title":"v1.0 🎯","description":"First","creator":{user},"open_issues":4,"closed_issues":8,"created_at":"{c}","updated_at":"{c}","closed_at":null,"due_on":null}}"#,
             c = ts(T0 - 90 * 86400)
@@ -286,18 +294,22 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
     } else {
         "null".into()
     };
-    let head_repo = if k % 17 == 0 { "null" } else { r.json.as_str() };
-    let head_label = if k % 17 == 0 {
+    let head_repo = if k.is_multiple_of(17) {
+        "null"
+    } else {
+        r.json.as_str()
+    };
+    let head_label = if k.is_multiple_of(17) {
         "unknown:feature".to_string()
     } else {
         format!("{}:feature-{k}", r.org_name)
     };
-    let assignee = if k % 2 == 0 {
+    let assignee = if k.is_multiple_of(2) {
         w.user(&[seed, id, 20]).to_string()
     } else {
         "null".into()
     };
-    let assignees = if k % 2 == 0 {
+    let assignees = if k.is_multiple_of(2) {
         format!("[{assignee}]")
     } else {
         "[]".into()
@@ -309,7 +321,7 @@ pub fn render_pr(w: &World, repo: usize, f: PrFacts, out: &mut String) {
         title = json_str(&pr_title(k, f.rev)),
         created = ts(created),
         updated = ts(f.updated),
-        draft = k % 11 == 0,
+        draft = k.is_multiple_of(11),
         huser = user,
         org = r.org_name,
         owner = w.org_json[r.org],

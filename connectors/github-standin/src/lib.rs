@@ -77,6 +77,11 @@ pub struct Faults {
     pub require_token: Option<String>,
     /// Answer 404 for every request under this repository name (it is still listed).
     pub missing_repo: Option<String>,
+    /// Primary quota per window (default 1,000,000 an hour); applying faults with a
+    /// quota restarts the window. Requests past it get 403 with remaining 0.
+    pub quota: Option<u64>,
+    /// Length of the quota window in seconds (0 = 3600).
+    pub quota_window_secs: u64,
 }
 
 /// What the server has answered since start or the last `reset_stats`.
@@ -190,6 +195,15 @@ impl Standin {
     }
 
     pub fn set_faults(&self, f: Faults) {
+        if let Some(limit) = f.quota {
+            let window = if f.quota_window_secs == 0 {
+                3600
+            } else {
+                f.quota_window_secs as i64
+            };
+            *self.shared.rate.lock().unwrap_or_else(|p| p.into_inner()) =
+                server::RateState::new(limit, window);
+        }
         *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }
 

@@ -14,6 +14,10 @@ use std::sync::Mutex;
 
 pub type Resp = Response<Full<Bytes>>;
 
+/// Hourly quota unless `Faults::quota` sets one: high, so benchmarks that make tens of
+/// thousands of requests are not stalled for an hour.
+pub const DEFAULT_LIMIT: u64 = 1_000_000;
+
 /// Per-repo PR timestamps and title revisions (changed by `touch_pull_requests`).
 pub struct RepoPrs {
     pub updated: Vec<i64>,
@@ -25,6 +29,19 @@ pub struct RepoPrs {
 pub struct RateState {
     pub used: u64,
     pub reset: i64,
+    pub limit: u64,
+    pub window: i64,
+}
+
+impl RateState {
+    pub fn new(limit: u64, window: i64) -> RateState {
+        RateState {
+            used: 0,
+            reset: now() + window,
+            limit,
+            window,
+        }
+    }
 }
 
 pub struct Shared {
@@ -37,8 +54,6 @@ pub struct Shared {
     pub request_no: AtomicU64,
     pub touch_seq: AtomicU64,
 }
-
-const LIMIT: u64 = 5000;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -65,10 +80,7 @@ impl Shared {
             prs: Mutex::new(prs),
             stats: Mutex::new(RequestStats::default()),
             faults: Mutex::new(Faults::default()),
-            rate: Mutex::new(RateState {
-                used: 0,
-                reset: now() + 3600,
-            }),
+            rate: Mutex::new(RateState::new(DEFAULT_LIMIT, 3600)),
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
         }
@@ -146,17 +158,17 @@ pub async fn handle(
         let mut rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
         if now() >= rate.reset {
             rate.used = 0;
-            rate.reset = now() + 3600;
+            rate.reset = now() + rate.window;
         }
         rate.used += 1;
     }
     if !resp.headers().contains_key("x-ratelimit-remaining") {
         let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
-        set(&mut resp, "x-ratelimit-limit", LIMIT.to_string());
+        set(&mut resp, "x-ratelimit-limit", rate.limit.to_string());
         set(
             &mut resp,
             "x-ratelimit-remaining",
-            LIMIT.saturating_sub(rate.used).to_string(),
+            rate.limit.saturating_sub(rate.used).to_string(),
         );
         set(&mut resp, "x-ratelimit-reset", rate.reset.to_string());
         set(&mut resp, "x-ratelimit-used", rate.used.to_string());
@@ -206,6 +218,9 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
     if f.unauthorized || !token_ok {
         return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
     }
+    if let Some(r) = quota_spent(sh) {
+        return Some(r);
+    }
     let mut live = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
     if live.primary_exhausted_next > 0 {
         live.primary_exhausted_next -= 1;
@@ -215,9 +230,9 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
             StatusCode::FORBIDDEN,
             "API rate limit exceeded for installation ID 1.",
         );
-        set(&mut r, "x-ratelimit-limit", LIMIT.to_string());
+        set(&mut r, "x-ratelimit-limit", "5000".into());
         set(&mut r, "x-ratelimit-remaining", "0".into());
-        set(&mut r, "x-ratelimit-used", LIMIT.to_string());
+        set(&mut r, "x-ratelimit-used", "5000".into());
         set(
             &mut r,
             "x-ratelimit-reset",
@@ -259,6 +274,23 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
     None
 }
 
+/// The window's quota is used up: 403 with remaining 0, as GitHub answers.
+fn quota_spent(sh: &Shared) -> Option<Resp> {
+    let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
+    if now() >= rate.reset || rate.used < rate.limit {
+        return None;
+    }
+    let mut r = message(
+        StatusCode::FORBIDDEN,
+        "API rate limit exceeded for user ID 1.",
+    );
+    set(&mut r, "x-ratelimit-limit", rate.limit.to_string());
+    set(&mut r, "x-ratelimit-remaining", "0".into());
+    set(&mut r, "x-ratelimit-used", rate.used.to_string());
+    set(&mut r, "x-ratelimit-reset", rate.reset.to_string());
+    Some(r)
+}
+
 fn maybe_truncate(sh: &Shared, resp: Resp, n: u64) -> Resp {
     let mut live = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
     let fire = if live.truncate_next > 0 {
@@ -284,6 +316,12 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
     let w = &sh.world;
     match segs {
         ["rate_limit"] => rate_limit(sh),
+        // Test hook: a redirect to any URL (cross-host redirect tests).
+        ["__redirect"] => {
+            let mut r = message(StatusCode::FOUND, "Found");
+            set(&mut r, "location", q.get("to").cloned().unwrap_or_default());
+            r
+        }
         ["app", "installations", _, "access_tokens"] if req.method() == Method::POST => {
             let exp = data::ts(now() + 3600);
             json_resp(
@@ -319,9 +357,10 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
 fn rate_limit(sh: &Shared) -> Resp {
     let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
     let core = format!(
-        r#"{{"limit":{LIMIT},"used":{},"remaining":{},"reset":{}}}"#,
+        r#"{{"limit":{},"used":{},"remaining":{},"reset":{}}}"#,
+        rate.limit,
         rate.used,
-        LIMIT.saturating_sub(rate.used),
+        rate.limit.saturating_sub(rate.used),
         rate.reset
     );
     json_resp(

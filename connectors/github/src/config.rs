@@ -151,8 +151,9 @@ pub struct GithubConfig {
     #[serde(default = "default_batch_rows")]
     #[schemars(range(min = 1))]
     pub batch_rows: usize,
-    /// Pull requests updated up to this many seconds before the saved cursor are read
-    /// again (guards against clock skew and concurrent updates; MERGE deduplicates).
+    /// Re-read records up to this many seconds older than the saved cursor (guards
+    /// against records that became visible late). Re-read rows are yielded again and
+    /// count as updates in MERGE; 0 yields only rows strictly newer than the cursor.
     #[serde(default = "default_overlap")]
     pub cursor_overlap_seconds: u64,
 }
@@ -191,7 +192,7 @@ fn default_batch_rows() -> usize {
     5000
 }
 fn default_overlap() -> u64 {
-    300
+    0
 }
 
 impl GithubConfig {

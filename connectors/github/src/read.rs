@@ -100,6 +100,23 @@ struct RepoOutcome {
     skipped: Option<String>,
 }
 
+/// Where paging may stop: the lowest cut of the wanted streams (None: read everything).
+fn list_cut(a: (bool, Option<i64>), b: (bool, Option<i64>)) -> Option<i64> {
+    match (a, b) {
+        ((true, x), (true, y)) => x.zip(y).map(|(x, y)| x.min(y)),
+        ((true, x), _) => x,
+        (_, (_, y)) => y,
+    }
+}
+
+/// A row without a date is always kept (it cannot be placed against the cursor).
+fn keep_opt(d: Option<i64>, cut: Option<i64>) -> bool {
+    match (d, cut) {
+        (Some(d), Some(c)) => d >= c,
+        _ => true,
+    }
+}
+
 fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
@@ -524,8 +541,26 @@ impl Run<'_> {
             .then_some(first)
     }
 
+    /// Inclusive lower bound of the rows to yield: just after the cursor (minus the
+    /// configured overlap), or the first-run floor, or everything.
     fn cut(&self, c: &RepoCursor) -> Option<i64> {
-        c.cursor_us().map(|u| u - self.overlap_us).or(self.floor_us)
+        c.cursor_us()
+            .map(|u| u - self.overlap_us + 1)
+            .or(self.floor_us)
+    }
+
+    /// The value `f` gives for every wanted stream's saved cursor, when they all agree.
+    fn common<T: PartialEq>(
+        &self,
+        cursors: &[(StreamKind, &RepoCursor)],
+        f: impl Fn(&RepoCursor) -> Option<T>,
+    ) -> Option<T> {
+        let mut vals = cursors
+            .iter()
+            .filter(|(k, _)| self.want(*k))
+            .map(|(_, c)| f(c));
+        let first = vals.next()??;
+        vals.all(|v| v.as_ref() == Some(&first)).then_some(first)
     }
 
     /// Pull requests (newest updated first, stopping below the cursor) and the reviews of
@@ -543,14 +578,7 @@ impl Run<'_> {
             self.cursor(PullRequestReview, key),
         );
         let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
-        let list_cut = match (pr_want, rv_want) {
-            (true, true) => cut_pr.zip(cut_rv).map(|(x, y)| x.min(y)),
-            (true, false) => cut_pr,
-            _ => cut_rv,
-        };
-        // Reviews are fetched for PRs updated strictly after the review cursor (no overlap:
-        // each refetch costs a request), and not before the first-run floor.
-        let rv_after = old_rv.cursor_us();
+        let list_cut = list_cut((pr_want, cut_pr), (rv_want, cut_rv));
         let etag = self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]);
         let label = if pr_want {
             "pull_request"
@@ -595,11 +623,7 @@ impl Run<'_> {
                         let targets: Vec<(i64, i64, i64)> = items
                             .iter()
                             .zip(&times)
-                            .filter(|(_, t)| {
-                                rv_want
-                                    && rv_after.is_none_or(|c| t.updated > c)
-                                    && keep(t.updated, self.floor_us)
-                            })
+                            .filter(|(_, t)| rv_want && keep(t.updated, cut_rv))
                             .map(|((p, _), t)| (p.id, p.number, t.updated))
                             .collect();
                         Ok(PageOut {
@@ -647,6 +671,7 @@ impl Run<'_> {
                 Ok(RepoCursor {
                     cursor,
                     etag: new_etag.clone(),
+                    since: None,
                 }),
             ));
         }
@@ -658,6 +683,7 @@ impl Run<'_> {
                     Ok(RepoCursor {
                         cursor,
                         etag: new_etag,
+                        since: None,
                     }),
                     Err,
                 ),
@@ -723,8 +749,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Commits since the cursor (minus overlap) and the files of commits newer than the
-    /// commit_file cursor.
+    /// Commits of the default branch, newest first. The URL's `since` is an anchor kept in
+    /// state (the first run's floor, moved up to the cursor after a run that needed more
+    /// than one page), so an unchanged repository answers 304 to the saved ETag. Paging
+    /// stops after the first page that reaches the cursor. Files are read for commits
+    /// newer than the commit_file cursor.
     async fn commits(
         &self,
         a: &Accs,
@@ -734,55 +763,63 @@ impl Run<'_> {
         let org = a.org.as_str();
         let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
         let (old_cm, old_cf) = (self.cursor(Commit, key), self.cursor(CommitFile, key));
-        let since = match (cm_want, cf_want) {
-            (true, true) => self
-                .cut(&old_cm)
-                .zip(self.cut(&old_cf))
-                .map(|(x, y)| x.min(y)),
-            (true, false) => self.cut(&old_cm),
-            _ => self.cut(&old_cf),
+        let (cut_cm, cut_cf) = (self.cut(&old_cm), self.cut(&old_cf));
+        let list_cut = list_cut((cm_want, cut_cm), (cf_want, cut_cf));
+        let olds = [(Commit, &old_cm), (CommitFile, &old_cf)];
+        let saved_anchor = self.common(&olds, |c| c.since.map(|t| t.timestamp_micros()));
+        let anchor = saved_anchor.or(self.floor_us);
+        let etag = if saved_anchor.is_some() || self.floor_us.is_none() {
+            self.common_etag(&olds)
+        } else {
+            None
         };
-        let cf_after = old_cf.cursor_us();
-        let etag = self.common_etag(&[(Commit, &old_cm), (CommitFile, &old_cf)]);
         let label = if cm_want { "commit" } else { "commit_file" };
         let mut query = String::from("per_page=100");
-        if let Some(t) = since.and_then(us_to_time) {
+        if let Some(t) = anchor.and_then(us_to_time) {
             query.push_str(&format!("&since={}", t.format("%Y-%m-%dT%H:%M:%SZ")));
         }
         let mut url = self.url(&["repos", org, &r.name, "commits"], &query);
-        let (mut first, mut new_etag, mut cm_max, mut cf_max, mut cf_err) =
-            (true, None, None, None, None::<String>);
+        let (mut pages, mut new_etag, mut cm_max, mut cf_max, mut cf_err) =
+            (0u32, None, None, None, None::<String>);
         loop {
             let got = self
                 .client
                 .get(
                     label,
                     &url,
-                    if first { etag.as_deref() } else { None },
+                    if pages == 0 { etag.as_deref() } else { None },
                     |body| {
                         let items = parse_page::<CommitItem>(body, self.ctx.include_raw)?;
                         let dates = items
                             .iter()
                             .map(|(c, _)| c.dates())
                             .collect::<std::result::Result<Vec<_>, _>>()?;
-                        let rows = items.iter().zip(&dates).filter(|_| cm_want);
+                        let stop = items.len() < 100
+                            || list_cut
+                                .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
+                        let rows = items
+                            .iter()
+                            .zip(&dates)
+                            .filter(|(_, d)| cm_want && keep_opt(d.1, cut_cm));
                         let (full, fatal, n) = self.fill(&a.cm, org, rows, |b, ((c, raw), d)| {
                             b.append(org, &r.name, c, *d, *raw)
                         });
-                        let max = dates.iter().filter_map(|d| d.1).max();
+                        let max = dates
+                            .iter()
+                            .filter(|d| cm_want && keep_opt(d.1, cut_cm))
+                            .filter_map(|d| d.1)
+                            .max();
                         let targets: Vec<(String, Option<i64>)> = items
                             .iter()
                             .zip(&dates)
-                            .filter(|(_, d)| {
-                                cf_want && (d.1.is_none() || cf_after.is_none_or(|c| d.1 > Some(c)))
-                            })
+                            .filter(|(_, d)| cf_want && keep_opt(d.1, cut_cf))
                             .map(|((c, _), d)| (c.sha.to_string(), d.1))
                             .collect();
                         Ok(PageOut {
                             full,
                             fatal,
                             rows: n,
-                            extra: (max, targets),
+                            extra: (stop, max, targets),
                         })
                     },
                 )
@@ -793,19 +830,18 @@ impl Run<'_> {
                 next,
             } = got
             else {
-                return Ok([(Commit, old_cm), (CommitFile, old_cf)]
+                return Ok(olds
                     .into_iter()
                     .filter(|(k, _)| self.want(*k))
-                    .map(|(k, c)| (k, Ok(c)))
+                    .map(|(k, c)| (k, Ok(c.clone())))
                     .collect());
             };
-            if first {
+            if pages == 0 {
                 new_etag = etag_now;
             }
-            let (max, targets) = self.deliver(Commit, org, data).await?;
-            if cm_want {
-                cm_max = max_opt(cm_max, max);
-            }
+            pages += 1;
+            let (stop, max, targets) = self.deliver(Commit, org, data).await?;
+            cm_max = max_opt(cm_max, max);
             if cf_want && cf_err.is_none() {
                 match self.files(a, r, &targets).await {
                     Ok(()) => cf_max = max_opt(cf_max, targets.iter().filter_map(|t| t.1).max()),
@@ -814,34 +850,43 @@ impl Run<'_> {
                 }
             }
             match next {
-                Some(n) => url = n,
-                None => break,
+                Some(n) if !stop => url = n,
+                _ => break,
             }
-            first = false;
         }
         let mut res = Vec::new();
-        if cm_want {
-            let cursor = max_opt(old_cm.cursor_us(), cm_max).and_then(us_to_time);
-            res.push((
-                Commit,
-                Ok(RepoCursor {
-                    cursor,
-                    etag: new_etag.clone(),
-                }),
-            ));
-        }
-        if cf_want {
-            let cursor = max_opt(old_cf.cursor_us(), cf_max).and_then(us_to_time);
-            res.push((
-                CommitFile,
-                cf_err.map_or(
-                    Ok(RepoCursor {
-                        cursor,
-                        etag: new_etag,
-                    }),
-                    Err,
-                ),
-            ));
+        let new_cursors = [
+            (Commit, max_opt(old_cm.cursor_us(), cm_max)),
+            (CommitFile, max_opt(old_cf.cursor_us(), cf_max)),
+        ];
+        // Move the anchor up only when the window grew past one page; a moved anchor
+        // changes the URL, so its ETag is not kept.
+        let moved = pages > 1;
+        let new_anchor = if moved {
+            new_cursors
+                .iter()
+                .filter(|(k, _)| self.want(*k))
+                .filter_map(|(_, c)| *c)
+                .min()
+                .or(anchor)
+        } else {
+            anchor
+        };
+        for (k, cur) in new_cursors {
+            if !self.want(k) {
+                continue;
+            }
+            let c = RepoCursor {
+                cursor: cur.and_then(us_to_time),
+                etag: if moved { None } else { new_etag.clone() },
+                since: new_anchor.and_then(us_to_time),
+            };
+            let r = if k == CommitFile {
+                cf_err.clone().map_or(Ok(c.clone()), Err)
+            } else {
+                Ok(c)
+            };
+            res.push((k, r));
         }
         Ok(res)
     }

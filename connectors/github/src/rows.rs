@@ -1036,6 +1036,26 @@ impl RepoRows {
     }
 }
 
+/// Parse one pulls page straight into a batch (benchmarks, fuzzing). The reader does the
+/// same through its shared per-org builders.
+pub fn pulls_page_to_batch(
+    body: &[u8],
+    org: &str,
+    repo: &str,
+    ctx: &BatchCtx,
+) -> Result<RecordBatch, String> {
+    let items = parse_page::<PrItem>(body, ctx.include_raw)?;
+    let times = items
+        .iter()
+        .map(|(p, _)| p.times())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut b = PrRows::new(ctx.include_raw);
+    for ((p, raw), t) in items.iter().zip(&times) {
+        b.append(org, repo, p, t, *raw);
+    }
+    b.finish(org, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1071,24 +1091,4 @@ mod tests {
             flowctl_core::meta::row_key(&["acme", "repo-0", "2500000000"])
         );
     }
-}
-
-/// Parse one pulls page straight into a batch (benchmarks, fuzzing). The reader does the
-/// same through its shared per-org builders.
-pub fn pulls_page_to_batch(
-    body: &[u8],
-    org: &str,
-    repo: &str,
-    ctx: &BatchCtx,
-) -> Result<RecordBatch, String> {
-    let items = parse_page::<PrItem>(body, ctx.include_raw)?;
-    let times = items
-        .iter()
-        .map(|(p, _)| p.times())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut b = PrRows::new(ctx.include_raw);
-    for ((p, raw), t) in items.iter().zip(&times) {
-        b.append(org, repo, p, t, *raw);
-    }
-    b.finish(org, ctx)
 }

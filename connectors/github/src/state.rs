@@ -3,7 +3,7 @@
 //! ```json
 //! {
 //!   "repos": {
-//!     "acme/widgets": { "cursor": "2026-01-01T00:00:00Z", "etag": "W/\"8f1c...\"" }
+//!     "acme/widgets": { "cursor": "2026-01-01T00:00:00Z", "etag": "W/\"8f1c...\"", "since": "2025-12-01T00:00:00Z" }
 //!   },
 //!   "orgs": {
 //!     "acme": { "etag": "W/\"77aa...\"", "repos": [ { "name": "widgets", "id": 3000000000, "archived": false, "fork": false } ] }
@@ -16,6 +16,9 @@
 //!   commit_file) of the rows yielded, and `etag` the ETag of the first list page
 //!   (pulls, or commits with `since`) read when that cursor was reached; it is sent as
 //!   `If-None-Match` next time and a 304 means nothing changed in that repository.
+//!   `since` (commit, commit_file only) is the anchor the commits URL uses: the first
+//!   run's floor, moved up to the cursor after a run that read more than one page. A
+//!   stable URL is what lets an unchanged repository answer 304.
 //! * `orgs` (`repository` stream only): per org, the ETag of the repo list and the list
 //!   itself, so a 304 still yields the repositories to read. Kept only when the list
 //!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally.
@@ -40,6 +43,9 @@ pub struct RepoCursor {
     pub cursor: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// commit, commit_file: the `since` the commits URL was built with (see `read.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl RepoCursor {

@@ -379,8 +379,11 @@ async fn incremental_uses_304_and_stops_early() {
     for (_, _, id) in &touched {
         assert!(ids.contains(&Some(*id as i64)), "touched PR {id} re-read");
     }
-    // Touched PRs plus, per repo, the PR sitting exactly on the old cursor (>= cursor).
-    assert!(ids.len() <= touched.len() + 2, "{}", ids.len());
+    assert_eq!(
+        ids.len(),
+        touched.len(),
+        "only rows newer than the cursor are yielded"
+    );
     assert!(third
         .strings("pull_request", "TITLE")
         .iter()
@@ -409,8 +412,8 @@ async fn commits_incremental_uses_since_and_files_only_for_new_commits() {
     );
     assert_eq!((st.kind("commits"), st.total), (2, 3));
     assert_eq!(second.rows("commit_file"), 0);
-    // `since` = cursor - overlap re-reads the newest commit of each repo (MERGE dedupes).
-    assert_eq!(second.rows("commit"), 2);
+    // Run 1 read two pages, so the `since` anchor moved to the cursor: one 200 page.
+    assert_eq!(second.rows("commit"), 0);
     // Third run: same `since`, same first page → the saved ETag answers 304.
     fx.standin.reset_stats();
     let third = read(cfg, s, states(&second, s), None).await;
@@ -763,5 +766,58 @@ async fn github_app_auth_exchanges_a_jwt_for_an_installation_token() {
         fx.standin.stats().kind("app_token"),
         1,
         "token cached across requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_run_without_changes_makes_only_conditional_requests() {
+    let fx = fixture(StandinConfig {
+        commits_per_repo: 25,
+        ..small()
+    })
+    .await;
+    let cfg = fx.config(json!({}));
+    let first = read(cfg.clone(), ALL, BTreeMap::new(), None).await;
+    fx.standin.reset_stats();
+    let second = read(cfg, ALL, states(&first, ALL), None).await;
+    let st = fx.standin.stats();
+    assert_eq!(
+        (st.total, st.not_modified),
+        (5, 5),
+        "repo list + pulls and commits per repo: {st:?}"
+    );
+    assert!(second.batches.is_empty());
+    assert_eq!(states(&second, ALL), states(&first, ALL));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_reserve_the_source_waits_for_the_reset() {
+    let fx = fixture(StandinConfig {
+        repos_per_org: 1,
+        prs_per_repo: 450,
+        ..small()
+    })
+    .await;
+    // 4 requests a 2-second window; keep 2 in reserve: after 2 requests the source waits.
+    fx.standin.set_faults(Faults {
+        require_token: Some(TOKEN.into()),
+        quota: Some(4),
+        quota_window_secs: 2,
+        ..Default::default()
+    });
+    let out = read(
+        fx.config(json!({"rate_limit_reserve": 2, "max_concurrency": 1})),
+        &["pull_request"],
+        BTreeMap::new(),
+        None,
+    )
+    .await;
+    assert_eq!(out.rows("pull_request"), 450);
+    let st = fx.standin.stats();
+    assert_eq!(st.total, 1 + 5, "no request was refused: {st:?}");
+    let waits = out.events.waits();
+    assert!(
+        !waits.is_empty() && waits[0].contains("(reserve 2)"),
+        "{waits:?}"
     );
 }

@@ -119,6 +119,55 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
 pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("s3", &cfg.bucket)?;
+    let (b, settings) = s3_builder(base, &cfg)?;
+    let store = b.build().map_err(|e| {
+        PluginError::config(format!(
+            "s3 staging: cannot set up bucket `{}`: {e}",
+            cfg.bucket
+        ))
+    })?;
+    let (root, root_uri) = root_of("s3", "s3", &cfg.bucket, &cfg.prefix)?;
+    let location = StagingLocation {
+        kind: "s3".into(),
+        root_uri,
+        store: Arc::new(store),
+        root,
+        local_dir: None,
+        options: settings.options(),
+    };
+    let ctx = StoreContext {
+        kind: "s3",
+        bucket: Some(cfg.bucket.clone()),
+        endpoint: settings.endpoint,
+        credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials \
+                           profile, web identity or instance role",
+    };
+    Ok(sink(location, ctx, cfg.cleanup, write))
+}
+
+/// The effective connection settings of an `s3` sink (config over environment).
+struct S3Settings {
+    endpoint: Option<String>,
+    region: String,
+    allow_http: bool,
+}
+
+impl S3Settings {
+    /// What a loader needs to read the files itself (no secrets).
+    fn options(&self) -> BTreeMap<String, String> {
+        let mut options = BTreeMap::from([
+            ("region".to_string(), self.region.clone()),
+            ("allow_http".to_string(), self.allow_http.to_string()),
+        ]);
+        if let Some(ep) = &self.endpoint {
+            options.insert("endpoint".to_string(), ep.clone());
+        }
+        options
+    }
+}
+
+/// Applies the config block over `base`; `AWS_ALLOW_HTTP=true` counts as `allow_http`.
+fn s3_builder(base: AmazonS3Builder, cfg: &S3Config) -> Result<(AmazonS3Builder, S3Settings)> {
     let mut b = with_profile(base.with_bucket_name(&cfg.bucket), cfg.profile.as_deref())?;
     if let Some(region) = &cfg.region {
         b = b.with_region(region);
@@ -140,36 +189,15 @@ pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStore
     let region = b
         .get_config_value(&AmazonS3ConfigKey::Region)
         .unwrap_or_else(|| "us-east-1".to_string());
-    b = b.with_region(&region);
-    let store = b.build().map_err(|e| {
-        PluginError::config(format!(
-            "s3 staging: cannot set up bucket `{}`: {e}",
-            cfg.bucket
-        ))
-    })?;
-    let (root, root_uri) = root_of("s3", "s3", &cfg.bucket, &cfg.prefix)?;
-    let mut options = BTreeMap::from([
-        ("region".to_string(), region),
-        ("allow_http".to_string(), allow_http.to_string()),
-    ]);
-    if let Some(ep) = &endpoint {
-        options.insert("endpoint".to_string(), ep.clone());
-    }
-    let location = StagingLocation {
-        kind: "s3".into(),
-        root_uri,
-        store: Arc::new(store),
-        root,
-        local_dir: None,
-        options,
-    };
-    let ctx = StoreContext {
-        kind: "s3",
-        bucket: Some(cfg.bucket.clone()),
-        endpoint,
-        credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials profile, web identity or instance role",
-    };
-    Ok(sink(location, ctx, cfg.cleanup, write))
+    let b = b.with_region(&region);
+    Ok((
+        b,
+        S3Settings {
+            endpoint,
+            region,
+            allow_http,
+        },
+    ))
 }
 
 /// The `gcs` sink. Credentials: `service_account_file`, else the environment

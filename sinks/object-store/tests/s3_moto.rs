@@ -110,6 +110,17 @@ async fn s3_multipart_upload_of_several_parts_reads_back_equal() {
     );
 }
 
+/// Multipart uploads in progress in `bucket` (S3 ListMultipartUploads).
+async fn multipart_uploads(endpoint: &str, bucket: &str) -> usize {
+    let body = reqwest::get(format!("{endpoint}/{bucket}?uploads"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.matches("<UploadId>").count()
+}
+
 #[tokio::test]
 async fn s3_small_file_abort_and_cleanup() {
     let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
@@ -119,6 +130,7 @@ async fn s3_small_file_abort_and_cleanup() {
     create_bucket(&ep, &bucket).await;
     let mut cfg = config(&ep, &bucket);
     cfg.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
+    cfg.row_group_bytes = 2 * 1024 * 1024;
     let sink = build_s3_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
 
@@ -129,7 +141,10 @@ async fn s3_small_file_abort_and_cleanup() {
     for i in 0..12 {
         w.write(&batch(i * 1000, 1000, 1000)).await.unwrap();
     }
+    // ~12 MB with 10 MiB parts: a multipart upload is in progress before the abort.
+    assert_eq!(multipart_uploads(&ep, &bucket).await, 1);
     w.abort().await;
+    assert_eq!(multipart_uploads(&ep, &bucket).await, 0);
     let listed: Vec<_> = loc.store.list(Some(&loc.root)).collect::<Vec<_>>().await;
     assert!(listed.is_empty(), "{listed:?}");
 

@@ -43,10 +43,15 @@ async fn main() -> std::io::Result<()> {
         seed: a.seed,
     };
     let s = Standin::start_on(cfg, a.port).await?;
+    // One write: a reader that takes only the first line and closes the pipe must not
+    // make a second write fail (and stop the server).
+    let banner = format!(
+        "GITHUB_API_URL={}\nGITHUB_ORGS={}\n",
+        s.base_url(),
+        s.org_names().join(",")
+    );
     let mut out = std::io::stdout();
-    writeln!(out, "GITHUB_API_URL={}", s.base_url())?;
-    writeln!(out, "GITHUB_ORGS={}", s.org_names().join(","))?;
-    out.flush()?;
+    let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -1,0 +1,208 @@
+//! The stand-in behaves like GitHub where clients depend on it: Link pagination to
+//! /repositories/{id}, ETag/304, rate-limit headers, sorting by updated_at, faults.
+
+use flowctl_github_standin::{Faults, Standin, StandinConfig};
+use serde_json::Value;
+
+fn cfg() -> StandinConfig {
+    StandinConfig {
+        orgs: 2,
+        repos_per_org: 2,
+        prs_per_repo: 150,
+        ..Default::default()
+    }
+}
+
+async fn get(url: &str, etag: Option<&str>) -> reqwest::Response {
+    let mut rb = reqwest::Client::new().get(url);
+    if let Some(e) = etag {
+        rb = rb.header("if-none-match", e);
+    }
+    rb.send().await.unwrap()
+}
+
+fn next(r: &reqwest::Response) -> Option<String> {
+    let link = r.headers().get("link")?.to_str().ok()?;
+    link.split(',')
+        .find(|p| p.contains("rel=\"next\""))
+        .map(|p| {
+            p.trim()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_matches(|c| c == '<' || c == '>' || c == ' ')
+                .to_string()
+        })
+}
+
+#[tokio::test]
+async fn pulls_paginate_via_repositories_links_sorted_by_updated() {
+    let s = Standin::start(cfg()).await.unwrap();
+    let url = format!(
+        "{}/repos/acme/repo-1/pulls?state=all&sort=updated&direction=desc&per_page=100",
+        s.base_url()
+    );
+    let r = get(&url, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-limit"], "1000000");
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
+    let n = next(&r).unwrap();
+    assert!(
+        n.contains("/repositories/3000000001/pulls?") && n.ends_with("page=2"),
+        "{n}"
+    );
+    let page1: Vec<Value> = r.json().await.unwrap();
+    let r2 = get(&n, None).await;
+    assert!(next(&r2).is_none());
+    let page2: Vec<Value> = r2.json().await.unwrap();
+    assert_eq!((page1.len(), page2.len()), (100, 50));
+    let all: Vec<&Value> = page1.iter().chain(&page2).collect();
+    let upd: Vec<&str> = all
+        .iter()
+        .map(|p| p["updated_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        upd.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by updated_at desc"
+    );
+    assert!(all
+        .iter()
+        .all(|p| p["id"].as_i64().unwrap() > i64::from(i32::MAX)));
+    assert!(all.iter().any(|p| p["head"]["repo"].is_null()));
+    assert!(
+        all.iter().any(|p| p["merged_at"].is_null())
+            && all.iter().any(|p| !p["merged_at"].is_null())
+    );
+    let size = serde_json::to_vec(&page1).unwrap().len() / 100;
+    assert!(size > 12_000, "PR objects are full size ({size} bytes)");
+}
+
+#[tokio::test]
+async fn etag_answers_304_until_a_pr_changes() {
+    let s = Standin::start(cfg()).await.unwrap();
+    let url = format!(
+        "{}/repos/acme/repo-0/pulls?state=all&sort=updated&direction=desc&per_page=100",
+        s.base_url()
+    );
+    let r = get(&url, None).await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let used = r.headers()["x-ratelimit-used"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = get(&url, Some(&etag)).await;
+    assert_eq!(r.status(), 304);
+    assert_eq!(
+        r.headers()["x-ratelimit-used"].to_str().unwrap(),
+        used,
+        "304 costs no quota"
+    );
+    let touched = s.touch_pull_requests(2);
+    assert_eq!(touched.len(), 2);
+    let r = get(&url, Some(&etag)).await;
+    assert_eq!(r.status(), 200);
+    let page: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(
+        page[0]["id"].as_u64().unwrap(),
+        touched[0].2,
+        "a touched PR moves to the top"
+    );
+    assert!(page[0]["title"].as_str().unwrap().ends_with("(edited 1)"));
+    let st = s.stats();
+    assert_eq!((st.total, st.not_modified, st.kind("pulls")), (3, 1, 3));
+}
+
+#[tokio::test]
+async fn faults_fire_in_order_then_clear() {
+    let s = Standin::start(cfg()).await.unwrap();
+    s.set_faults(Faults {
+        secondary_next: 1,
+        secondary_retry_after: Some(7),
+        fail_5xx_next: 1,
+        truncate_next: 1,
+        ..Default::default()
+    });
+    let url = format!("{}/orgs/acme/repos", s.base_url());
+    let r = get(&url, None).await;
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["retry-after"].to_str().unwrap()
+        ),
+        (403, "7")
+    );
+    assert_eq!(get(&url, None).await.status(), 502);
+    let body = get(&url, None).await.bytes().await.unwrap();
+    assert!(serde_json::from_slice::<Value>(&body).is_err(), "truncated");
+    let ok: Vec<Value> = get(&url, None).await.json().await.unwrap();
+    assert_eq!(ok.len(), 2);
+    s.set_faults(Faults {
+        primary_exhausted_next: 1,
+        primary_reset_secs: 30,
+        ..Default::default()
+    });
+    let r = get(&url, None).await;
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["x-ratelimit-remaining"].to_str().unwrap()
+        ),
+        (403, "0")
+    );
+    s.set_faults(Faults {
+        missing_repo: Some("repo-0".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        get(&format!("{}/repos/acme/repo-0/pulls", s.base_url()), None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        get(&format!("{}/repos/acme/repo-1/pulls", s.base_url()), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(s.stats().faults_injected, 5);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn commits_filter_by_since_and_single_commit_has_files() {
+    let s = Standin::start(cfg()).await.unwrap();
+    let all: Vec<Value> = get(
+        &format!("{}/repos/globex/repo-0/commits?per_page=100", s.base_url()),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(all.len(), 100);
+    let since = all[9]["commit"]["committer"]["date"].as_str().unwrap();
+    let some: Vec<Value> = get(
+        &format!(
+            "{}/repos/globex/repo-0/commits?per_page=100&since={since}",
+            s.base_url()
+        ),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(some.len(), 10);
+    let sha = all[3]["sha"].as_str().unwrap();
+    let c: Value = get(
+        &format!("{}/repos/globex/repo-0/commits/{sha}", s.base_url()),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(c["files"].as_array().unwrap().len(), 3);
+    assert_eq!(s.expected().orgs[1].commit_files, 2 * 120 * 3);
+}
