@@ -200,6 +200,7 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
         lease_ttl: spec.state.lease_ttl_seconds.map(Duration::from_secs),
         progress_bars: std::io::stderr().is_terminal(),
         channel_batches: 8,
+        cancel: None,
     })
 }
 
@@ -247,12 +248,29 @@ async fn apply_inner(args: ApplyArgs) -> Result<(), Failure> {
     if args.dry_run {
         return crate::plan_spec(&spec).map_err(Failure::run);
     }
-    let opts = options(&args, &spec)?;
+    let mut opts = options(&args, &spec)?;
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    opts.cancel = Some(cancel_rx);
+    // Ctrl-C: tell the engine, which drops work in flight (cancelling a warehouse
+    // statement being polled) and releases the lease before we exit.
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: cancelling (Ctrl-C again to exit at once)");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
     let plugins = build_plugins(&spec)?;
     let store = state_store(&spec, &plugins)?;
-    let summary = engine::run(&spec.name, &plugins, &store, &opts)
-        .await
-        .map_err(|e| Failure::run(format!("pipeline {}: {e}", spec.name)))?;
+    let result = engine::run(&spec.name, &plugins, &store, &opts).await;
+    interrupt.abort();
+    if opts.cancel.as_ref().is_some_and(|c| *c.borrow()) {
+        // Give cancel requests spawned by dropped work a moment to reach the warehouse.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let summary = result.map_err(|e| Failure::run(format!("pipeline {}: {e}", spec.name)))?;
     report(&spec, &summary, args.output.as_deref())?;
     if summary.ok {
         Ok(())

@@ -36,6 +36,10 @@ pub struct RunOptions {
     pub progress_bars: bool,
     /// Bounded channel size between source and staging, in batches.
     pub channel_batches: usize,
+    /// Flips to `true` to interrupt the run (Ctrl-C): work in flight is dropped (a
+    /// warehouse statement being polled is cancelled), no state is committed for streams
+    /// not yet loaded, and the lease is released.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Per-stream figures for the summary table and `--output json`.
@@ -282,7 +286,7 @@ pub async fn run(
     let lease: Lease = state_store
         .acquire_lease(pipeline, opts.shard, ttl, opts.wait_for_lease)
         .await?;
-    let result = run_locked(
+    let work = run_locked(
         pipeline,
         plugins,
         state_store,
@@ -291,8 +295,19 @@ pub async fn run(
         &location,
         &batch_id,
         ingested_at,
-    )
-    .await;
+    );
+    let result = match opts.cancel.clone() {
+        Some(mut cancel) => {
+            tokio::select! {
+                r = work => r,
+                _ = cancel.wait_for(|c| *c) => Err(PluginError::other(
+                    "interrupted: work in flight was cancelled; streams not yet loaded keep \
+                     their previous state and the next run picks them up",
+                )),
+            }
+        }
+        None => work.await,
+    };
     lease.release().await;
     let (mut summaries, warnings) = result?;
     summaries.sort_by_key(|s| {
