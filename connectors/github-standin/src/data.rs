@@ -9,7 +9,6 @@ use std::fmt::Write;
 pub const T0: i64 = 1_767_225_600;
 const API: &str = "https://api.github.com";
 const WEB: &str = "https://github.com";
-const ORG_NAMES: &[&str] = &["acme", "globex", "initech", "umbrella", "hooli", "stark"];
 const USER_POOL: usize = 40;
 
 pub fn hash(parts: &[u64]) -> u64 {
@@ -21,11 +20,9 @@ pub fn hash(parts: &[u64]) -> u64 {
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
+/// `standin-org-0`, `standin-org-1`, ... (the offline quickstart relies on the first).
 pub fn org_name(i: usize) -> String {
-    match ORG_NAMES.get(i) {
-        Some(n) => n.to_string(),
-        None => format!("org-{i}"),
-    }
+    format!("standin-org-{i}")
 }
 
 pub fn repo_name(j: usize) -> String {

@@ -96,9 +96,7 @@ fn json_resp(status: StatusCode, body: String) -> Resp {
     *r.status_mut() = status;
     r.headers_mut().insert(
         "content-type",
-        "application/json; charset=utf-8"
-            .parse()
-            .unwrap_or_else(|_| unreachable!()),
+        hyper::header::HeaderValue::from_static("application/json; charset=utf-8"),
     );
     r
 }

@@ -39,7 +39,7 @@ fn next(r: &reqwest::Response) -> Option<String> {
 async fn pulls_paginate_via_repositories_links_sorted_by_updated() {
     let s = Standin::start(cfg()).await.unwrap();
     let url = format!(
-        "{}/repos/acme/repo-1/pulls?state=all&sort=updated&direction=desc&per_page=100",
+        "{}/repos/standin-org-0/repo-1/pulls?state=all&sort=updated&direction=desc&per_page=100",
         s.base_url()
     );
     let r = get(&url, None).await;
@@ -81,7 +81,7 @@ async fn pulls_paginate_via_repositories_links_sorted_by_updated() {
 async fn etag_answers_304_until_a_pr_changes() {
     let s = Standin::start(cfg()).await.unwrap();
     let url = format!(
-        "{}/repos/acme/repo-0/pulls?state=all&sort=updated&direction=desc&per_page=100",
+        "{}/repos/standin-org-0/repo-0/pulls?state=all&sort=updated&direction=desc&per_page=100",
         s.base_url()
     );
     let r = get(&url, None).await;
@@ -122,7 +122,7 @@ async fn faults_fire_in_order_then_clear() {
         truncate_next: 1,
         ..Default::default()
     });
-    let url = format!("{}/orgs/acme/repos", s.base_url());
+    let url = format!("{}/orgs/standin-org-0/repos", s.base_url());
     let r = get(&url, None).await;
     assert_eq!(
         (
@@ -154,15 +154,21 @@ async fn faults_fire_in_order_then_clear() {
         ..Default::default()
     });
     assert_eq!(
-        get(&format!("{}/repos/acme/repo-0/pulls", s.base_url()), None)
-            .await
-            .status(),
+        get(
+            &format!("{}/repos/standin-org-0/repo-0/pulls", s.base_url()),
+            None
+        )
+        .await
+        .status(),
         404
     );
     assert_eq!(
-        get(&format!("{}/repos/acme/repo-1/pulls", s.base_url()), None)
-            .await
-            .status(),
+        get(
+            &format!("{}/repos/standin-org-0/repo-1/pulls", s.base_url()),
+            None
+        )
+        .await
+        .status(),
         200
     );
     assert_eq!(s.stats().faults_injected, 5);
@@ -173,7 +179,10 @@ async fn faults_fire_in_order_then_clear() {
 async fn commits_filter_by_since_and_single_commit_has_files() {
     let s = Standin::start(cfg()).await.unwrap();
     let all: Vec<Value> = get(
-        &format!("{}/repos/globex/repo-0/commits?per_page=100", s.base_url()),
+        &format!(
+            "{}/repos/standin-org-1/repo-0/commits?per_page=100",
+            s.base_url()
+        ),
         None,
     )
     .await
@@ -184,7 +193,7 @@ async fn commits_filter_by_since_and_single_commit_has_files() {
     let since = all[9]["commit"]["committer"]["date"].as_str().unwrap();
     let some: Vec<Value> = get(
         &format!(
-            "{}/repos/globex/repo-0/commits?per_page=100&since={since}",
+            "{}/repos/standin-org-1/repo-0/commits?per_page=100&since={since}",
             s.base_url()
         ),
         None,
@@ -196,7 +205,7 @@ async fn commits_filter_by_since_and_single_commit_has_files() {
     assert_eq!(some.len(), 10);
     let sha = all[3]["sha"].as_str().unwrap();
     let c: Value = get(
-        &format!("{}/repos/globex/repo-0/commits/{sha}", s.base_url()),
+        &format!("{}/repos/standin-org-1/repo-0/commits/{sha}", s.base_url()),
         None,
     )
     .await

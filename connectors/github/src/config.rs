@@ -211,6 +211,17 @@ impl GithubConfig {
                 "source.orgs: at least one organisation is required",
             ));
         }
+        for o in &self.orgs {
+            let ok_chars = o
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            if o.is_empty() || !ok_chars || o.starts_with('.') || o.len() > 100 {
+                return Err(PluginError::config(format!(
+                    "source.orgs: `{}` is not a GitHub organisation or user name (letters, digits, `-`, `_`, `.`)",
+                    o.escape_debug()
+                )));
+            }
+        }
         if self.token.is_some() && self.app.is_some() {
             return Err(PluginError::config(
                 "source: set either `token` or `app`, not both",
@@ -328,6 +339,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("tokn"), "{e}");
+    }
+
+    #[test]
+    fn hostile_org_names_are_rejected() {
+        for bad in [
+            "../etc", "a/b", "x'; DROP", "", ".hidden", "a\u{0}b", "o rg",
+        ] {
+            let e = GithubConfig::from_value(json!({"orgs": [bad]}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("source.orgs"), "{bad}: {e}");
+        }
+        assert!(GithubConfig::from_value(json!({"orgs": ["my-org_1.x"]})).is_ok());
     }
 
     #[test]

@@ -357,6 +357,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
         {
+            if s > self.max_wait {
+                return Some(Step::Done(Err(HttpError::Failed(format!(
+                    "GitHub secondary rate limit asks to wait {s} s (Retry-After), more than max_rate_limit_wait_seconds = {}",
+                    self.max_wait
+                )))));
+            }
             return Some(Step::Wait {
                 seconds: s,
                 reason: format!(

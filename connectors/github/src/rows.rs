@@ -1081,6 +1081,59 @@ mod tests {
         assert!(parse_ts("yesterday").is_err());
     }
 
+    fn ctx(raw: bool) -> BatchCtx {
+        BatchCtx {
+            ingested_at_us: 0,
+            batch_id: "b".into(),
+            include_raw: raw,
+            include_patch: false,
+        }
+    }
+
+    const MIN_PR: &str = r#"{"id":3000000001,"number":1,"state":"open","title":"t","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","base":{"ref":"main","sha":"a"},"head":{"ref":"f","sha":"b"},"html_url":"u"}"#;
+
+    #[test]
+    fn nulls_everywhere_optional_is_fine() {
+        let pr = MIN_PR.replace(r#""html_url":"u""#, r#""html_url":"u","user":null,"draft":null,"labels":null,"requested_reviewers":null,"milestone":null,"closed_at":null,"merged_at":null,"merge_commit_sha":null,"author_association":null"#);
+        for raw in [false, true] {
+            let b = pulls_page_to_batch(format!("[{pr}]").as_bytes(), "o", "r", &ctx(raw)).unwrap();
+            assert_eq!(b.num_rows(), 1);
+            assert_eq!(b.column_by_name("USER_LOGIN").unwrap().null_count(), 1);
+        }
+    }
+
+    #[test]
+    fn hostile_pages_are_errors_not_panics() {
+        let cases = [
+            MIN_PR.replace(r#""title":"t","#, ""),
+            MIN_PR.replace(r#""id":3000000001"#, r#""id":"x""#),
+            MIN_PR.replace(r#""title":"t""#, r#""title":"\ud800""#),
+            MIN_PR.replace("2026-01-01T00:00:00Z", "not a time"),
+            MIN_PR[..40].to_string(),
+        ];
+        for c in &cases {
+            for raw in [false, true] {
+                assert!(
+                    pulls_page_to_batch(format!("[{c}]").as_bytes(), "o", "r", &ctx(raw)).is_err(),
+                    "{c}"
+                );
+            }
+        }
+        assert!(pulls_page_to_batch(br#"{"message":"x"}"#, "o", "r", &ctx(false)).is_err());
+        let huge = MIN_PR.replace(
+            r#""title":"t""#,
+            &format!(r#""title":"{}""#, "x".repeat(10 << 20)),
+        );
+        let b = pulls_page_to_batch(
+            format!("[{huge},{MIN_PR}]").as_bytes(),
+            "o",
+            "r",
+            &ctx(false),
+        )
+        .unwrap();
+        assert_eq!(b.num_rows(), 2, "10 MB strings are kept");
+    }
+
     #[test]
     fn row_key_matches_core_recipe() {
         let mut b = StringBuilder::new();

@@ -349,14 +349,27 @@ mod tests {
     fn every_column_is_documented_and_upper_snake_case() {
         for k in StreamKind::ALL {
             let info = stream_info(k, true);
-            let names: Vec<&str> = info.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let names: Vec<&str> = info
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             println!("{}: {}", info.table, names.join(", "));
             for n in &names {
                 assert!(info.column_docs.contains_key(*n), "{} {n}", info.table);
-                assert!(n.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()), "{n}");
+                assert!(
+                    n.chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()),
+                    "{n}"
+                );
             }
             assert_eq!(names.last(), Some(&"_RAW"));
-            assert!(!stream_info(k, false).schema.fields().iter().any(|f| f.name() == "_RAW"));
+            assert!(!stream_info(k, false)
+                .schema
+                .fields()
+                .iter()
+                .any(|f| f.name() == "_RAW"));
         }
     }
 }

@@ -247,7 +247,7 @@ async fn full_sync_reads_every_row_with_exact_requests() {
         .batches
         .iter()
         .all(|b| b.batch.num_rows() <= 128 && b.batch.num_rows() > 0));
-    assert!(out.batches.iter().all(|b| b.org == "acme"));
+    assert!(out.batches.iter().all(|b| b.org == "standin-org-0"));
     for s in ALL {
         assert!(
             matches!(out.outcome().streams[*s], StreamResult::Done { .. }),
@@ -274,7 +274,10 @@ async fn rows_carry_keys_big_ids_unicode_and_nulls() {
         assert!(id > i64::from(i32::MAX), "ids above 2^31");
         let want = format!(
             "{:x}",
-            md5::compute(format!("acme|{}|{id}", repos[i].as_deref().unwrap()))
+            md5::compute(format!(
+                "standin-org-0|{}|{id}",
+                repos[i].as_deref().unwrap()
+            ))
         );
         assert_eq!(keys[i].as_deref(), Some(want.as_str()));
     }
@@ -323,7 +326,7 @@ async fn rows_carry_keys_big_ids_unicode_and_nulls() {
     let want = format!(
         "{:x}",
         md5::compute(format!(
-            "acme|{}|{}|{}",
+            "standin-org-0|{}|{}|{}",
             r[0].as_deref().unwrap(),
             shas[0].as_deref().unwrap(),
             names[0].as_deref().unwrap()
@@ -343,9 +346,9 @@ async fn incremental_uses_304_and_stops_early() {
     let first = read(cfg.clone(), s, BTreeMap::new(), None).await;
     assert_eq!(first.rows("pull_request"), 500);
     let st1 = states(&first, s);
-    assert!(st1["pull_request"]["repos"]["acme/repo-0"]["etag"].is_string());
+    assert!(st1["pull_request"]["repos"]["standin-org-0/repo-0"]["etag"].is_string());
     assert!(
-        st1["repository"]["orgs"]["acme"]["repos"]
+        st1["repository"]["orgs"]["standin-org-0"]["repos"]
             .as_array()
             .unwrap()
             .len()
@@ -390,8 +393,8 @@ async fn incremental_uses_304_and_stops_early() {
         .any(|t| t.as_deref().unwrap().contains("(edited 1)")));
     let c3 = third.state("pull_request");
     assert_ne!(
-        c3["repos"]["acme/repo-0"]["cursor"],
-        first.state("pull_request")["repos"]["acme/repo-0"]["cursor"]
+        c3["repos"]["standin-org-0/repo-0"]["cursor"],
+        first.state("pull_request")["repos"]["standin-org-0/repo-0"]["cursor"]
     );
 }
 
@@ -550,7 +553,7 @@ async fn server_errors_until_retries_run_out_fail_clearly() {
     .await;
     let e = out.failed("pull_request");
     let url = format!(
-        "GET {}/orgs/acme/repos?type=all&per_page=100",
+        "GET {}/orgs/standin-org-0/repos?type=all&per_page=100",
         fx.standin.base_url()
     );
     assert!(
@@ -585,8 +588,8 @@ async fn a_failing_stream_does_not_take_others_down() {
     assert!(e.contains("/reviews") && e.contains("HTTP 502"), "{e}");
     assert_eq!(out.rows("pull_request"), 500);
     assert_eq!(out.rows("commit"), 240);
-    assert!(out.state("pull_request")["repos"]["acme/repo-1"]["cursor"].is_string());
-    assert!(out.state("commit")["repos"]["acme/repo-1"]["cursor"].is_string());
+    assert!(out.state("pull_request")["repos"]["standin-org-0/repo-1"]["cursor"].is_string());
+    assert!(out.state("commit")["repos"]["standin-org-0/repo-1"]["cursor"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,11 +663,14 @@ async fn repo_answering_404_is_skipped_with_a_warning() {
     let w = out.events.warnings();
     assert_eq!(w.len(), 1);
     assert!(
-        w[0].contains("acme/repo-1 skipped") && w[0].contains("404"),
+        w[0].contains("standin-org-0/repo-1 skipped") && w[0].contains("404"),
         "{w:?}"
     );
     let st = out.state("pull_request");
-    assert!(st["repos"].get("acme/repo-0").is_some() && st["repos"].get("acme/repo-1").is_none());
+    assert!(
+        st["repos"].get("standin-org-0/repo-0").is_some()
+            && st["repos"].get("standin-org-0/repo-1").is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -820,4 +826,59 @@ async fn below_the_reserve_the_source_waits_for_the_reset() {
         !waits.is_empty() && waits[0].contains("(reserve 2)"),
         "{waits:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_alone_list_pulls_once_and_files_alone_list_commits_once() {
+    let fx = fixture(small()).await;
+    let s = &["pull_request_review", "commit_file"];
+    let out = read(fx.config(json!({})), s, BTreeMap::new(), None).await;
+    let exp = &fx.standin.expected().orgs[0];
+    assert_eq!(out.rows("pull_request_review"), exp.reviews);
+    assert_eq!(out.rows("commit_file"), exp.commit_files);
+    assert_eq!(out.rows("pull_request") + out.rows("commit"), 0);
+    let st = fx.standin.stats();
+    assert_eq!(
+        (
+            st.kind("pulls"),
+            st.kind("reviews"),
+            st.kind("commits"),
+            st.kind("commit")
+        ),
+        (6, 500, 4, 240)
+    );
+    let keys = out.strings("pull_request_review", "_ROW_KEY");
+    let ids = out.ints("pull_request_review", "ID");
+    let repos = out.strings("pull_request_review", "REPO_NAME");
+    let want = format!(
+        "{:x}",
+        md5::compute(format!(
+            "standin-org-0|{}|{}",
+            repos[0].as_deref().unwrap(),
+            ids[0].unwrap()
+        ))
+    );
+    assert_eq!(keys[0].as_deref(), Some(want.as_str()));
+    assert!(
+        out.state("pull_request_review")["repos"]["standin-org-0/repo-0"]["cursor"].is_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_past_the_max_wait_fails_the_stream() {
+    let fx = fixture(small()).await;
+    fx.faults(Faults {
+        secondary_next: 1,
+        secondary_retry_after: Some(600),
+        ..Default::default()
+    });
+    let out = read(
+        fx.config(json!({"max_rate_limit_wait_seconds": 10})),
+        &["pull_request"],
+        BTreeMap::new(),
+        None,
+    )
+    .await;
+    let e = out.failed("pull_request");
+    assert!(e.contains("Retry-After") && e.contains("600"), "{e}");
 }

@@ -1,0 +1,323 @@
+//! End-to-end benchmark (prints figures, asserts nothing): the real `flowctl` binary
+//! (release, built by `cargo bench`) syncs the GitHub stand-in into local staging and
+//! DuckDB. The stand-in runs inside this process, so its CPU time is this process's CPU
+//! time; flowctl's CPU time and peak RSS come from `wait4` on the child.
+//!
+//! Scenarios: a full sync of `repository` + `pull_request`, a re-run with nothing changed,
+//! an incremental run after 50 PRs changed, then (optionally) all five streams on a
+//! smaller world.
+//!
+//! Size and pace from the environment (defaults are the issue's target size):
+//! `BENCH_ORGS=2 BENCH_REPOS=5 BENCH_PRS=4000 BENCH_LATENCY_MS=0`
+//! `BENCH_ALL_PRS=200` (PRs per repo of the all-streams run; 0 skips it)
+//! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
+//! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
+//! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
+//!
+//! Run: `cargo bench --bench e2e` or `scripts/bench-e2e.sh`.
+
+use flowctl_github_standin::{RequestStats, Standin, StandinConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: expected a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// CPU seconds (user, system) of a `rusage`.
+fn cpu_secs(r: &libc::rusage) -> (f64, f64) {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (tv(r.ru_utime), tv(r.ru_stime))
+}
+
+fn self_cpu() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+    let (u, s) = cpu_secs(&r);
+    u + s
+}
+
+/// What one `flowctl apply` cost.
+struct Measured {
+    wall: Duration,
+    user: f64,
+    sys: f64,
+    max_rss_kb: i64,
+    exit: i32,
+    standin_cpu: f64,
+    stats: RequestStats,
+    summary: serde_json::Value,
+}
+
+struct Bench {
+    dir: tempfile::TempDir,
+    spec: PathBuf,
+    runs: u32,
+}
+
+impl Bench {
+    fn new(gh: &Standin, streams: &[&str]) -> Bench {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = dir.path().join("bench.yaml");
+        let mut extra = String::new();
+        if let Ok(c) = std::env::var("BENCH_CONCURRENCY") {
+            extra.push_str(&format!("  max_concurrency: {c}\n"));
+        }
+        if let Ok(r) = std::env::var("BENCH_INCLUDE_RAW") {
+            extra.push_str(&format!("  include_raw: {r}\n"));
+        }
+        let yaml = format!(
+            "name: bench\nsource:\n  type: github\n  base_url: {base}\n  orgs: [{orgs}]\n  \
+             streams: [{streams}]\n  token: {{ env: BENCH_GITHUB_TOKEN }}\n{extra}\
+             staging:\n  type: local\n  path: {dir}/staging\n\
+             warehouse:\n  type: duckdb\n  path: {dir}/warehouse.duckdb\n",
+            base = gh.base_url(),
+            orgs = gh.org_names().join(", "),
+            streams = streams.join(", "),
+            dir = dir.path().display()
+        );
+        std::fs::write(&spec, yaml).expect("write spec");
+        Bench { dir, spec, runs: 0 }
+    }
+
+    /// Run `flowctl apply` once and measure it.
+    fn apply(&mut self, gh: &Standin) -> Measured {
+        self.runs += 1;
+        let summary_path = self.dir.path().join(format!("summary-{}.json", self.runs));
+        gh.reset_stats();
+        let cpu0 = self_cpu();
+        let started = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .arg("apply")
+            .arg(&self.spec)
+            .arg("--output")
+            .arg(&summary_path)
+            .env("BENCH_GITHUB_TOKEN", "ghp_bench_token_not_secret")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("spawn flowctl");
+        let (status, usage) = wait4(child.id() as libc::pid_t);
+        let wall = started.elapsed();
+        let standin_cpu = self_cpu() - cpu0;
+        let (user, sys) = cpu_secs(&usage);
+        let summary = read_json(&summary_path);
+        Measured {
+            wall,
+            user,
+            sys,
+            max_rss_kb: usage.ru_maxrss,
+            exit: status,
+            standin_cpu,
+            stats: gh.stats(),
+            summary,
+        }
+    }
+}
+
+/// Wait for a child and collect its resource usage (std's `wait` drops it).
+fn wait4(pid: libc::pid_t) -> (i32, libc::rusage) {
+    // SAFETY: plain syscall on our own child; both out-params are owned here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 on flowctl failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (code, usage)
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn sum(summary: &serde_json::Value, field: &str) -> u64 {
+    streams(summary)
+        .iter()
+        .map(|s| s[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn streams(summary: &serde_json::Value) -> Vec<serde_json::Value> {
+    summary["streams"].as_array().cloned().unwrap_or_default()
+}
+
+/// Least possible counted requests for repository + pull_request: one repo-list page per
+/// 100 repos per org, plus one pulls page per 100 PRs per repo.
+fn minimum_requests(c: &StandinConfig) -> u64 {
+    let per_org = c.repos_per_org.div_ceil(100).max(1);
+    let pulls = c.repos_per_org * c.prs_per_repo.div_ceil(100).max(1);
+    (c.orgs * (per_org + pulls)) as u64
+}
+
+fn report(label: &str, m: &Measured, min_requests: Option<u64>) {
+    let rows = sum(&m.summary, "rows");
+    let cpu = m.user + m.sys;
+    println!("--- {label}");
+    if m.exit != 0 || m.summary.is_null() {
+        println!("  flowctl exited {} (summary: {})", m.exit, m.summary);
+    }
+    println!(
+        "  wall {:.2} s | flowctl CPU {:.2} s (user {:.2}, sys {:.2}) | stand-in CPU {:.2} s | flowctl peak RSS {:.1} MiB",
+        m.wall.as_secs_f64(),
+        cpu,
+        m.user,
+        m.sys,
+        m.standin_cpu,
+        m.max_rss_kb as f64 / 1024.0
+    );
+    let min = min_requests
+        .map(|n| {
+            format!(
+                " | minimum {n} (ratio {:.3})",
+                m.stats.counted() as f64 / n as f64
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "  requests: server saw {} ({} counted, {} answered 304){min} | flowctl counted {} requests, {} 304s",
+        m.stats.total,
+        m.stats.counted(),
+        m.stats.not_modified,
+        sum(&m.summary, "requests"),
+        sum(&m.summary, "not_modified"),
+    );
+    println!(
+        "  rows {} ({:.0} rows/s wall, {:.0} rows per flowctl CPU second) | staged {:.1} MB in {} files",
+        rows,
+        rows as f64 / m.wall.as_secs_f64(),
+        rows as f64 / cpu.max(1e-9),
+        sum(&m.summary, "bytes") as f64 / 1e6,
+        sum(&m.summary, "files"),
+    );
+    for s in streams(&m.summary) {
+        println!(
+            "    {:<20} rows {:>8} inserted {:>8} updated {:>6} statements {:>2} requests {:>6} ({} 304) {:>7.2} s {}",
+            s["stream"].as_str().unwrap_or("?"),
+            s["rows"],
+            s["inserted"],
+            s["updated"],
+            s["statements"],
+            s["requests"],
+            s["not_modified"],
+            s["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            s["error"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn config(prs: usize) -> StandinConfig {
+    StandinConfig {
+        orgs: env_num("BENCH_ORGS", 2) as usize,
+        repos_per_org: env_num("BENCH_REPOS", 5) as usize,
+        prs_per_repo: prs,
+        reviews_per_pr: env_num("BENCH_REVIEWS", 2) as usize,
+        commits_per_repo: env_num("BENCH_COMMITS", 120) as usize,
+        files_per_commit: env_num("BENCH_FILES", 3) as usize,
+        latency_ms: env_num("BENCH_LATENCY_MS", 0),
+        seed: 42,
+    }
+}
+
+fn pr_scenarios(rt: &tokio::runtime::Runtime) {
+    let cfg = config(env_num("BENCH_PRS", 4000) as usize);
+    let gh = rt.block_on(Standin::start(cfg)).expect("start stand-in");
+    println!(
+        "world: {} orgs x {} repos x {} PRs = {} PRs, latency {} ms a request",
+        cfg.orgs,
+        cfg.repos_per_org,
+        cfg.prs_per_repo,
+        cfg.orgs * cfg.repos_per_org * cfg.prs_per_repo,
+        cfg.latency_ms
+    );
+    let mut b = Bench::new(&gh, &["repository", "pull_request"]);
+    let min = minimum_requests(&cfg);
+    report(
+        "full sync [repository, pull_request]",
+        &b.apply(&gh),
+        Some(min),
+    );
+    report("re-run, nothing changed", &b.apply(&gh), None);
+    let repos = (cfg.orgs * cfg.repos_per_org) as u64;
+    rt.block_on(async { gh.touch_pull_requests(50) });
+    let m = b.apply(&gh);
+    report(
+        &format!(
+            "incremental after 50 PRs changed (target: counted requests <= repos + 2 = {})",
+            repos + 2
+        ),
+        &m,
+        None,
+    );
+    keep(b);
+    rt.block_on(gh.shutdown());
+}
+
+fn all_streams(rt: &tokio::runtime::Runtime, prs: usize) {
+    let cfg = config(prs);
+    let gh = rt.block_on(Standin::start(cfg)).expect("start stand-in");
+    println!(
+        "world: {} orgs x {} repos x {} PRs ({} reviews a PR, {} commits a repo, {} files a commit)",
+        cfg.orgs,
+        cfg.repos_per_org,
+        cfg.prs_per_repo,
+        cfg.reviews_per_pr,
+        cfg.commits_per_repo,
+        cfg.files_per_commit
+    );
+    let mut b = Bench::new(
+        &gh,
+        &[
+            "repository",
+            "pull_request",
+            "pull_request_review",
+            "commit",
+            "commit_file",
+        ],
+    );
+    report("full sync, all five streams", &b.apply(&gh), None);
+    rt.block_on(async { gh.touch_pull_requests(50) });
+    report("incremental after 50 PRs changed, all streams", &b.apply(&gh), None);
+    keep(b);
+    rt.block_on(gh.shutdown());
+}
+
+fn keep(b: Bench) {
+    if std::env::var("BENCH_KEEP_DIR").is_ok_and(|v| v == "1") {
+        println!("  kept {}", b.dir.keep().display());
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used here.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    println!(
+        "flowctl e2e benchmark: {} cores, flowctl = {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        env!("CARGO_BIN_EXE_flowctl")
+    );
+    if env_num("BENCH_PR_RUNS", 1) == 1 {
+        pr_scenarios(&rt);
+    }
+    let all = env_num("BENCH_ALL_PRS", 200) as usize;
+    if all > 0 {
+        all_streams(&rt, all);
+    }
+}
