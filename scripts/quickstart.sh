@@ -26,6 +26,7 @@ if [[ $offline == 1 ]]; then
   read -r line < "$fifo"
   export "${line?}"   # GITHUB_API_URL=http://127.0.0.1:PORT
   export QUICKSTART_ORG="${QUICKSTART_ORG:-standin-org-0}"
+  export QUICKSTART_LOOKBACK="${QUICKSTART_LOOKBACK:-3650d}"  # its data is from 2025-2026
   echo "GitHub stand-in at $GITHUB_API_URL (org $QUICKSTART_ORG)" >&2
 fi
 "$BIN/flowctl" apply pipelines/quickstart.yaml

@@ -46,6 +46,8 @@ pub enum Command {
     State(run::StateArgs),
     /// Run pipelines on their `schedule:` until stopped.
     Serve(run::ServeArgs),
+    /// Run SQL against a spec's DuckDB warehouse and print the rows (tab-separated).
+    Query(run::QueryArgs),
     /// Generate SQL from the linked plugins.
     Sql(SqlArgs),
     /// dbt helpers.
@@ -155,6 +157,7 @@ pub async fn main() -> ExitCode {
         Command::Apply(a) => run::apply(a).await,
         Command::State(a) => run::state(a).await,
         Command::Serve(a) => run::serve(a).await,
+        Command::Query(a) => run::query(a).await,
     }
 }
 
@@ -163,6 +166,7 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

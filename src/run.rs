@@ -63,6 +63,15 @@ pub enum StateCommand {
     },
 }
 
+/// Arguments of `flowctl query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Pipeline spec file whose warehouse to query (DuckDB).
+    pub spec: PathBuf,
+    /// SQL to run, e.g. "SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST".
+    pub sql: String,
+}
+
 /// Arguments of `flowctl serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -237,7 +246,8 @@ fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(),
             .and_then(|v| v.as_str())
             .unwrap_or("./warehouse.duckdb");
         println!(
-            "\nLook at the result:\n  duckdb {path} \"SELECT REPO_NAME, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL\""
+            "\nLook at the result:\n  flowctl query {} \"SELECT REPO_NAME, STATE, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL ORDER BY ALL\"\n  (or with the duckdb CLI: duckdb {path})",
+            spec.path.display()
         );
     }
     Ok(())
@@ -347,6 +357,39 @@ async fn state_inner(args: StateArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
+    let spec = load(&args.spec)?;
+    if spec.warehouse.type_name != "duckdb" {
+        return Err(Failure::usage(format!(
+            "query: the warehouse of {} is `{}`; `flowctl query` reads DuckDB warehouses \
+             (query Snowflake with its own tools)",
+            args.spec.display(),
+            spec.warehouse.type_name
+        )));
+    }
+    let cfg: flowctl_duckdb::DuckDbConfig = serde_json::from_value(spec.warehouse.config.clone())
+        .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
+    let db = flowctl_duckdb::DuckDbLoader::from_config(cfg)
+        .map_err(|e| Failure::run(e.to_string()))?;
+    let rows = db
+        .query_text(&args.sql)
+        .await
+        .map_err(|e| Failure::run(e.to_string()))?;
+    for row in rows {
+        let cells: Vec<String> = row
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|| "NULL".into()))
+            .collect();
+        println!("{}", cells.join("\t"));
+    }
+    Ok(())
+}
+
+/// `flowctl query SPEC SQL`.
+pub async fn query(args: QueryArgs) -> ExitCode {
+    exit(query_inner(args).await)
 }
 
 pub async fn state(args: StateArgs) -> ExitCode {

@@ -87,6 +87,14 @@ impl Auth {
         if let Some(app) = &cfg.app {
             return Ok(Auth::App(Box::new(Self::app(app).await?)));
         }
+        // Like `gh` and Octokit: with no credentials configured, a GITHUB_TOKEN in the
+        // environment is used (the quickstart runs anonymously or with it, unchanged).
+        if let Ok(t) = std::env::var("GITHUB_TOKEN") {
+            if !t.trim().is_empty() {
+                tracing::info!("source.token not set: using GITHUB_TOKEN from the environment");
+                return Ok(Auth::Token(Secret::new(t.trim().to_string())));
+            }
+        }
         Ok(Auth::Anonymous)
     }
 

@@ -109,7 +109,8 @@ pub struct GithubConfig {
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// Personal access token (or fine-grained token) as a secret reference,
-    /// e.g. `{ env: GITHUB_TOKEN }`. Exclusive with `app`. Without both, requests are anonymous.
+    /// e.g. `{ env: GITHUB_TOKEN }`. Exclusive with `app`. Without both, the GITHUB_TOKEN
+    /// environment variable is used when set, else requests are anonymous (60 an hour).
     #[serde(default)]
     pub token: Option<SecretRef>,
     /// GitHub App authentication instead of a token.
