@@ -191,6 +191,42 @@ fn column(field: &Field, info: &StreamInfo) -> Result<DbtColumn, String> {
     })
 }
 
+/// `flowctl dbt sources SPEC... [--write FILE]`.
+pub fn sources_command(
+    paths: &[std::path::PathBuf],
+    write: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let mut specs = Vec::new();
+    for p in paths {
+        match flowctl_core::spec::load_spec(p) {
+            Ok(s) => specs.push(s),
+            Err(errs) => {
+                eprintln!("error: invalid spec\n{errs}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let yaml = match dbt_sources_yaml_for(&specs) {
+        Ok(y) => y,
+        Err(e) => {
+            eprintln!("error: dbt sources: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match write {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, yaml) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{yaml}"),
+    }
+    ExitCode::SUCCESS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,40 +339,4 @@ mod tests {
         let err = dbt_sources_yaml(&spec).unwrap_err();
         assert!(err.contains("unknown source type `nope`"), "{err}");
     }
-}
-
-/// `flowctl dbt sources SPEC... [--write FILE]`.
-pub fn sources_command(
-    paths: &[std::path::PathBuf],
-    write: Option<&std::path::Path>,
-) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let mut specs = Vec::new();
-    for p in paths {
-        match flowctl_core::spec::load_spec(p) {
-            Ok(s) => specs.push(s),
-            Err(errs) => {
-                eprintln!("error: invalid spec\n{errs}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let yaml = match dbt_sources_yaml_for(&specs) {
-        Ok(y) => y,
-        Err(e) => {
-            eprintln!("error: dbt sources: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match write {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, yaml) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(1);
-            }
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{yaml}"),
-    }
-    ExitCode::SUCCESS
 }

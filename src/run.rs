@@ -369,10 +369,11 @@ async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
             spec.warehouse.type_name
         )));
     }
-    let cfg: flowctl_duckdb::DuckDbConfig = serde_json::from_value(spec.warehouse.config.clone())
-        .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
-    let db = flowctl_duckdb::DuckDbLoader::from_config(cfg)
-        .map_err(|e| Failure::run(e.to_string()))?;
+    let cfg: flowctl_duckdb::DuckDbConfig =
+        serde_json::from_value(spec.warehouse.config.clone())
+            .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
+    let db =
+        flowctl_duckdb::DuckDbLoader::from_config(cfg).map_err(|e| Failure::run(e.to_string()))?;
     let rows = db
         .query_text(&args.sql)
         .await

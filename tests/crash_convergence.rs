@@ -70,7 +70,9 @@ async fn twenty_four_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
         );
         let got = crashy.content_snapshot();
         let (lost, dup) = lost_and_extra(&want, &got);
-        eprintln!("round {round:>2}: killed at {kill_at:>5} ms; rows lost {lost}, duplicates {dup}");
+        eprintln!(
+            "round {round:>2}: killed at {kill_at:>5} ms; rows lost {lost}, duplicates {dup}"
+        );
         assert_eq!((lost, dup), (0, 0), "round {round}, seed {seed:#x}");
         assert_eq!(got, want, "round {round}, seed {seed:#x}");
         crashy.assert_no_duplicate_keys();

@@ -67,9 +67,8 @@ async fn first_run_loads_everything_second_changes_nothing_third_updates_exactly
     assert_eq!(pr["inserted"], 0, "{pr}");
     assert_eq!(env.table_counts()["PULL_REQUEST"], total(|o| o.prs));
     env.assert_no_duplicate_keys();
-    let changed = env.query_i64(
-        "SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST WHERE TITLE LIKE '%(edited %'",
-    );
+    let changed =
+        env.query_i64("SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST WHERE TITLE LIKE '%(edited %'");
     assert_eq!(changed, 50);
     gh.shutdown().await;
 }
@@ -122,7 +121,11 @@ async fn a_second_apply_of_the_same_pipeline_is_refused_while_the_first_runs() {
     wait_until(|| lease.exists(), 10_000);
     let second = env.apply(&[]);
     assert_eq!(second.code, 1, "{}", second.stderr);
-    assert!(second.stderr.contains("already running"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already running"),
+        "{}",
+        second.stderr
+    );
     let status = first.wait().unwrap();
     assert!(status.success());
     gh.shutdown().await;

@@ -205,12 +205,16 @@ async fn s3_staging_and_snowflake_load_incrementally_without_duplicates() {
     let listing = Command::new("curl")
         .args([
             "-sf",
-            &format!("{}/{}?list-type=2&prefix=github/pull_request/org=", cloud.s3, {
-                let y = std::fs::read_to_string(&cloud.spec).unwrap();
-                y.lines()
-                    .find_map(|l| l.trim().strip_prefix("bucket: ").map(str::to_string))
-                    .unwrap()
-            }),
+            &format!(
+                "{}/{}?list-type=2&prefix=github/pull_request/org=",
+                cloud.s3,
+                {
+                    let y = std::fs::read_to_string(&cloud.spec).unwrap();
+                    y.lines()
+                        .find_map(|l| l.trim().strip_prefix("bucket: ").map(str::to_string))
+                        .unwrap()
+                }
+            ),
         ])
         .output()
         .unwrap();

@@ -43,13 +43,19 @@ async fn state_show_and_reset_drive_the_next_run() {
 
     let (code, out, err) = run(&["state", "show", &spec]);
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains("\"pull_request\""), "no state before the first run: {out}");
+    assert!(
+        !out.contains("\"pull_request\""),
+        "no state before the first run: {out}"
+    );
 
     let first = env.apply(&[]).success();
     assert_eq!(env.table_counts()["PULL_REQUEST"], 60, "{first}");
     let (code, out, err) = run(&["state", "show", &spec]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("\"pull_request\"") && out.contains("\"repository\""), "{out}");
+    assert!(
+        out.contains("\"pull_request\"") && out.contains("\"repository\""),
+        "{out}"
+    );
 
     // Nothing changed: the next run is all 304s.
     gh.reset_stats();
@@ -61,7 +67,10 @@ async fn state_show_and_reset_drive_the_next_run() {
     let (code, _, err) = run(&["state", "reset", &spec, "--stream", "pull_request"]);
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = run(&["state", "show", &spec]);
-    assert!(!out.contains("\"pull_request\"") && out.contains("\"repository\""), "{out}");
+    assert!(
+        !out.contains("\"pull_request\"") && out.contains("\"repository\""),
+        "{out}"
+    );
     gh.reset_stats();
     let s = env.apply(&[]).success();
     assert!(gh.stats().kind("pulls") >= 2, "{:?}", gh.stats());

@@ -100,9 +100,18 @@ async fn run_case(case: Case, seed: u64) -> Outcome {
     assert!(!first.stderr.contains("panicked"), "{}", first.stderr);
     let mut runs = 1;
     if first.code == 0 {
-        assert_eq!(env.content_snapshot(), want, "{}: tables differ from a clean run", case.name);
+        assert_eq!(
+            env.content_snapshot(),
+            want,
+            "{}: tables differ from a clean run",
+            case.name
+        );
     } else {
-        assert!(!case.must_succeed, "{}: run failed:\n{}", case.name, first.stderr);
+        assert!(
+            !case.must_succeed,
+            "{}: run failed:\n{}",
+            case.name, first.stderr
+        );
         assert_eq!(first.code, 1, "{}: {}", case.name, first.stderr);
         assert!(first.stderr.contains("error: pipeline"), "{}", first.stderr);
         assert_failed_streams_unadvanced(&env, &first.summary, &before, &first.stderr);
@@ -144,7 +153,11 @@ async fn ten_percent_5xx_is_retried_to_an_exact_load() {
         11,
     )
     .await;
-    assert!(o.faults_injected > 5, "too few faults: {}", o.faults_injected);
+    assert!(
+        o.faults_injected > 5,
+        "too few faults: {}",
+        o.faults_injected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +309,10 @@ async fn failing_duckdb_merge_leaves_state_unadvanced_and_converges() {
     let pr = stream(&first.summary, "pull_request");
     assert!(pr["error"].is_string(), "{pr}");
     assert!(env.stream_state("pull_request").is_null(), "state advanced");
-    assert_eq!(env.content_snapshot_of("PULL_REQUEST"), Vec::<String>::new());
+    assert_eq!(
+        env.content_snapshot_of("PULL_REQUEST"),
+        Vec::<String>::new()
+    );
     assert_eq!(env.content_snapshot_of("REPOSITORY"), want["REPOSITORY"]);
     {
         let db = duckdb::Connection::open(env.duckdb_path()).unwrap();

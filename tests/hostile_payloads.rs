@@ -64,8 +64,14 @@ fn assert_stream_failed(env: &Env, out: &Output, what: &str) {
         "{what}: message should name the stream and URL: {}",
         out.stderr
     );
-    assert!(env.stream_state("pull_request").is_null(), "{what}: state advanced");
-    assert!(!env.stream_state("repository").is_null(), "{what}: repository stream should load");
+    assert!(
+        env.stream_state("pull_request").is_null(),
+        "{what}: state advanced"
+    );
+    assert!(
+        !env.stream_state("repository").is_null(),
+        "{what}: repository stream should load"
+    );
 }
 
 #[test]

@@ -98,7 +98,11 @@ fn generated() -> Vec<(&'static str, Vec<u8>, bool)> {
         VALID.replace("hostile", "host\0ile").into_bytes(),
         true,
     ));
-    let deep_flow = format!("name: x\nsource: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+    let deep_flow = format!(
+        "name: x\nsource: {}{}\n",
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
     v.push(("deep_flow.yaml", deep_flow.into_bytes(), true));
     let mut deep_block = String::from("name: x\nsource:\n");
     for i in 0..1000 {
@@ -113,7 +117,10 @@ fn generated() -> Vec<(&'static str, Vec<u8>, bool)> {
     ));
     v.push((
         "crlf_error.yaml",
-        VALID.replace('\n', "\r\n").replace("[acme]", "[acme").into_bytes(),
+        VALID
+            .replace('\n', "\r\n")
+            .replace("[acme]", "[acme")
+            .into_bytes(),
         true,
     ));
     let long_line = format!("name: {}\nsource: [\n", "x".repeat(500_000));
@@ -211,7 +218,11 @@ fn known_gaps_in_spec_validation() {
     let dir = tempfile::tempdir().unwrap();
     let mut cases: Vec<PathBuf> = fixtures_in("tests/specs/hostile/gaps");
     let p = dir.path().join("deep_flow_50k.yaml");
-    let deep = format!("name: x\nsource: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    let deep = format!(
+        "name: x\nsource: {}{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
     std::fs::write(&p, deep).unwrap();
     cases.push(p);
     let failures: Vec<String> = cases.iter().filter_map(|p| judge(p, true).err()).collect();

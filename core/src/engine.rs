@@ -212,10 +212,7 @@ impl ProgressSink for Tracker {
                 lock(&self.counters).entry(stream).or_default().requests += 1;
             }
             ProgressEvent::NotModified { stream } => {
-                lock(&self.counters)
-                    .entry(stream)
-                    .or_default()
-                    .not_modified += 1;
+                lock(&self.counters).entry(stream).or_default().not_modified += 1;
             }
             ProgressEvent::Page { stream, rows } => {
                 let c = {
@@ -371,14 +368,15 @@ async fn run_locked(
             schema: s.schema.clone(),
         };
         if let Err(e) = plugins.warehouse.ensure_table(&table).await {
-            table_errors.insert(
-                s.name.clone(),
-                format!("preparing table {}: {e}", s.table),
-            );
+            table_errors.insert(s.name.clone(), format!("preparing table {}: {e}", s.table));
         }
     }
     if table_errors.len() == streams.len() && !streams.is_empty() {
-        let (stream, err) = table_errors.iter().next().map(|(a, b)| (a.clone(), b.clone())).unwrap_or_default();
+        let (stream, err) = table_errors
+            .iter()
+            .next()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .unwrap_or_default();
         return Err(PluginError::external(format!("{stream}: {err}")));
     }
     let readable: Vec<&StreamInfo> = streams
@@ -459,11 +457,14 @@ async fn run_locked(
             rate_limit_wait_seconds: counters.wait_seconds,
             ..Default::default()
         };
-        let result = outcome.streams.get(&info.name).cloned().unwrap_or_else(|| {
-            StreamResult::Failed {
-                error: "the source returned no result for this stream".into(),
-            }
-        });
+        let result =
+            outcome
+                .streams
+                .get(&info.name)
+                .cloned()
+                .unwrap_or_else(|| StreamResult::Failed {
+                    error: "the source returned no result for this stream".into(),
+                });
         match result {
             StreamResult::Failed { error } => {
                 summary.status = "failed".into();
@@ -674,7 +675,10 @@ mod tests {
         let err = select_streams(vec![s.clone()], &["pulls".into()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("pulls") && err.contains("pull_request"), "{err}");
+        assert!(
+            err.contains("pulls") && err.contains("pull_request"),
+            "{err}"
+        );
         assert_eq!(
             select_streams(vec![s], &["pull_request".into()])
                 .unwrap()

@@ -11,9 +11,9 @@ pub mod meta;
 pub mod plugin;
 pub mod progress;
 pub mod secret;
+mod secret_resolve;
 pub mod spec;
 pub mod state;
-mod secret_resolve;
 pub use secret_resolve::expand_home;
 
 pub use error::{PluginError, Result};

@@ -50,6 +50,9 @@ mod tests {
             format!("{:x}", md5::compute("acme|widgets|42"))
         );
         assert_eq!(row_key(&["a"]), "0cc175b9c0f1b6a831c399e269772661");
-        assert_ne!(row_key(&["a|b", "c"]), row_key(&["a", "b|c"]).replace('x', "y") + "z");
+        assert_ne!(
+            row_key(&["a|b", "c"]),
+            row_key(&["a", "b|c"]).replace('x', "y") + "z"
+        );
     }
 }

@@ -365,6 +365,9 @@ mod tests {
         let s = store(tmp.path());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let err = rt.block_on(s.load("p", None)).unwrap_err().to_string();
-        assert!(err.contains("p.json") && err.contains("state reset"), "{err}");
+        assert!(
+            err.contains("p.json") && err.contains("state reset"),
+            "{err}"
+        );
     }
 }

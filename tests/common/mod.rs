@@ -87,10 +87,10 @@ warehouse:
     }
 
     fn command(&self, extra: &[&str]) -> (Command, PathBuf) {
-        let summary = self.dir.path().join(format!(
-            "summary-{}.json",
-            uuid_like()
-        ));
+        let summary = self
+            .dir
+            .path()
+            .join(format!("summary-{}.json", uuid_like()));
         let mut cmd = flowctl();
         cmd.arg("apply")
             .arg(&self.spec)
@@ -119,7 +119,10 @@ warehouse:
 
     pub fn spawn_apply(&self, extra: &[&str]) -> Child {
         let (mut cmd, _) = self.command(extra);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// Start a run and SIGKILL it after `ms` milliseconds (if still running).
@@ -144,9 +147,11 @@ warehouse:
             .iter()
             .map(|t| {
                 let n: i64 = db
-                    .query_row(&format!("SELECT COUNT(*) FROM RAW_TABLES.\"{t}\""), [], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM RAW_TABLES.\"{t}\""),
+                        [],
+                        |r| r.get(0),
+                    )
                     .unwrap_or(-1);
                 (t.to_string(), n)
             })
@@ -156,9 +161,7 @@ warehouse:
     pub fn assert_no_duplicate_keys(&self) {
         let db = self.db();
         for t in TABLES {
-            let sql = format!(
-                "SELECT COUNT(*) - COUNT(DISTINCT _ROW_KEY) FROM RAW_TABLES.\"{t}\""
-            );
+            let sql = format!("SELECT COUNT(*) - COUNT(DISTINCT _ROW_KEY) FROM RAW_TABLES.\"{t}\"");
             if let Ok(d) = db.query_row(&sql, [], |r| r.get::<_, i64>(0)) {
                 assert_eq!(d, 0, "duplicate _ROW_KEY in {t}");
             }
@@ -240,7 +243,11 @@ pub fn wait_until(mut cond: impl FnMut() -> bool, max_ms: u64) {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn path_str(p: &Path) -> String {
@@ -291,9 +298,17 @@ impl Env {
             .env("E2E_GITHUB_TOKEN", "ghp_e2e_token_not_secret")
             .output()
             .unwrap();
-        assert!(out.status.success(), "state show failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state show failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        let json: String = text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        let json: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
         serde_json::from_str(&json).unwrap_or(serde_json::Value::Null)
     }
 
@@ -321,8 +336,16 @@ pub fn lost_and_extra(
         for r in got.get(t).into_iter().flatten() {
             *counts.entry(r).or_default() -= 1;
         }
-        lost += counts.values().filter(|v| **v > 0).map(|v| *v as usize).sum::<usize>();
-        extra += counts.values().filter(|v| **v < 0).map(|v| (-*v) as usize).sum::<usize>();
+        lost += counts
+            .values()
+            .filter(|v| **v > 0)
+            .map(|v| *v as usize)
+            .sum::<usize>();
+        extra += counts
+            .values()
+            .filter(|v| **v < 0)
+            .map(|v| (-*v) as usize)
+            .sum::<usize>();
     }
     (lost, extra)
 }
