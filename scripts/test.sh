@@ -16,6 +16,10 @@ echo "== generated files are up to date"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 "$FLOWCTL" schema --write "$tmp/schemas" >/dev/null
 diff -ru schemas "$tmp/schemas" || { echo "schemas/ drifted: run 'flowctl schema --write schemas'" >&2; exit 1; }
-"$FLOWCTL" sql raw-tables > "$tmp/raw_tables.sql"
+"$FLOWCTL" sql raw-tables > "$tmp/raw_tables.sql" 2>/dev/null
 diff -u sql/raw_tables.sql "$tmp/raw_tables.sql" || { echo "sql/raw_tables.sql drifted: run 'flowctl sql raw-tables --write sql/raw_tables.sql'" >&2; exit 1; }
+SNOWFLAKE_ACCOUNT=example "$FLOWCTL" dbt sources pipelines/github_pr.yaml pipelines/user_lookup.yaml > "$tmp/sources.yml"
+diff -u sql/dbt/models/_sources_custom.yml "$tmp/sources.yml" || { echo "dbt sources drifted: run 'flowctl dbt sources pipelines/github_pr.yaml pipelines/user_lookup.yaml --write sql/dbt/models/_sources_custom.yml'" >&2; exit 1; }
+echo "== reporting SQL and dbt"
+scripts/test-reporting.sh
 echo "== all checks passed"

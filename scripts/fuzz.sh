@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run every cargo-fuzz target of fuzz/ for N seconds each (default 20): the short run CI
+# does. Longer runs: FUZZ_SECONDS=3600 scripts/fuzz.sh link_header (see docs/RELIABILITY.md).
+# cargo fuzz needs nightly flags; on a stable toolchain RUSTC_BOOTSTRAP=1 enables them.
+# Findings land in fuzz/artifacts/<target>/; new corpus entries in fuzz/corpus/<target>/
+# (only the seeds are checked in; keep new entries out of commits unless minimised).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${FUZZ_SECONDS:-${1:-20}}"
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then shift; fi
+TARGETS=("$@")
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(link_header spec_loader json_arrow)
+# Address sanitizer doubles build time and finds little in safe Rust; opt in with
+# FUZZ_SANITIZER=address.
+SANITIZER="${FUZZ_SANITIZER:-none}"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2
+    exit 1
+fi
+export RUSTC_BOOTSTRAP=1
+cd fuzz
+status=0
+for t in "${TARGETS[@]}"; do
+    # Fuzz into a scratch copy so the checked-in seed corpus stays small.
+    work="target/corpus-work/$t"
+    mkdir -p "$work"
+    cp -n "corpus/$t"/* "$work"/ 2>/dev/null || true
+    echo "== fuzzing $t for ${SECONDS_EACH}s (sanitizer: $SANITIZER)" >&2
+    if ! cargo fuzz run --sanitizer "$SANITIZER" "$t" "$work" "corpus/$t" -- \
+        -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1; then
+        echo "FAILED: $t (see fuzz/artifacts/$t/)" >&2
+        status=1
+    fi
+done
+exit $status
