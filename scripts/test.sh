@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 "$PWD/scripts/fetch-libduckdb.sh"
 echo "== cargo fmt --check"; cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
-echo "== build"; cargo build --workspace --all-targets
 echo "== tests (with emulators)"
 scripts/with-emulators.sh cargo test --workspace --no-fail-fast -- --test-threads=2
 FLOWCTL="${CARGO_TARGET_DIR:-target}/debug/flowctl"
