@@ -341,3 +341,424 @@ fn lost_and_extra_counts_differences() {
     assert_eq!(lost_and_extra(&want, &got), (1, 1));
     assert_eq!(lost_and_extra(&want, &want), (0, 0));
 }
+
+// ------------------------------------------------ object store errors mid multipart upload
+
+/// What the proxy does with multipart part uploads (`PUT ...?partNumber=N&uploadId=...`).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum PartFault {
+    Off,
+    /// Answer the next N part uploads with this status.
+    Next(u16, u32),
+    /// Answer every part upload with this status.
+    Always(u16),
+}
+
+/// A fault-injecting HTTP/1.1 proxy in front of moto: forwards every request as it is
+/// (one request per connection), except part uploads it is told to fail.
+struct S3Proxy {
+    url: String,
+    fault: std::sync::Arc<std::sync::Mutex<PartFault>>,
+    injected: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    parts_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl S3Proxy {
+    fn start(upstream: &str) -> S3Proxy {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fault = Arc::new(Mutex::new(PartFault::Off));
+        let injected = Arc::new(AtomicU64::new(0));
+        let parts_seen = Arc::new(AtomicU64::new(0));
+        let (f, i, p) = (fault.clone(), injected.clone(), parts_seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (f, i, p, up) = (f.clone(), i.clone(), p.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_one(conn, &up, &f, &i, &p);
+                });
+            }
+        });
+        S3Proxy {
+            url,
+            fault,
+            injected,
+            parts_seen,
+        }
+    }
+
+    fn set(&self, f: PartFault) {
+        *self.fault.lock().unwrap() = f;
+    }
+}
+
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    fault: &std::sync::Mutex<PartFault>,
+    injected: &std::sync::atomic::AtomicU64,
+    parts_seen: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = String::new();
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if !lower.starts_with("connection:") {
+            head.push_str(&h);
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    let is_part = first.starts_with("PUT ") && first.contains("partNumber=");
+    if is_part {
+        parts_seen.fetch_add(1, Ordering::SeqCst);
+        let status = {
+            let mut f = fault.lock().unwrap();
+            match *f {
+                PartFault::Off => None,
+                PartFault::Always(s) => Some(s),
+                PartFault::Next(s, n) => {
+                    *f = if n > 1 {
+                        PartFault::Next(s, n - 1)
+                    } else {
+                        PartFault::Off
+                    };
+                    Some(s)
+                }
+            }
+        };
+        if let Some(s) = status {
+            injected.fetch_add(1, Ordering::SeqCst);
+            let xml = format!("<?xml version=\"1.0\"?><Error><Code>InjectedFault</Code><Message>injected {s} by the test proxy</Message></Error>");
+            let resp = format!(
+                "HTTP/1.1 {s} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            client.write_all(resp.as_bytes())?;
+            return Ok(());
+        }
+    }
+    let mut up = std::net::TcpStream::connect(upstream)?;
+    up.write_all(first.as_bytes())?;
+    up.write_all(head.as_bytes())?;
+    up.write_all(b"Connection: close\r\n\r\n")?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    client.write_all(&resp)?;
+    Ok(())
+}
+
+/// The S3 emulator's address, or None (printing SKIPPED) unless emulators are required.
+fn s3_endpoint() -> Option<String> {
+    match std::env::var("FLOWCTL_TEST_S3_ENDPOINT") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("FLOWCTL_TEST_S3_ENDPOINT not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            eprintln!("SKIPPED: FLOWCTL_TEST_S3_ENDPOINT not set");
+            None
+        }
+    }
+}
+
+fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(
+        resp.starts_with("HTTP/1.1 200") || resp.contains("BucketAlreadyOwnedByYou"),
+        "{resp}"
+    );
+}
+
+/// 150 pull requests with 40 KB of incompressible title each: staged files well past the
+/// 5 MiB part size, so the S3 sink uploads in several parts.
+fn big_pulls_server() -> TinyServer {
+    let mut seed = 0x1234_5678_u64;
+    let mut noise = |n: usize| -> String {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                A[(seed >> 33) as usize % A.len()] as char
+            })
+            .collect()
+    };
+    let prs: Vec<String> = (1..=150)
+        .map(|i| pr_json("big", "r", i, i, &format!("\"{}\"", noise(40_000))))
+        .collect();
+    let (p1, p2) = (
+        format!("[{}]", prs[..100].join(",")),
+        format!("[{}]", prs[100..].join(",")),
+    );
+    let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let b2 = base.clone();
+    let srv = TinyServer::start(move |req| {
+        let t = req.target.as_str();
+        if t.starts_with("/orgs/big/repos") {
+            Reply::json(format!("[{}]", repo_json("big", "r", 1)))
+        } else if t.starts_with("/repos/big/r/pulls") && t.contains("page=2") {
+            Reply::json(p2.clone())
+        } else if t.starts_with("/repos/big/r/pulls") {
+            let next = format!(
+                "<{}/repos/big/r/pulls?page=2>; rel=\"next\"",
+                b2.get().map(String::as_str).unwrap_or("")
+            );
+            Reply::json(p1.clone()).header("Link", &next)
+        } else {
+            Reply::status(404)
+        }
+    });
+    let _ = base.set(srv.base_url.clone());
+    srv
+}
+
+const AWS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+fn s3_env(gh: &TinyServer, endpoint: &str, bucket: &str) -> Env {
+    let env = Env::for_server(&gh.base_url, &["big"], &["repository", "pull_request"], "");
+    let spec = std::fs::read_to_string(&env.spec).unwrap();
+    let (i, j) = (
+        spec.find("staging:").unwrap(),
+        spec.find("warehouse:").unwrap(),
+    );
+    let staging = format!(
+        "staging:\n  type: s3\n  bucket: {bucket}\n  prefix: gh\n  endpoint: {endpoint}\n  allow_http: true\n  upload_part_bytes: 5242880\n"
+    );
+    std::fs::write(&env.spec, format!("{}{staging}{}", &spec[..i], &spec[j..])).unwrap();
+    env
+}
+
+#[test]
+fn s3_errors_mid_multipart_upload_are_retried_or_fail_cleanly_then_converge() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let gh = big_pulls_server();
+    let proxy = S3Proxy::start(&endpoint);
+    // Fresh buckets per run: state lives beside the staged files, and the emulator
+    // outlives this test.
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let (b_clean, b1, b2) = (
+        format!("fc-{tag}"),
+        format!("f1-{tag}"),
+        format!("f2-{tag}"),
+    );
+    for b in [&b_clean, &b1, &b2] {
+        create_bucket(&endpoint, b);
+    }
+    let clean = s3_env(&gh, &endpoint, &b_clean);
+    let out = clean.apply_with_env(&[], AWS);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want = clean.content_snapshot();
+    assert_eq!(want["PULL_REQUEST"].len(), 150);
+
+    // Transient: the next two part uploads answer 503; the sink's retries ride them out.
+    let env = s3_env(&gh, &proxy.url, &b1);
+    proxy.set(PartFault::Next(503, 2));
+    let out = env.apply_with_env(&[], AWS);
+    let parts = proxy.parts_seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        parts >= 3,
+        "no multipart upload happened ({parts} part requests)"
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.content_snapshot(), want);
+
+    // Persistent: every part upload is refused (403); the stream fails, state unadvanced.
+    // (Another bucket: state lives beside the staged files.)
+    let env = s3_env(&gh, &proxy.url, &b2);
+    env.apply_with_env(&["--streams", "repository"], AWS)
+        .success();
+    proxy.set(PartFault::Always(403));
+    let out = env.apply_with_env(&[], AWS);
+    proxy.set(PartFault::Off);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(b2.as_str()),
+        "the message should name the bucket: {}",
+        out.stderr
+    );
+    assert!(
+        env.state_show_with_env(AWS)["streams"]["pull_request"].is_null(),
+        "state advanced"
+    );
+    let out = env.apply_with_env(&[], AWS);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let got = env.content_snapshot();
+    let (lost, dup) = lost_and_extra(&want, &got);
+    let injected = proxy.injected.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!(
+        "FAULT SUMMARY {:<28} faults injected {injected:>4}  runs 4  rows lost {lost}  duplicates {dup}",
+        "S3 multipart part errors"
+    );
+    assert_eq!(got, want);
+    env.assert_no_duplicate_keys();
+}
+
+// ------------------------------------------------------------ a failing Snowflake MERGE
+
+/// One statement through the emulator's SQL API (as flowctl's loader sends them).
+fn snowflake_sql(url: &str, schema: &str, sql: &str) -> serde_json::Value {
+    let body =
+        serde_json::json!({"statement": sql, "database": "GITHUB_PIPELINES", "schema": schema});
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-X", "POST", &format!("{url}/api/v2/statements")])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Authorization: Bearer test",
+        ])
+        .args(["-H", "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT"])
+        .args(["-d", &body.to_string()])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn snowflake_count(url: &str, schema: &str, sql: &str) -> i64 {
+    let v = snowflake_sql(url, schema, sql);
+    v["data"][0][0]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{sql}: {v}"))
+}
+
+/// The PULL_REQUEST target carries an extra NOT NULL column the loader never fills: the
+/// COPY into the stage succeeds, the MERGE fails. The stream must fail with its state
+/// unadvanced; once the column is dropped, the next run loads exactly the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_snowflake_merge_leaves_state_unadvanced_and_converges() {
+    let (Some(s3), Some(sf)) = (s3_endpoint(), snowflake_url()) else {
+        return;
+    };
+    let gh = Standin::start(world(19)).await.unwrap();
+    let tag = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (bucket, schema) = (format!("sf{tag}"), format!("RAW_FAULT_{tag}"));
+    create_bucket(&s3, &bucket);
+    let env = Env::new(&gh, &["repository", "pull_request"]);
+    let spec = std::fs::read_to_string(&env.spec).unwrap();
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sinks/snowflake/tests/fixtures/test_key.p8"
+    );
+    let tail = format!(
+        "staging:\n  type: s3\n  bucket: {bucket}\n  prefix: github\n  region: us-east-1\n  endpoint: {s3}\n  allow_http: true\nwarehouse:\n  type: snowflake\n  account: test.us-east-1\n  user: flowctl\n  schema: {schema}\n  private_key_path: {key}\n  storage_integration: TEST_INT\n  base_url: {sf}\n"
+    );
+    let i = spec.find("staging:").unwrap();
+    std::fs::write(&env.spec, format!("{}{tail}", &spec[..i])).unwrap();
+    // Create the schema and the other tables with a first run of one stream.
+    env.apply_with_env(&["--streams", "repository"], AWS)
+        .success();
+    let ddl = flowctl()
+        .args([
+            "sql",
+            "raw-tables",
+            "--database",
+            "GITHUB_PIPELINES",
+            "--schema",
+            &schema,
+        ])
+        .output()
+        .unwrap();
+    let ddl = String::from_utf8_lossy(&ddl.stdout).into_owned();
+    let create = ddl
+        .split(';')
+        .find(|s| s.contains("\"PULL_REQUEST\" ("))
+        .unwrap_or_else(|| panic!("no PULL_REQUEST DDL in {ddl}"));
+    let cut = create.rfind(')').unwrap();
+    let poisoned = format!("{}, \"BOOM\" NUMBER(38,0) NOT NULL)", &create[..cut]);
+    let r = snowflake_sql(&sf, &schema, &poisoned);
+    assert!(r["code"].is_string(), "{r}");
+
+    let first = env.apply_with_env(&[], AWS);
+    assert!(!first.stderr.contains("panicked"), "{}", first.stderr);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert!(first.stderr.contains("PULL_REQUEST"), "{}", first.stderr);
+    assert!(
+        env.state_show_with_env(AWS)["streams"]["pull_request"].is_null(),
+        "state advanced"
+    );
+    let q = |t: &str| format!("SELECT COUNT(*) FROM \"GITHUB_PIPELINES\".\"{schema}\".\"{t}\"");
+    assert_eq!(snowflake_count(&sf, &schema, &q("PULL_REQUEST")), 0);
+
+    snowflake_sql(
+        &sf,
+        &schema,
+        &format!(
+            "ALTER TABLE \"GITHUB_PIPELINES\".\"{schema}\".\"PULL_REQUEST\" DROP COLUMN \"BOOM\""
+        ),
+    );
+    let second = env.apply_with_env(&[], AWS);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let want = gh.expected().total_prs() as i64;
+    let got = snowflake_count(&sf, &schema, &q("PULL_REQUEST"));
+    let distinct = snowflake_count(&sf, &schema, &format!(
+        "SELECT COUNT(DISTINCT \"_ROW_KEY\") FROM \"GITHUB_PIPELINES\".\"{schema}\".\"PULL_REQUEST\""
+    ));
+    eprintln!(
+        "FAULT SUMMARY {:<28} faults injected {:>4}  runs 2  first exit 1  rows lost {}  duplicates {}",
+        "snowflake MERGE failure", 1, want - distinct, got - distinct
+    );
+    assert_eq!((got, distinct), (want, want));
+    gh.shutdown().await;
+}
+
+fn snowflake_url() -> Option<String> {
+    match std::env::var("FLOWCTL_TEST_SNOWFLAKE_URL") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("FLOWCTL_TEST_SNOWFLAKE_URL not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            eprintln!("SKIPPED: FLOWCTL_TEST_SNOWFLAKE_URL not set");
+            None
+        }
+    }
+}

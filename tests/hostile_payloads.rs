@@ -129,10 +129,27 @@ fn invalid_unicode_escapes_and_bytes_fail_the_stream_cleanly() {
 
 #[test]
 fn a_record_repeated_across_pages_is_one_row() {
-    let p1 = page(&[pr(10, "\"first\""), pr(11, "\"b\"")]);
-    let p2 = page(&[pr(10, "\"first\""), pr(12, "\"c\"")]);
-    let (env, out) = run([p1, p2]);
+    // Full pages (the reader treats a short page as the last): 100 PRs, then the last
+    // of them again (it moved while paging) and 50 more.
+    let p1: Vec<String> = (1..=100).map(|i| pr(i, "\"a\"")).collect();
+    let mut p2: Vec<String> = vec![pr(100, "\"a\"")];
+    p2.extend((101..=150).map(|i| pr(i, "\"b\"")));
+    let (env, out) = run([page(&p1), page(&p2)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.table_counts()["PULL_REQUEST"], 150);
+    env.assert_no_duplicate_keys();
+}
+
+/// Known gap (connectors/github/src/read.rs `pulls`): a page with fewer than 100 items
+/// ends paging even when its `Link` header has a `rel="next"`; GitHub fills pages, but
+/// the design says to follow `Link` as given, and rows behind a short page would be lost.
+#[test]
+#[ignore = "known gap: a short page with a Link next ends paging; reported in issue 9"]
+fn a_short_page_with_a_next_link_is_followed() {
+    let (env, out) = run([
+        page(&[pr(1, "\"a\""), pr(2, "\"b\"")]),
+        page(&[pr(3, "\"c\"")]),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(env.table_counts()["PULL_REQUEST"], 3);
-    env.assert_no_duplicate_keys();
 }

@@ -197,9 +197,9 @@ fn org_names_that_could_escape_a_path_or_sql_are_rejected_or_encoded() {
             // Loaded: the org is stored as data, the table still there.
             assert!(env.query_i64("SELECT COUNT(*) FROM RAW_TABLES.REPOSITORY") >= 1);
         } else {
-            assert!(out.stderr.contains("error"), "{org:?}: {}", out.stderr);
+            assert!(out.stderr.contains("orgs"), "{org:?}: {}", out.stderr);
         }
-        eprintln!("org {org:?}: exit {}", out.code);
+        eprintln!("org {org:?}: exit {}: {}", out.code, out.stderr.trim());
     }
 }
 
@@ -220,8 +220,11 @@ fn redirect_case(redirect_to_other: bool) -> (Output, Vec<SeenRequest>) {
         } else if t.starts_with("/orgs/o/repos") {
             Reply::json(format!("[{}]", repo_json("o", "r", 1)))
         } else {
-            // A Link header pointing at the other host.
-            Reply::json(format!("[{}]", pr_json("o", "r", 1, 1, "\"t\""))).header(
+            // A full page (a short one ends paging) whose Link points at the other host.
+            let prs: Vec<String> = (1..=100)
+                .map(|i| pr_json("o", "r", i, i, "\"t\""))
+                .collect();
+            Reply::json(format!("[{}]", prs.join(","))).header(
                 "Link",
                 &format!("<{other_base}/repos/o/r/pulls?page=2>; rel=\"next\""),
             )
@@ -321,11 +324,16 @@ fn tls_certificates_are_verified_by_default() {
     let server_log = std::fs::read_to_string(dir.path().join("s_server.log")).unwrap_or_default();
     let err = format!("{}\n{}", out.stderr, server_log).to_lowercase();
     assert!(
-        err.contains("unknown ca") || err.contains("bad certificate") || err.contains("certificate"),
+        err.contains("unknown ca")
+            || err.contains("bad certificate")
+            || err.contains("certificate"),
         "expected a certificate rejection: {}\n{server_log}",
         out.stderr
     );
-    assert!(!err.contains("malformed"), "the HTTPS answer must not have been read");
+    assert!(
+        !err.contains("malformed"),
+        "the HTTPS answer must not have been read"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,8 +356,15 @@ async fn a_world_readable_snowflake_private_key_is_warned_about() {
         eprintln!("SKIPPED: openssl not available");
         return;
     }
-    // The "Snowflake" here answers every statement 500: the run fails after the key is read.
-    let sf = TinyServer::start(|_| Reply::status(500));
+    // The "Snowflake" here fails every statement (422, not retried): the run fails fast
+    // after the key was read.
+    let sf = TinyServer::start(|_| {
+        Reply {
+        status: 422,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: br#"{"code":"002003","sqlState":"02000","message":"no such thing","statementHandle":"h1"}"#.to_vec(),
+    }
+    });
     let gh = Standin::start(small()).await.unwrap();
     let mut warned = Vec::new();
     for mode in [0o644, 0o600] {
@@ -358,14 +373,14 @@ async fn a_world_readable_snowflake_private_key_is_warned_about() {
         let spec = std::fs::read_to_string(&env.spec).unwrap();
         let i = spec.find("warehouse:").unwrap();
         let spec = format!(
-            "{}warehouse:\n  type: snowflake\n  account: testacct\n  user: svc\n  private_key_path: {}\n  base_url: {}\n",
+            "{}warehouse:\n  type: snowflake\n  account: testacct\n  user: svc\n  private_key_path: {}\n  base_url: {}\n  storage_integration: it\n",
             &spec[..i],
             key.display(),
             sf.base_url
         );
         std::fs::write(&env.spec, spec).unwrap();
         let out = env.apply(&[]);
-        assert_ne!(out.code, 0, "the fake Snowflake answers 500");
+        assert_ne!(out.code, 0, "the fake Snowflake answers 422");
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
         assert!(
             !out.stderr.contains("PRIVATE KEY"),

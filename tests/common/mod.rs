@@ -292,12 +292,19 @@ impl Env {
 
     /// `flowctl state show` parsed (the `# location` line dropped); `Null` if it failed.
     pub fn state_show(&self) -> serde_json::Value {
-        let out = flowctl()
-            .args(["state", "show"])
+        self.state_show_with_env(&[])
+    }
+
+    /// [`Env::state_show`] with extra environment variables (e.g. S3 credentials).
+    pub fn state_show_with_env(&self, vars: &[(&str, &str)]) -> serde_json::Value {
+        let mut cmd = flowctl();
+        cmd.args(["state", "show"])
             .arg(&self.spec)
-            .env("E2E_GITHUB_TOKEN", "ghp_e2e_token_not_secret")
-            .output()
-            .unwrap();
+            .env("E2E_GITHUB_TOKEN", "ghp_e2e_token_not_secret");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "state show failed: {}",
@@ -529,7 +536,7 @@ pub fn repo_json(org: &str, name: &str, id: i64) -> String {
 /// A minimal pull request object; `title` is inserted as raw JSON text.
 pub fn pr_json(org: &str, repo: &str, id: i64, number: i64, title_json: &str) -> String {
     format!(
-        r#"{{"id":{id},"number":{number},"state":"open","draft":false,"title":{title_json},"user":{{"login":"dev","id":7}},"created_at":"2024-05-01T00:00:00Z","updated_at":"2024-05-0{d}T00:00:00Z","closed_at":null,"merged_at":null,"base":{{"ref":"main","sha":"aaa","repo":{{"name":"{repo}","full_name":"{org}/{repo}"}}}},"head":{{"ref":"f{number}","sha":"bbb"}}}}"#,
+        r#"{{"id":{id},"number":{number},"state":"open","draft":false,"title":{title_json},"user":{{"login":"dev","id":7}},"created_at":"2024-05-01T00:00:00Z","updated_at":"2024-05-0{d}T00:00:00Z","closed_at":null,"merged_at":null,"base":{{"ref":"main","sha":"aaa","repo":{{"name":"{repo}","full_name":"{org}/{repo}"}}}},"head":{{"ref":"f{number}","sha":"bbb"}},"html_url":"https://github.com/{org}/{repo}/pull/{number}"}}"#,
         d = 1 + (number % 9)
     )
 }

@@ -238,7 +238,7 @@ class ReportingSql(unittest.TestCase):
         if not schema.exists():
             self.skipTest("connectors/github/src/schema.rs not present")
         text = schema.read_text()
-        for table in ("PULL_REQUEST", "PULL_REQUEST_REVIEW", "COMMIT", "COMMIT_FILE"):
+        for table in ("DEPLOYMENT", "PULL_REQUEST", "PULL_REQUEST_REVIEW", "COMMIT", "COMMIT_FILE"):
             m = re.search(rf"const {table}: &\[Col\] = &\[(.*?)\n\];", text, re.S)
             self.assertIsNotNone(m, f"{table} not found in {schema}")
             have = set(re.findall(r'\(\s*"([A-Z_]+)"', m.group(1)))

@@ -441,3 +441,128 @@ pub fn render_commit_full(w: &World, repo: usize, c: usize, out: &mut String) {
     }
     out.push_str("]}");
 }
+
+// ------------------------------------------------------------------ deployments
+
+/// Deployments per repository unless `Standin::set_deployments_per_repo` changes it.
+pub const DEFAULT_DEPLOYMENTS: usize = 6;
+
+/// One deployment status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployStatus {
+    pub id: u64,
+    pub state: String,
+    pub created: i64,
+}
+
+/// One deployment with its statuses, oldest status first. Mutable (statuses are added
+/// by `Standin::add_deployment_status`), so it lives in the server state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deploy {
+    pub id: u64,
+    pub sha: String,
+    pub environment: String,
+    pub description: Option<String>,
+    pub creator: Option<usize>,
+    pub created: i64,
+    pub updated: i64,
+    pub statuses: Vec<DeployStatus>,
+}
+
+impl World {
+    /// `n` deployments of `repo`, oldest first, 6 hours apart, the newest at about T0.
+    /// Creation index `i` decides the mix: every third is staging, `i % 5 == 3` failed,
+    /// `i % 7 == 5` errored, `i % 6 == 4` has no status at all, the rest succeeded
+    /// (each through queued → in_progress first).
+    pub fn deployments(&self, repo: usize, n: usize) -> Vec<Deploy> {
+        (0..n).map(|i| self.deployment(repo, n, i)).collect()
+    }
+
+    fn deployment(&self, repo: usize, n: usize, i: usize) -> Deploy {
+        let id = 4_000_000_000 + (repo as u64) * 1_000_000 + i as u64;
+        let created = T0 - ((n - 1 - i) as i64) * 21_600 - (repo as i64 % 600);
+        let commits = self.cfg.commits_per_repo.max(1);
+        let final_state = if i % 6 == 4 {
+            None
+        } else if i % 5 == 3 {
+            Some("failure")
+        } else if i % 7 == 5 {
+            Some("error")
+        } else {
+            Some("success")
+        };
+        let statuses = match final_state {
+            None => Vec::new(),
+            Some(f) => [("queued", 10), ("in_progress", 20), (f, 300)]
+                .iter()
+                .enumerate()
+                .map(|(s, (state, dt))| DeployStatus {
+                    id: 5_000_000_000 + (id - 4_000_000_000) * 8 + s as u64,
+                    state: state.to_string(),
+                    created: created + dt,
+                })
+                .collect(),
+        };
+        Deploy {
+            id,
+            sha: self.commit_sha(repo, (n - 1 - i) % commits),
+            environment: if i % 3 == 1 { "staging" } else { "production" }.into(),
+            description: (i % 4 != 1).then(|| format!("Deploy #{i} 🚀")),
+            creator: (i % 9 != 8).then_some(((repo + i) * 7) % USER_POOL),
+            created,
+            updated: created + 300,
+            statuses,
+        }
+    }
+
+    pub fn user_json(&self, i: usize) -> &str {
+        &self.users[i % USER_POOL]
+    }
+}
+
+/// One deployments-list item, shaped like GitHub's `deployment`.
+pub fn render_deployment(w: &World, repo: usize, d: &Deploy, out: &mut String) {
+    let u = format!(
+        "{API}/repos/{}/{}",
+        w.repos[repo].org_name, w.repos[repo].name
+    );
+    let id = d.id;
+    let creator = d.creator.map_or("null", |c| w.user_json(c));
+    let desc = d.description.as_deref().map_or("null".into(), json_str);
+    let env = json_str(&d.environment);
+    let _ = write!(
+        out,
+        r#"{{"url":"{u}/deployments/{id}","id":{id},"node_id":"DE_kwDO{id}","task":"deploy","original_environment":{env},"environment":{env},"description":{desc},"created_at":"{c}","updated_at":"{up}","statuses_url":"{u}/deployments/{id}/statuses","repository_url":"{u}","creator":{creator},"sha":"{sha}","ref":"main","payload":{{}},"transient_environment":false,"production_environment":{prod},"performed_via_github_app":null}}"#,
+        c = ts(d.created),
+        up = ts(d.updated),
+        sha = d.sha,
+        prod = d.environment == "production",
+    );
+}
+
+/// One deployment status, shaped like GitHub's `deployment-status`.
+pub fn render_deployment_status(
+    w: &World,
+    repo: usize,
+    d: &Deploy,
+    s: &DeployStatus,
+    out: &mut String,
+) {
+    let r = &w.repos[repo];
+    let u = format!("{API}/repos/{}/{}", r.org_name, r.name);
+    let env_url = if s.state == "success" {
+        format!("https://{}.{}.example.com", d.environment, r.name)
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        out,
+        r#"{{"url":"{u}/deployments/{did}/statuses/{sid}","id":{sid},"node_id":"DES_kwDO{sid}","state":"{state}","creator":{creator},"description":"","environment":"{env}","target_url":"","created_at":"{c}","updated_at":"{c}","deployment_url":"{u}/deployments/{did}","repository_url":"{u}","environment_url":"{env_url}","log_url":"","performed_via_github_app":null}}"#,
+        did = d.id,
+        sid = s.id,
+        state = s.state,
+        creator = w.user_json(d.creator.unwrap_or(0)),
+        env = d.environment,
+        c = ts(s.created),
+    );
+}

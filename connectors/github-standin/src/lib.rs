@@ -1,6 +1,7 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
 //! org repos, pulls (sorted by `updated_at` desc), reviews, commits (with `since`), a
-//! single commit with files, `/rate_limit` and the App installation-token exchange.
+//! single commit with files, deployments and their statuses, `/rate_limit` and the App
+//! installation-token exchange.
 //!
 //! It is a stand-in, not a mock: requests go over real HTTP, pages carry `Link` headers
 //! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
@@ -89,7 +90,8 @@ pub struct Faults {
 pub struct RequestStats {
     pub total: u64,
     pub not_modified: u64,
-    /// By kind: repos, pulls, reviews, commits, commit, rate_limit, app_token, other.
+    /// By kind: repos, pulls, reviews, commits, commit, deployments, deployment_statuses,
+    /// rate_limit, app_token, other.
     pub by_kind: BTreeMap<String, u64>,
     pub by_status: BTreeMap<u16, u64>,
     pub faults_injected: u64,
@@ -250,6 +252,91 @@ impl Standin {
                 .sort_by_key(|k| std::cmp::Reverse(upd[*k as usize]));
         }
         out
+    }
+
+    /// Regenerate every repository's deployments with `n` each (default
+    /// [`data::DEFAULT_DEPLOYMENTS`]); over 100 makes the list paginate.
+    pub fn set_deployments_per_repo(&self, n: usize) {
+        let w = &self.shared.world;
+        *self
+            .shared
+            .deploys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) =
+            (0..w.repos.len()).map(|ri| w.deployments(ri, n)).collect();
+    }
+
+    /// The deployments of `org/repo` as served (oldest first), for expectations.
+    pub fn deployments(&self, org: &str, repo: &str) -> Vec<data::Deploy> {
+        let Some(ri) = self.shared.world.repo_index(org, repo) else {
+            return Vec::new();
+        };
+        self.shared
+            .deploys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())[ri]
+            .clone()
+    }
+
+    /// "Now" for a new deployment or status, but after `after` (the previous one), so
+    /// times never go backwards. Not in the future unless `after` is.
+    fn next_time(&self, after: i64) -> i64 {
+        chrono::Utc::now().timestamp().max(after + 1)
+    }
+
+    /// Create a deployment of `org/repo`'s newest commit to `environment`, created now
+    /// with one `queued` status. Returns its id (None for an unknown repo).
+    pub fn add_deployment(&self, org: &str, repo: &str, environment: &str) -> Option<u64> {
+        let w = &self.shared.world;
+        let ri = w.repo_index(org, repo)?;
+        let mut deps = self
+            .shared
+            .deploys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let list = &mut deps[ri];
+        let created = self.next_time(list.last().map_or(0, |d| d.created));
+        let id = list.last().map_or(4_000_000_000, |d| d.id) + 1;
+        list.push(data::Deploy {
+            id,
+            sha: w.commit_sha(ri, 0),
+            environment: environment.to_string(),
+            description: Some("added by a test".into()),
+            creator: Some(1),
+            created,
+            updated: created,
+            statuses: vec![data::DeployStatus {
+                id: 6_000_000_000 + id,
+                state: "queued".into(),
+                created,
+            }],
+        });
+        Some(id)
+    }
+
+    /// Add a status (newest) to deployment `id` of `org/repo`, created now. The
+    /// deployments list is left as it was (its ETag too): the hard case for a reader, as
+    /// nothing in the list shows the change. Returns false when there is no such deployment.
+    pub fn add_deployment_status(&self, org: &str, repo: &str, id: u64, state: &str) -> bool {
+        let Some(ri) = self.shared.world.repo_index(org, repo) else {
+            return false;
+        };
+        let mut deps = self
+            .shared
+            .deploys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(d) = deps[ri].iter_mut().find(|d| d.id == id) else {
+            return false;
+        };
+        let last = d.statuses.last().map_or(d.created, |s| s.created);
+        let created = self.next_time(last);
+        d.statuses.push(data::DeployStatus {
+            id: 7_000_000_000 + (d.id % 1_000_000_000) * 64 + d.statuses.len() as u64,
+            state: state.to_string(),
+            created,
+        });
+        true
     }
 
     pub fn expected(&self) -> ExpectedData {

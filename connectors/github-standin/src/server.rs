@@ -53,6 +53,8 @@ pub struct Shared {
     pub rate: Mutex<RateState>,
     pub request_no: AtomicU64,
     pub touch_seq: AtomicU64,
+    /// Per repo: deployments, oldest first (changed by `add_deployment*`).
+    pub deploys: Mutex<Vec<Vec<data::Deploy>>>,
 }
 
 fn now() -> i64 {
@@ -74,7 +76,11 @@ impl Shared {
                 }
             })
             .collect();
+        let deploys = (0..world.repos.len())
+            .map(|ri| world.deployments(ri, data::DEFAULT_DEPLOYMENTS))
+            .collect();
         Shared {
+            deploys: Mutex::new(deploys),
             world,
             base_url: Mutex::new(String::new()),
             prs: Mutex::new(prs),
@@ -126,6 +132,8 @@ fn kind(segs: &[&str]) -> &'static str {
         [.., "reviews"] => "reviews",
         [.., "commits"] => "commits",
         [.., "commits", _] => "commit",
+        [.., "deployments"] => "deployments",
+        [.., "deployments", _, "statuses"] => "deployment_statuses",
         ["app", ..] => "app_token",
         _ => "other",
     }
@@ -394,6 +402,8 @@ fn repo_route(
         },
         ["commits"] => commits(sh, req, ri, q),
         ["commits", sha] => single_commit(sh, ri, sha),
+        ["deployments"] => deployments(sh, req, ri, q),
+        ["deployments", id, "statuses"] => deployment_statuses(sh, req, ri, id, q),
         [] => json_resp(StatusCode::OK, sh.world.repos[ri].json.clone()),
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     }
@@ -645,4 +655,97 @@ fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {
         }
         None => message(StatusCode::UNPROCESSABLE_ENTITY, "No commit found for SHA"),
     }
+}
+
+/// Deployments, newest first (GitHub orders them by id, descending).
+fn deployments(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    ri: usize,
+    q: &HashMap<String, String>,
+) -> Resp {
+    let (per, page) = paging(q);
+    let deps = sh.deploys.lock().unwrap_or_else(|p| p.into_inner());
+    let list = &deps[ri];
+    let mut body = String::from("[");
+    let mut etag_src = format!("deployments|{ri}|{per}|{page}");
+    for (i, d) in list
+        .iter()
+        .rev()
+        .skip((page - 1) * per)
+        .take(per)
+        .enumerate()
+    {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_deployment(&sh.world, ri, d, &mut body);
+        let _ = write!(etag_src, "|{}:{}", d.id, d.updated);
+    }
+    body.push(']');
+    let last = last_page(list.len(), per);
+    drop(deps);
+    let canonical = format!("/repositories/{}/deployments", sh.world.repos[ri].id);
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last,
+        },
+    )
+}
+
+/// Statuses of one deployment, newest first.
+fn deployment_statuses(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    ri: usize,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Resp {
+    let (per, page) = paging(q);
+    let deps = sh.deploys.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(d) = deps[ri].iter().find(|d| d.id.to_string() == id) else {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let mut body = String::from("[");
+    let mut etag_src = format!("statuses|{ri}|{id}|{per}|{page}");
+    for (i, s) in d
+        .statuses
+        .iter()
+        .rev()
+        .skip((page - 1) * per)
+        .take(per)
+        .enumerate()
+    {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_deployment_status(&sh.world, ri, d, s, &mut body);
+        let _ = write!(etag_src, "|{}", s.id);
+    }
+    body.push(']');
+    let last = last_page(d.statuses.len(), per);
+    let canonical = format!(
+        "/repositories/{}/deployments/{id}/statuses",
+        sh.world.repos[ri].id
+    );
+    drop(deps);
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last,
+        },
+    )
 }

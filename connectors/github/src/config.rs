@@ -23,10 +23,23 @@ pub enum StreamKind {
     CommitFile,
     /// The organisation's repositories → REPOSITORY.
     Repository,
+    /// Deployments with their latest status → DEPLOYMENT. Opt-in: not in the default list.
+    Deployment,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 5] = [
+    pub const ALL: [StreamKind; 6] = [
+        StreamKind::PullRequest,
+        StreamKind::PullRequestReview,
+        StreamKind::Commit,
+        StreamKind::CommitFile,
+        StreamKind::Repository,
+        StreamKind::Deployment,
+    ];
+
+    /// Streams read when a spec lists none. `deployment` is opt-in so that specs
+    /// written before it existed keep reading (and loading) the same tables.
+    pub const DEFAULT: [StreamKind; 5] = [
         StreamKind::PullRequest,
         StreamKind::PullRequestReview,
         StreamKind::Commit,
@@ -42,6 +55,7 @@ impl StreamKind {
             StreamKind::Commit => "commit",
             StreamKind::CommitFile => "commit_file",
             StreamKind::Repository => "repository",
+            StreamKind::Deployment => "deployment",
         }
     }
 
@@ -52,6 +66,7 @@ impl StreamKind {
             StreamKind::Commit => "COMMIT",
             StreamKind::CommitFile => "COMMIT_FILE",
             StreamKind::Repository => "REPOSITORY",
+            StreamKind::Deployment => "DEPLOYMENT",
         }
     }
 
@@ -93,7 +108,8 @@ pub struct GithubConfig {
     /// Also read repositories that are forks.
     #[serde(default = "yes")]
     pub include_forks: bool,
-    /// Streams to read; default all five.
+    /// Streams to read; default the five PR/commit/repository streams (`deployment` is
+    /// opt-in: add it to read DEPLOYMENT).
     #[serde(default = "all_streams")]
     pub streams: Vec<StreamKind>,
     /// Oldest date read on the first run (no saved state), e.g. `2024-01-01`.
@@ -157,13 +173,19 @@ pub struct GithubConfig {
     /// count as updates in MERGE; 0 yields only rows strictly newer than the cursor.
     #[serde(default = "default_overlap")]
     pub cursor_overlap_seconds: u64,
+    /// deployment stream: deployments created within this many days are read again on
+    /// every run (with their latest status), so a status that changes after the
+    /// deployment was first read (queued → success, success → inactive) is picked up.
+    /// Older deployments are read once; 0 reads each deployment only once.
+    #[serde(default = "default_status_window")]
+    pub deployment_status_window_days: u32,
 }
 
 fn yes() -> bool {
     true
 }
 fn all_streams() -> Vec<StreamKind> {
-    StreamKind::ALL.to_vec()
+    StreamKind::DEFAULT.to_vec()
 }
 fn default_base_url() -> String {
     "https://api.github.com".into()
@@ -194,6 +216,9 @@ fn default_batch_rows() -> usize {
 }
 fn default_overlap() -> u64 {
     0
+}
+fn default_status_window() -> u32 {
+    7
 }
 
 impl GithubConfig {

@@ -1,4 +1,5 @@
-//! flowctl source `github`: pull requests, reviews, commits, commit files and repositories
+//! flowctl source `github`: pull requests, reviews, commits, commit files, repositories
+//! and (opt-in) deployments
 //! from the GitHub REST API, incremental (cursors + ETags in state), conditional
 //! (If-None-Match → 304 costs no quota) and rate-limit aware.
 //!
@@ -76,7 +77,7 @@ fn build(value: serde_json::Value) -> Result<Box<dyn Source>> {
 inventory::submit! {
     flowctl_core::SourceRegistration {
         name: "github",
-        description: "GitHub REST API: pull requests, reviews, commits, commit files, repositories",
+        description: "GitHub REST API: pull requests, reviews, commits, commit files, repositories, deployments",
         config_schema: || schemars::schema_for!(GithubConfig),
         build,
     }

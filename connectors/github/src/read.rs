@@ -7,6 +7,7 @@
 use crate::auth::Auth;
 use crate::config::{GithubConfig, StreamKind};
 use crate::http::{Client, Fetched, HttpError};
+use crate::rows::{latest_status, parse_deployments, DeploymentRows, LatestStatus};
 use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
     RepoRows, ReviewItem, ReviewRows, TableRows,
@@ -78,6 +79,7 @@ struct Accs {
     cm: Acc<CommitRows>,
     cf: Acc<FileRows>,
     rp: Acc<RepoRows>,
+    dp: Acc<DeploymentRows>,
 }
 
 pub struct Run<'a> {
@@ -333,6 +335,7 @@ impl Run<'_> {
             cm: Acc::new(Commit, CommitRows::new(raw)),
             cf: Acc::new(CommitFile, FileRows::new(raw)),
             rp: Acc::new(Repository, RepoRows::new(raw)),
+            dp: Acc::new(Deployment, DeploymentRows::new(raw)),
         };
         let repos = match self.list_repos(&accs).await {
             Ok((repos, listing)) => {
@@ -394,6 +397,7 @@ impl Run<'_> {
         self.flush(&accs.rv, org).await?;
         self.flush(&accs.cm, org).await?;
         self.flush(&accs.cf, org).await?;
+        self.flush(&accs.dp, org).await?;
         Ok(())
     }
 
@@ -522,6 +526,17 @@ impl Run<'_> {
                         out.results.push((*k, Err(m.clone())));
                     }
                 }
+            }
+        }
+        if self.want(Deployment) {
+            match self.deployments(a, r, &key).await {
+                Ok(c) => out.results.push((Deployment, Ok(c))),
+                Err(Stop::Fatal(e)) => return Err(e),
+                Err(Stop::NotFound(m)) => {
+                    out.skipped = Some(format!("repository {key} skipped: it answered 404 (deleted, renamed or no longer visible since it was listed): {m}"));
+                    out.results.clear();
+                }
+                Err(Stop::Failed(m)) => out.results.push((Deployment, Err(m))),
             }
         }
         Ok(out)
@@ -947,5 +962,118 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The deployment stream. GitHub lists deployments newest first (by id, i.e. creation)
+/// and a deployment's status changes after it was created (queued → in_progress →
+/// success, later inactive), which the list does not reflect. So:
+/// * the cursor is the newest `created_at` read;
+/// * deployments created after the cursor (minus the overlap), and every deployment
+///   created within `deployment_status_window_days` of the run's start, are yielded with
+///   their latest status (one statuses request each); paging stops after the first page
+///   reaching a deployment older than both;
+/// * the first page is conditional only when the cursor is older than the window: then
+///   nothing known needs its status re-checked and a 304 really means "nothing new".
+impl Run<'_> {
+    async fn deployments(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+    ) -> std::result::Result<RepoCursor, Stop> {
+        let org = a.org.as_str();
+        let old = self.cursor(Deployment, key);
+        let window_us = i64::from(self.cfg.deployment_status_window_days) * 86_400_000_000;
+        let window_start = self.ctx.ingested_at_us - window_us;
+        let bound = match old.cursor_us() {
+            Some(_) => self.cut(&old).map(|c| c.min(window_start)),
+            None => self.floor_us,
+        };
+        let etag = old
+            .cursor_us()
+            .filter(|c| *c < window_start)
+            .and(old.etag.clone());
+        let mut url = self.url(&["repos", org, &r.name, "deployments"], "per_page=100");
+        let (mut first, mut new_etag, mut max) = (true, None, old.cursor_us());
+        loop {
+            let got = self
+                .client
+                .get(
+                    "deployment",
+                    &url,
+                    if first { etag.as_deref() } else { None },
+                    |body| {
+                        let items = parse_deployments(body, self.ctx.include_raw)?;
+                        let stop = items.len() < 100
+                            || bound.is_some_and(|b| items.iter().any(|d| d.created < b));
+                        let keep: Vec<_> = items
+                            .into_iter()
+                            .filter(|d| bound.is_none_or(|b| d.created >= b))
+                            .collect();
+                        Ok((stop, keep))
+                    },
+                )
+                .await?;
+            let Fetched::Page { data, etag, next } = got else {
+                return Ok(old);
+            };
+            if first {
+                new_etag = etag;
+            }
+            let (stop, keep) = data;
+            let mut rows = Vec::with_capacity(keep.len());
+            for d in keep {
+                let s = self.deployment_status(org, r, d.id).await?;
+                rows.push((d, s));
+            }
+            max = max_opt(max, rows.iter().map(|(d, _)| d.created).max());
+            let (full, fatal, n) = self.fill(&a.dp, org, rows.iter(), |b, (d, s)| {
+                b.append(org, &r.name, d, s.as_ref())
+            });
+            let page = PageOut {
+                full,
+                fatal,
+                rows: n,
+                extra: (),
+            };
+            self.deliver(Deployment, org, page).await?;
+            match next {
+                Some(n) if !stop => url = n,
+                _ => break,
+            }
+            first = false;
+        }
+        Ok(RepoCursor {
+            cursor: max.and_then(us_to_time),
+            etag: new_etag,
+            since: None,
+        })
+    }
+
+    /// The latest status of one deployment, from the first statuses page (GitHub lists
+    /// them newest first). A 404 (deployment deleted meanwhile) fails the stream for the
+    /// repository, like a vanished PR's reviews; the next run will not list it.
+    async fn deployment_status(
+        &self,
+        org: &str,
+        r: &RepoRef,
+        id: i64,
+    ) -> std::result::Result<Option<LatestStatus>, Stop> {
+        let id = id.to_string();
+        let segs = ["repos", org, &r.name, "deployments", &id, "statuses"];
+        let url = self.url(&segs, "per_page=100");
+        let got = self
+            .client
+            .get("deployment", &url, None, latest_status)
+            .await
+            .map_err(|e| match Stop::from(e) {
+                Stop::NotFound(m) => Stop::Failed(m),
+                s => s,
+            })?;
+        match got {
+            Fetched::Page { data, .. } => Ok(data),
+            Fetched::NotModified => Ok(None),
+        }
     }
 }

@@ -1036,6 +1036,190 @@ impl RepoRows {
     }
 }
 
+// ------------------------------------------------------------------ deployments
+
+/// The fields of a deployments-list item we keep.
+#[derive(Deserialize)]
+struct DeploymentItem<'a> {
+    id: i64,
+    #[serde(borrow)]
+    sha: S<'a>,
+    #[serde(borrow, default, rename = "ref")]
+    ref_: Option<S<'a>>,
+    #[serde(borrow, default)]
+    task: Option<S<'a>>,
+    #[serde(borrow, default)]
+    environment: Option<S<'a>>,
+    #[serde(borrow, default)]
+    description: Option<S<'a>>,
+    #[serde(borrow, default)]
+    creator: Option<UserRef<'a>>,
+    #[serde(borrow)]
+    created_at: S<'a>,
+    #[serde(borrow)]
+    updated_at: S<'a>,
+}
+
+/// One deployment, owned: its latest status is fetched (another request) before the
+/// row is appended, so it must outlive the list page's body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub id: i64,
+    pub sha: String,
+    pub ref_: Option<String>,
+    pub task: Option<String>,
+    pub environment: Option<String>,
+    pub description: Option<String>,
+    pub creator: Option<String>,
+    /// µs; the stream's cursor.
+    pub created: i64,
+    pub updated: i64,
+    pub raw: Option<String>,
+}
+
+/// A deployments page → owned deployments (a bad timestamp makes the page malformed).
+pub fn parse_deployments(body: &[u8], raw: bool) -> Result<Vec<Deployment>, String> {
+    parse_page::<DeploymentItem>(body, raw)?
+        .into_iter()
+        .map(|(d, r)| {
+            Ok(Deployment {
+                id: d.id,
+                sha: d.sha.into_owned(),
+                ref_: d.ref_.map(Cow::into_owned),
+                task: d.task.map(Cow::into_owned),
+                environment: d.environment.map(Cow::into_owned),
+                description: d.description.map(Cow::into_owned),
+                creator: d.creator.map(|u| u.login.into_owned()),
+                created: parse_ts(&d.created_at)?,
+                updated: parse_ts(&d.updated_at)?,
+                raw: r.map(String::from),
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct StatusItem<'a> {
+    id: i64,
+    #[serde(borrow)]
+    state: S<'a>,
+    #[serde(borrow, default)]
+    created_at: Option<S<'a>>,
+    #[serde(borrow, default)]
+    environment_url: Option<S<'a>>,
+}
+
+/// The latest status of a deployment (the STATUS_* columns).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestStatus {
+    pub state: String,
+    pub created: Option<i64>,
+    pub environment_url: Option<String>,
+}
+
+/// The newest status of a statuses page, by (created_at, id): GitHub lists newest first,
+/// but the order is not documented, so it is not relied on.
+pub fn latest_status(body: &[u8]) -> Result<Option<LatestStatus>, String> {
+    let items = parse_page::<StatusItem>(body, false)?;
+    let mut best: Option<(Option<i64>, i64, &StatusItem)> = None;
+    for (s, _) in &items {
+        let t = opt_ts(&s.created_at)?;
+        if best.as_ref().is_none_or(|b| (t, s.id) > (b.0, b.1)) {
+            best = Some((t, s.id, s));
+        }
+    }
+    Ok(best.map(|(t, _, s)| LatestStatus {
+        state: s.state.to_string(),
+        created: t,
+        // GitHub sends "" when no environment URL was set.
+        environment_url: s
+            .environment_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(String::from),
+    }))
+}
+
+pub struct DeploymentRows {
+    schema: SchemaRef,
+    id: Int64Builder,
+    org: StringBuilder,
+    repo_name: StringBuilder,
+    sha: StringBuilder,
+    ref_: StringBuilder,
+    task: StringBuilder,
+    environment: StringBuilder,
+    description: StringBuilder,
+    creator: StringBuilder,
+    created: TimestampMicrosecondBuilder,
+    updated: TimestampMicrosecondBuilder,
+    status_state: StringBuilder,
+    status_created: TimestampMicrosecondBuilder,
+    status_env_url: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    DeploymentRows,
+    id,
+    org,
+    repo_name,
+    sha,
+    ref_,
+    task,
+    environment,
+    description,
+    creator,
+    created,
+    updated,
+    status_state,
+    status_created,
+    status_env_url
+);
+
+impl DeploymentRows {
+    pub fn new(include_raw: bool) -> Self {
+        DeploymentRows {
+            schema: table_schema(StreamKind::Deployment, include_raw),
+            id: Int64Builder::new(),
+            org: StringBuilder::new(),
+            repo_name: StringBuilder::new(),
+            sha: StringBuilder::new(),
+            ref_: StringBuilder::new(),
+            task: StringBuilder::new(),
+            environment: StringBuilder::new(),
+            description: StringBuilder::new(),
+            creator: StringBuilder::new(),
+            created: ts_builder(),
+            updated: ts_builder(),
+            status_state: StringBuilder::new(),
+            status_created: ts_builder(),
+            status_env_url: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    pub fn append(&mut self, org: &str, repo: &str, d: &Deployment, s: Option<&LatestStatus>) {
+        self.id.append_value(d.id);
+        self.org.append_value(org);
+        self.repo_name.append_value(repo);
+        self.sha.append_value(&d.sha);
+        self.ref_.append_option(d.ref_.as_deref());
+        self.task.append_option(d.task.as_deref());
+        self.environment.append_option(d.environment.as_deref());
+        self.description.append_option(d.description.as_deref());
+        self.creator.append_option(d.creator.as_deref());
+        self.created.append_value(d.created);
+        self.updated.append_value(d.updated);
+        self.status_state.append_option(s.map(|s| s.state.as_str()));
+        self.status_created.append_option(s.and_then(|s| s.created));
+        self.status_env_url
+            .append_option(s.and_then(|s| s.environment_url.as_deref()));
+        append_key(&mut self.meta.keys, &[org, repo, itoa(d.id).as_str()]);
+        self.meta.raw(d.raw.as_deref());
+    }
+}
+
 /// Parse one pulls page straight into a batch (benchmarks, fuzzing). The reader does the
 /// same through its shared per-org builders.
 pub fn pulls_page_to_batch(

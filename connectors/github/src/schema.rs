@@ -237,6 +237,23 @@ const REPOSITORY: &[Col] = &[
     ),
 ];
 
+const DEPLOYMENT: &[Col] = &[
+    ("ID", T::I64, false, "GitHub's id of the deployment."),
+    ("ORG", T::Str, false, "Organisation (repository owner)."),
+    ("REPO_NAME", T::Str, false, "Repository name (without owner)."),
+    ("SHA", T::Str, false, "Commit SHA that was deployed."),
+    ("REF", T::Str, true, "Branch, tag or SHA the deployment was requested for."),
+    ("TASK", T::Str, true, "Task name (`deploy`, `deploy:migrations`...)."),
+    ("ENVIRONMENT", T::Str, true, "Target environment (e.g. production, staging)."),
+    ("DESCRIPTION", T::Str, true, "Description given when the deployment was created."),
+    ("CREATOR_LOGIN", T::Str, true, "Login of who created the deployment (null for deleted users)."),
+    ("CREATED_AT", T::Ts, false, "When the deployment was created (UTC); the incremental cursor."),
+    ("UPDATED_AT", T::Ts, false, "Last update of the deployment object (UTC)."),
+    ("STATUS_STATE", T::Str, true, "State of the latest deployment status: success, failure, error, inactive, in_progress, queued or pending; null without any status."),
+    ("STATUS_CREATED_AT", T::Ts, true, "When the latest status was created (UTC): for `success`, when the deployment went live."),
+    ("STATUS_ENVIRONMENT_URL", T::Str, true, "URL of the deployed environment from the latest status."),
+];
+
 fn columns(kind: StreamKind) -> &'static [Col] {
     match kind {
         StreamKind::PullRequest => PULL_REQUEST,
@@ -244,6 +261,7 @@ fn columns(kind: StreamKind) -> &'static [Col] {
         StreamKind::Commit => COMMIT,
         StreamKind::CommitFile => COMMIT_FILE,
         StreamKind::Repository => REPOSITORY,
+        StreamKind::Deployment => DEPLOYMENT,
     }
 }
 
@@ -273,7 +291,9 @@ pub fn table_schema(kind: StreamKind, include_raw: bool) -> SchemaRef {
 /// The `_ROW_KEY` recipe of a table, as documented.
 pub fn key_recipe(kind: StreamKind) -> &'static str {
     match kind {
-        StreamKind::PullRequest | StreamKind::PullRequestReview => "md5(org|repo|id)",
+        StreamKind::PullRequest | StreamKind::PullRequestReview | StreamKind::Deployment => {
+            "md5(org|repo|id)"
+        }
         StreamKind::Commit => "md5(org|repo|sha)",
         StreamKind::CommitFile => "md5(org|repo|sha|filename)",
         StreamKind::Repository => "md5(org|repo|repo_id)",
@@ -291,6 +311,9 @@ fn description(kind: StreamKind) -> &'static str {
             "Files changed per commit (GET /repos/{owner}/{repo}/commits/{sha})."
         }
         StreamKind::Repository => "Repositories of the organisation (GET /orgs/{org}/repos).",
+        StreamKind::Deployment => {
+            "Deployments with their latest status (GET /repos/{owner}/{repo}/deployments and .../deployments/{id}/statuses)."
+        }
     }
 }
 
@@ -299,6 +322,7 @@ fn cursor_field(kind: StreamKind) -> Option<&'static str> {
         StreamKind::PullRequest | StreamKind::Repository => Some("UPDATED_AT"),
         StreamKind::PullRequestReview => Some("SUBMITTED_AT"),
         StreamKind::Commit | StreamKind::CommitFile => Some("COMMITTER_DATE"),
+        StreamKind::Deployment => Some("CREATED_AT"),
     }
 }
 

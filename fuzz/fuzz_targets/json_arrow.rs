@@ -1,0 +1,22 @@
+//! GitHub pulls page JSON → Arrow: any body must give a batch (with one row per item) or
+//! an error, never a panic; with and without `_RAW`.
+#![no_main]
+
+use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    for include_raw in [false, true] {
+        let ctx = BatchCtx {
+            ingested_at_us: 1_700_000_000_000_000,
+            batch_id: "fuzz".into(),
+            include_raw,
+            include_patch: false,
+        };
+        if let Ok(batch) = pulls_page_to_batch(data, "org", "repo", &ctx) {
+            let items: Vec<serde_json::Value> =
+                serde_json::from_slice(data).expect("accepted body must be a JSON list");
+            assert_eq!(batch.num_rows(), items.len());
+        }
+    }
+});
