@@ -12,6 +12,10 @@
 //! `BENCH_ALL_PRS=200` (PRs per repo of the all-streams run; 0 skips it)
 //! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
 //! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
+//! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
+//! `BENCH_DUCKDB_THREADS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
+//! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
+//! `BENCH_ROW_GROUP_BYTES` (local staging `row_group_bytes`).
 //! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
 //!
 //! Run: `cargo bench --bench e2e` or `scripts/bench-e2e.sh`.
@@ -71,19 +75,32 @@ impl Bench {
         if let Ok(c) = std::env::var("BENCH_CONCURRENCY") {
             extra.push_str(&format!("  max_concurrency: {c}\n"));
         }
+        if let Ok(n) = std::env::var("BENCH_BATCH_ROWS") {
+            extra.push_str(&format!("  batch_rows: {n}\n"));
+        }
         if let Ok(r) = std::env::var("BENCH_INCLUDE_RAW") {
             extra.push_str(&format!("  include_raw: {r}\n"));
         }
         let yaml = format!(
             "name: bench\nsource:\n  type: github\n  base_url: {base}\n  orgs: [{orgs}]\n  \
              streams: [{streams}]\n  token: {{ env: BENCH_GITHUB_TOKEN }}\n{extra}\
-             staging:\n  type: local\n  path: {dir}/staging\n\
+             staging:\n  type: local\n  path: {dir}/staging\n{staging_extra}\
              warehouse:\n  type: duckdb\n  path: {dir}/warehouse.duckdb\n",
             base = gh.base_url(),
             orgs = gh.org_names().join(", "),
             streams = streams.join(", "),
-            dir = dir.path().display()
+            dir = dir.path().display(),
+            staging_extra = std::env::var("BENCH_ROW_GROUP_BYTES")
+                .map(|b| format!("  row_group_bytes: {b}\n"))
+                .unwrap_or_default(),
         );
+        let mut yaml = yaml;
+        if let Ok(m) = std::env::var("BENCH_DUCKDB_MEMORY_LIMIT") {
+            yaml.push_str(&format!("  memory_limit: \"{m}\"\n"));
+        }
+        if let Ok(t) = std::env::var("BENCH_DUCKDB_THREADS") {
+            yaml.push_str(&format!("  threads: {t}\n"));
+        }
         std::fs::write(&spec, yaml).expect("write spec");
         Bench { dir, spec, runs: 0 }
     }
@@ -95,17 +112,24 @@ impl Bench {
         gh.reset_stats();
         let cpu0 = self_cpu();
         let started = Instant::now();
+        // Reaped by `wait4` below (std's `wait` would drop the resource usage).
+        #[allow(clippy::zombie_processes)]
         let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
             .arg("apply")
             .arg(&self.spec)
             .arg("--output")
             .arg(&summary_path)
             .env("BENCH_GITHUB_TOKEN", "ghp_bench_token_not_secret")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if trace() { "info" } else { "warn" })
+            .stdout(std::process::Stdio::null())
             .spawn()
             .expect("spawn flowctl");
+        let tracer = trace().then(|| rss_trace(child.id(), started));
         let (status, usage) = wait4(child.id() as libc::pid_t);
         let wall = started.elapsed();
+        if let Some(t) = tracer {
+            let _ = t.join();
+        }
         let standin_cpu = self_cpu() - cpu0;
         let (user, sys) = cpu_secs(&usage);
         let summary = read_json(&summary_path);
@@ -120,6 +144,27 @@ impl Bench {
             summary,
         }
     }
+}
+
+fn trace() -> bool {
+    std::env::var("BENCH_RSS_TRACE").is_ok_and(|v| v == "1")
+}
+
+/// Print the child's resident set every 250 ms (to stderr, beside its log lines), to see
+/// which phase of a run holds the memory.
+fn rss_trace(pid: u32, started: Instant) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let Some(rss) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) else {
+            return; // exited (a zombie has no VmRSS)
+        };
+        eprintln!(
+            "[{:>6.2} s] flowctl RSS {}",
+            started.elapsed().as_secs_f64(),
+            rss.trim()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    })
 }
 
 /// Wait for a child and collect its resource usage (std's `wait` drops it).
@@ -290,7 +335,11 @@ fn all_streams(rt: &tokio::runtime::Runtime, prs: usize) {
     );
     report("full sync, all five streams", &b.apply(&gh), None);
     rt.block_on(async { gh.touch_pull_requests(50) });
-    report("incremental after 50 PRs changed, all streams", &b.apply(&gh), None);
+    report(
+        "incremental after 50 PRs changed, all streams",
+        &b.apply(&gh),
+        None,
+    );
     keep(b);
     rt.block_on(gh.shutdown());
 }

@@ -37,7 +37,10 @@ fn link_headers() {
     use flowctl_github::http::next_link;
     let typical = r#"<https://api.github.com/repositories/1296269/pulls?state=all&sort=updated&direction=desc&per_page=100&page=3>; rel="next", <https://api.github.com/repositories/1296269/pulls?state=all&sort=updated&direction=desc&per_page=100&page=40>; rel="last", <https://api.github.com/repositories/1296269/pulls?state=all&sort=updated&direction=desc&per_page=100&page=1>; rel="first", <https://api.github.com/repositories/1296269/pulls?state=all&sort=updated&direction=desc&per_page=100&page=1>; rel="prev""#;
     let last_page = r#"<https://api.github.com/repositories/1296269/pulls?per_page=100&page=1>; rel="first", <https://api.github.com/repositories/1296269/pulls?per_page=100&page=39>; rel="prev""#;
-    for (name, h) in [("next first of 4", typical), ("no next (last page)", last_page)] {
+    for (name, h) in [
+        ("next first of 4", typical),
+        ("no next (last page)", last_page),
+    ] {
         let (per_s, _) = rate(10_000, || {
             black_box(next_link(black_box(h)));
         });
@@ -97,9 +100,10 @@ fn arrow_to_parquet(rt: &tokio::runtime::Runtime) {
             .map(|b| b.get_array_memory_size() as f64 / 1e6)
             .sum();
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg: flowctl_object_store::LocalConfig =
-            serde_json::from_value(serde_json::json!({ "path": dir.path(), "cleanup": "delete_after_load" }))
-                .expect("local sink config");
+        let cfg: flowctl_object_store::LocalConfig = serde_json::from_value(
+            serde_json::json!({ "path": dir.path(), "cleanup": "delete_after_load" }),
+        )
+        .expect("local sink config");
         let sink = flowctl_object_store::build_local(cfg).expect("local sink");
         let mut n = 0u32;
         let mut parquet_bytes = 0u64;
@@ -134,7 +138,9 @@ fn arrow_to_parquet(rt: &tokio::runtime::Runtime) {
 }
 
 fn row_keys() {
-    let ids: Vec<String> = (0..1000u64).map(|i| (2_500_000_000 + i).to_string()).collect();
+    let ids: Vec<String> = (0..1000u64)
+        .map(|i| (2_500_000_000 + i).to_string())
+        .collect();
     let (per_s, _) = rate(1, || {
         for id in &ids {
             black_box(flowctl_core::meta::row_key(&["acme-org", "repo-17", id]));
