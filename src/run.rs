@@ -208,7 +208,7 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
             .then_some(Duration::from_secs(24 * 3600)),
         lease_ttl: spec.state.lease_ttl_seconds.map(Duration::from_secs),
         progress_bars: std::io::stderr().is_terminal(),
-        channel_batches: 8,
+        channel_batches: 4,
         cancel: None,
     })
 }

@@ -212,7 +212,7 @@ fn default_secondary_wait() -> u64 {
     60
 }
 fn default_batch_rows() -> usize {
-    5000
+    1000
 }
 fn default_overlap() -> u64 {
     0
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(c.base_url, "https://api.github.com");
         assert_eq!(
             (c.max_concurrency, c.max_retries, c.batch_rows),
-            (4, 3, 5000)
+            (4, 3, 1000)
         );
     }
 

@@ -107,8 +107,13 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
             PluginError::external(format!("cannot create directory {}: {e}", parent.display()))
         })?;
     }
-    Connection::open_with_flags(path, settings)
-        .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))
+    let conn = Connection::open_with_flags(path, settings)
+        .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))?;
+    // Loads never depend on row order; without this DuckDB buffers whole inputs to keep it,
+    // which made memory grow with the size of a load.
+    conn.execute_batch("SET preserve_insertion_order = false")
+        .map_err(|e| db_err("SET preserve_insertion_order", e))?;
+    Ok(conn)
 }
 
 fn db_err(what: &str, e: duckdb::Error) -> PluginError {

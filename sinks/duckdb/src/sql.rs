@@ -5,7 +5,7 @@
 //! or from staged data is spliced into SQL raw.
 
 use arrow::datatypes::{DataType, Field, Schema};
-use flowctl_core::meta::{INGESTED_AT, RAW, ROW_KEY};
+use flowctl_core::meta::{INGESTED_AT, ROW_KEY};
 use flowctl_core::{PluginError, Result};
 
 /// Suffix of the staging table next to every target table.
@@ -41,7 +41,7 @@ pub fn string_literal(value: &str) -> String {
 /// | Arrow                         | DuckDB        |
 /// |-------------------------------|---------------|
 /// | Utf8, LargeUtf8, Utf8View     | VARCHAR       |
-/// | `_RAW` (Utf8)                 | JSON          |
+/// | `_RAW` (Utf8)                 | VARCHAR (query with `_RAW::JSON`; storing JSON would parse every document again on load) |
 /// | Int8/16/32/64                 | TINYINT/SMALLINT/INTEGER/BIGINT |
 /// | UInt8/16/32/64                | UTINYINT/USMALLINT/UINTEGER/UBIGINT |
 /// | Float32, Float64              | FLOAT, DOUBLE |
@@ -53,9 +53,6 @@ pub fn string_literal(value: &str) -> String {
 /// | Binary, LargeBinary           | BLOB          |
 /// | List<T>, LargeList<T>         | T[]           |
 pub fn column_type(field: &Field) -> Result<String> {
-    if field.name() == RAW && is_string(field.data_type()) {
-        return Ok("JSON".to_string());
-    }
     arrow_type(field.data_type()).ok_or_else(|| {
         PluginError::config(format!(
             "column {:?}: Arrow type {} has no DuckDB mapping",
@@ -259,7 +256,7 @@ mod tests {
         let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
         let cases = [
             (Field::new("a", DataType::Utf8, true), "VARCHAR"),
-            (Field::new("_RAW", DataType::Utf8, true), "JSON"),
+            (Field::new("_RAW", DataType::Utf8, true), "VARCHAR"),
             (Field::new("a", DataType::Int64, true), "BIGINT"),
             (Field::new("a", DataType::Int32, true), "INTEGER"),
             (Field::new("a", DataType::Float64, true), "DOUBLE"),

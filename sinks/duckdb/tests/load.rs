@@ -145,7 +145,7 @@ async fn column_types_follow_the_type_map() {
         "MERGED BOOLEAN",
         "CREATED_AT TIMESTAMP WITH TIME ZONE",
         "ADDITIONS INTEGER",
-        "_RAW JSON",
+        "_RAW VARCHAR",
         "_ROW_KEY VARCHAR",
         "_INGESTED_AT TIMESTAMP WITH TIME ZONE",
         "_SOURCE_ORG VARCHAR",
