@@ -187,7 +187,6 @@ fn a_directory_or_missing_file_is_a_clear_usage_error() {
 
 /// A FIFO with no writer would block `open(2)` forever: validate must not hang on one.
 #[test]
-#[ignore = "hangs: core/src/spec/load.rs read_text opens a FIFO with a blocking open(2); reported in issue 9"]
 fn a_fifo_instead_of_a_file_does_not_hang() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("fifo.yaml");

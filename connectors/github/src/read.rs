@@ -619,8 +619,8 @@ impl Run<'_> {
                             .iter()
                             .map(|(p, _)| p.times())
                             .collect::<std::result::Result<Vec<_>, _>>()?;
-                        let stop = items.len() < 100
-                            || list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
+                        // A short page is not the end: only the Link header says so.
+                        let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
                         let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
                         let rows = items
                             .iter()
@@ -809,9 +809,9 @@ impl Run<'_> {
                             .iter()
                             .map(|(c, _)| c.dates())
                             .collect::<std::result::Result<Vec<_>, _>>()?;
-                        let stop = items.len() < 100
-                            || list_cut
-                                .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
+                        // A short page is not the end: only the Link header says so.
+                        let stop = list_cut
+                            .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
                         let rows = items
                             .iter()
                             .zip(&dates)
@@ -1005,8 +1005,8 @@ impl Run<'_> {
                     if first { etag.as_deref() } else { None },
                     |body| {
                         let items = parse_deployments(body, self.ctx.include_raw)?;
-                        let stop = items.len() < 100
-                            || bound.is_some_and(|b| items.iter().any(|d| d.created < b));
+                        // A short page is not the end: only the Link header says so.
+                        let stop = bound.is_some_and(|b| items.iter().any(|d| d.created < b));
                         let keep: Vec<_> = items
                             .into_iter()
                             .filter(|d| bound.is_none_or(|b| d.created >= b))

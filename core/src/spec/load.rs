@@ -86,6 +86,17 @@ pub fn load_spec_with_env(
 
 fn read_text(path: &Path) -> Result<String, SpecErrors> {
     let fail = |what: &str, e: std::io::Error| whole_file(path, format!("cannot {what}: {e}"));
+    // A FIFO or device would block `open`/`read` forever: only regular files are specs.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(whole_file(
+                path,
+                "not a regular file (a spec is a YAML file)".to_string(),
+            ))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(fail("open the spec", e)),
+    }
     let file = std::fs::File::open(path).map_err(|e| fail("open the spec", e))?;
     let mut bytes = Vec::new();
     file.take(MAX_SPEC_BYTES + 1)
