@@ -245,8 +245,10 @@ fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(),
             .get("path")
             .and_then(|v| v.as_str())
             .unwrap_or("./warehouse.duckdb");
+        // The way this binary was invoked, so the hint works without flowctl on PATH.
+        let me = std::env::args().next().unwrap_or_else(|| "flowctl".into());
         println!(
-            "\nLook at the result:\n  flowctl query {} \"SELECT REPO_NAME, STATE, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL ORDER BY ALL\"\n  (or with the duckdb CLI: duckdb {path})",
+            "\nLook at the result:\n  {me} query {} \"SELECT REPO_NAME, STATE, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL ORDER BY ALL\"\n  (or with the duckdb CLI: duckdb {path})",
             spec.path.display()
         );
     }
