@@ -3,7 +3,7 @@
 
 use crate::cli::Format;
 use flowctl_core::spec::{self, PluginBlock, Spec};
-use flowctl_core::{Source, StagingSink, TableSpec, WarehouseLoader};
+use flowctl_core::TableSpec;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::ExitCode;
@@ -133,34 +133,6 @@ pub fn schema(type_name: Option<&str>, write: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The plugins a spec selects, built from their config blocks (no network).
-struct Built {
-    source: Box<dyn Source>,
-    staging: Box<dyn StagingSink>,
-    warehouse: Box<dyn WarehouseLoader>,
-}
-
-fn build(spec: &Spec) -> Result<Built, String> {
-    let fail = |b: &PluginBlock, e: flowctl_core::PluginError| {
-        format!("{} ({}): {e}", b.kind.spec_key(), b.type_name)
-    };
-    let missing =
-        |b: &PluginBlock| format!("{} type `{}` is not linked", b.kind.spec_key(), b.type_name);
-    let source =
-        flowctl_core::find_source(&spec.source.type_name).ok_or_else(|| missing(&spec.source))?;
-    let staging = flowctl_core::find_staging(&spec.staging.type_name)
-        .ok_or_else(|| missing(&spec.staging))?;
-    let warehouse = flowctl_core::find_warehouse(&spec.warehouse.type_name)
-        .ok_or_else(|| missing(&spec.warehouse))?;
-    Ok(Built {
-        source: (source.build)(spec.source.config.clone()).map_err(|e| fail(&spec.source, e))?,
-        staging: (staging.build)(spec.staging.config.clone())
-            .map_err(|e| fail(&spec.staging, e))?,
-        warehouse: (warehouse.build)(spec.warehouse.config.clone())
-            .map_err(|e| fail(&spec.warehouse, e))?,
-    })
-}
-
 pub fn plan(path: &Path) -> ExitCode {
     let spec = match spec::load_spec(path) {
         Ok(s) => s,
@@ -181,12 +153,14 @@ pub fn plan(path: &Path) -> ExitCode {
 
 /// Prints the plan of a loaded spec; the error names the spec and the plugin.
 pub fn plan_loaded(spec: &Spec) -> Result<(), String> {
-    let built = build(spec).map_err(|e| format!("{}: {e}", spec.path.display()))?;
+    // The same construction `apply` uses, so plan shows what a run would build.
+    let built = crate::run::build_plugins(spec)
+        .map_err(|f| format!("{}: {}", spec.path.display(), f.message))?;
     print!("{}", render_plan(spec, &built));
     Ok(())
 }
 
-fn render_plan(spec: &Spec, built: &Built) -> String {
+fn render_plan(spec: &Spec, built: &flowctl_core::engine::Plugins) -> String {
     let mut out = format!("pipeline {} ({})\n", spec.name, spec.path.display());
     if let Some(s) = &spec.schedule {
         out.push_str(&format!("schedule: {s}\n"));

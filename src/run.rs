@@ -95,7 +95,7 @@ const EXIT_USAGE: u8 = 2;
 /// A failure with the exit code it maps to.
 pub(crate) struct Failure {
     code: u8,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl Failure {

@@ -10,19 +10,6 @@ use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
 use std::process::Command;
 
-fn emulator(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
-}
-
 struct Cloud {
     dir: tempfile::TempDir,
     spec: std::path::PathBuf,

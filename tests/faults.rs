@@ -466,16 +466,7 @@ fn proxy_one(
 
 /// The S3 emulator's address, or None (printing SKIPPED) unless emulators are required.
 fn s3_endpoint() -> Option<String> {
-    match std::env::var("FLOWCTL_TEST_S3_ENDPOINT") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("FLOWCTL_TEST_S3_ENDPOINT not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            eprintln!("SKIPPED: FLOWCTL_TEST_S3_ENDPOINT not set");
-            None
-        }
-    }
+    emulator("FLOWCTL_TEST_S3_ENDPOINT")
 }
 
 fn create_bucket(endpoint: &str, bucket: &str) {
@@ -751,14 +742,5 @@ async fn failing_snowflake_merge_leaves_state_unadvanced_and_converges() {
 }
 
 fn snowflake_url() -> Option<String> {
-    match std::env::var("FLOWCTL_TEST_SNOWFLAKE_URL") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("FLOWCTL_TEST_SNOWFLAKE_URL not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            eprintln!("SKIPPED: FLOWCTL_TEST_SNOWFLAKE_URL not set");
-            None
-        }
-    }
+    emulator("FLOWCTL_TEST_SNOWFLAKE_URL")
 }

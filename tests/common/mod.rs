@@ -103,18 +103,7 @@ warehouse:
     }
 
     pub fn apply(&self, extra: &[&str]) -> Output {
-        let (mut cmd, summary) = self.command(extra);
-        let out = cmd.output().unwrap();
-        let summary = std::fs::read_to_string(&summary)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(serde_json::Value::Null);
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            summary,
-        }
+        self.apply_with_env(extra, &[])
     }
 
     pub fn spawn_apply(&self, extra: &[&str]) -> Child {
@@ -577,6 +566,21 @@ impl Env {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             summary,
+        }
+    }
+}
+
+/// An emulator's address from `var`, or None (printing SKIPPED) unless
+/// FLOWCTL_REQUIRE_EMULATORS=1, in which case a missing emulator fails the test.
+pub fn emulator(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            println!("SKIPPED: {var} not set");
+            None
         }
     }
 }
