@@ -196,35 +196,24 @@ pub fn sources_command(
     paths: &[std::path::PathBuf],
     write: Option<&std::path::Path>,
 ) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let mut specs = Vec::new();
-    for p in paths {
-        match flowctl_core::spec::load_spec(p) {
-            Ok(s) => specs.push(s),
-            Err(errs) => {
-                eprintln!("error: invalid spec\n{errs}");
-                return ExitCode::from(2);
+    use crate::run::{exit, load, Failure};
+    exit((|| {
+        let specs = paths
+            .iter()
+            .map(|p| load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let yaml =
+            dbt_sources_yaml_for(&specs).map_err(|e| Failure::run(format!("dbt sources: {e}")))?;
+        match write {
+            Some(path) => {
+                std::fs::write(path, yaml)
+                    .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+                eprintln!("wrote {}", path.display());
             }
+            None => print!("{yaml}"),
         }
-    }
-    let yaml = match dbt_sources_yaml_for(&specs) {
-        Ok(y) => y,
-        Err(e) => {
-            eprintln!("error: dbt sources: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match write {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, yaml) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(1);
-            }
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{yaml}"),
-    }
-    ExitCode::SUCCESS
+        Ok(())
+    })())
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ impl Failure {
             message: message.into(),
         }
     }
-    fn run(message: impl Into<String>) -> Self {
+    pub(crate) fn run(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_RUN_FAILED,
             message: message.into(),
@@ -113,7 +113,7 @@ impl Failure {
     }
 }
 
-fn exit(result: Result<(), Failure>) -> ExitCode {
+pub(crate) fn exit(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -123,7 +123,7 @@ fn exit(result: Result<(), Failure>) -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Spec, Failure> {
+pub(crate) fn load(path: &std::path::Path) -> Result<Spec, Failure> {
     spec::load_spec(path).map_err(|errs| Failure::usage(format!("invalid spec\n{errs}")))
 }
 
