@@ -319,17 +319,16 @@ fn tls_certificates_are_verified_by_default() {
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(out.code, 1, "{}", out.stderr);
-    // The server saw the client abort the handshake over the certificate. (flowctl's own
-    // message says only "error sending request": reqwest's cause chain is not shown.)
-    let server_log = std::fs::read_to_string(dir.path().join("s_server.log")).unwrap_or_default();
-    let err = format!("{}\n{}", out.stderr, server_log).to_lowercase();
+    // flowctl's own message names the cause (reqwest's source chain), not only
+    // "error sending request"; the server saw the client abort the handshake.
+    let stderr = out.stderr.to_lowercase();
     assert!(
-        err.contains("unknown ca")
-            || err.contains("bad certificate")
-            || err.contains("certificate"),
-        "expected a certificate rejection: {}\n{server_log}",
+        stderr.contains("certificate") || stderr.contains("unknownissuer"),
+        "expected the certificate rejection in flowctl's message: {}",
         out.stderr
     );
+    let server_log = std::fs::read_to_string(dir.path().join("s_server.log")).unwrap_or_default();
+    let err = format!("{}\n{}", out.stderr, server_log).to_lowercase();
     assert!(
         !err.contains("malformed"),
         "the HTTPS answer must not have been read"

@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod error;
+mod error_chain;
 pub mod meta;
 pub mod plugin;
 pub mod progress;
@@ -14,6 +15,7 @@ pub mod secret;
 mod secret_resolve;
 pub mod spec;
 pub mod state;
+pub use error_chain::error_chain;
 pub use secret_resolve::expand_home;
 
 pub use error::{PluginError, Result};

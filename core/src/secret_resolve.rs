@@ -104,7 +104,10 @@ pub(crate) mod gcp {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| fail(r, format!("GCP Secret Manager at {}: {e}", s.endpoint)))?;
+            .map_err(|e| {
+                let e = crate::error_chain(&e.without_url());
+                fail(r, format!("GCP Secret Manager at {}: {e}", s.endpoint))
+            })?;
         let (status, body) = json_body(resp).await;
         if status != 200 {
             let msg = body["error"]["message"]
@@ -151,6 +154,7 @@ pub(crate) mod gcp {
             .send()
             .await
             .map_err(|e| {
+                let e = crate::error_chain(&e.without_url());
                 fail(r, format!("no GOOGLE_OAUTH_ACCESS_TOKEN and the metadata server {host} is unreachable: {e}"))
             })?;
         let (status, body) = json_body(resp).await;
@@ -277,7 +281,10 @@ pub(crate) mod aws {
             .body(payload)
             .send()
             .await
-            .map_err(|e| format!("AWS Secrets Manager at {}: {e}", s.endpoint))?;
+            .map_err(|e| {
+                let e = crate::error_chain(&e.without_url());
+                format!("AWS Secrets Manager at {}: {e}", s.endpoint)
+            })?;
         Ok(json_body(resp).await)
     }
 

@@ -162,12 +162,12 @@ impl AppState {
             .header("Authorization", format!("Bearer {jwt}"))
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(crate::http::describe(e)))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(crate::http::describe(e)))?;
         if status.as_u16() == 401 {
             return Err(HttpError::Unauthorized(format!(
                 "POST {url}: App JWT rejected (check app_id and private_key)"

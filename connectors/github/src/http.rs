@@ -113,6 +113,23 @@ fn excerpt(body: &[u8]) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
+/// A reqwest error with its cause chain ("error sending request: client error (Connect):
+/// invalid peer certificate: UnknownIssuer"), without the URL (the caller names it).
+/// Causes are transport errors and never carry headers, so no token can leak.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    flowctl_core::error_chain(&e.without_url())
+}
+
+/// `Retry-After` in seconds, given as seconds or as an HTTP date (RFC 9110).
+fn retry_after(h: &HeaderMap) -> Option<u64> {
+    let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(s);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?.timestamp();
+    Some((at - now_secs()).max(0) as u64)
+}
+
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -259,7 +276,7 @@ impl Client {
         }
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Step::Retry(format!("request failed: {}", e.without_url())),
+            Err(e) => return Step::Retry(format!("request failed: {}", describe(e))),
         };
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -272,7 +289,7 @@ impl Client {
         }
         let body = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => return Step::Retry(format!("reading the body failed: {}", e.without_url())),
+            Err(e) => return Step::Retry(format!("reading the body failed: {}", describe(e))),
         };
         self.judge(url, status, &headers, &body, parse, secondary)
     }
@@ -352,11 +369,7 @@ impl Client {
             });
         }
         let text = String::from_utf8_lossy(&body[..body.len().min(2000)]).to_lowercase();
-        if let Some(s) = h
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
+        if let Some(s) = retry_after(h) {
             if s > self.max_wait {
                 return Some(Step::Done(Err(HttpError::Failed(format!(
                     "GitHub secondary rate limit asks to wait {s} s (Retry-After), more than max_rate_limit_wait_seconds = {}",
@@ -374,6 +387,12 @@ impl Client {
         if text.contains("secondary rate limit") || text.contains("abuse") || status.as_u16() == 429
         {
             let s = self.secondary_wait.saturating_mul(1 << secondary.min(6));
+            if s > self.max_wait {
+                return Some(Step::Done(Err(HttpError::Failed(format!(
+                    "GitHub secondary rate limit persists; the next backoff ({s} s) is more than max_rate_limit_wait_seconds = {}",
+                    self.max_wait
+                )))));
+            }
             return Some(Step::Wait {
                 seconds: s,
                 reason: "secondary rate limit".into(),
@@ -440,7 +459,27 @@ fn fmt_time(epoch: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::next_link;
+    use super::{next_link, retry_after};
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn with_retry_after(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_http_date() {
+        assert_eq!(retry_after(&with_retry_after(" 86400 ")), Some(86400));
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        let date = later.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let s = retry_after(&with_retry_after(&date)).unwrap();
+        assert!((86_000..=86_400).contains(&s), "{s}");
+        let past = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(retry_after(&with_retry_after(past)), Some(0));
+        assert_eq!(retry_after(&with_retry_after("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn link_header_variants() {

@@ -882,3 +882,29 @@ async fn retry_after_past_the_max_wait_fails_the_stream() {
     let e = out.failed("pull_request");
     assert!(e.contains("Retry-After") && e.contains("600"), "{e}");
 }
+
+/// Without `Retry-After` the secondary-limit backoff doubles; once the next wait would
+/// pass `max_rate_limit_wait_seconds` the stream fails instead of sleeping on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_backoff_past_the_max_wait_fails_the_stream() {
+    let fx = fixture(small()).await;
+    fx.faults(Faults {
+        secondary_next: 5,
+        secondary_retry_after: None,
+        ..Default::default()
+    });
+    let out = read(
+        fx.config(json!({"secondary_limit_wait_seconds": 1, "max_rate_limit_wait_seconds": 1})),
+        &["pull_request"],
+        BTreeMap::new(),
+        None,
+    )
+    .await;
+    let e = out.failed("pull_request");
+    assert!(
+        e.contains("next backoff (2 s)") && e.contains("max_rate_limit_wait_seconds = 1"),
+        "{e}"
+    );
+    assert_eq!(out.events.waits(), vec!["secondary rate limit".to_string()]);
+    assert_eq!(fx.standin.stats().total, 2);
+}

@@ -55,8 +55,16 @@ pub fn load_spec_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Spec, SpecErrors> {
     let text = read_text(path)?;
+    if let Some(pos) = super::depth::too_deep(&text) {
+        let msg = format!(
+            "flow nesting (`[` / `{{`) deeper than {} levels; a spec needs only a few",
+            super::depth::MAX_FLOW_DEPTH
+        );
+        return Err(SpecErrors(vec![at(path, pos, "", msg)]));
+    }
     let yaml: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
     let positions = Positions::parse(&text);
+    reject_tags(path, &positions)?;
     let ctx = Ctx {
         file: path,
         positions: &positions,
@@ -125,6 +133,30 @@ fn read_text(path: &Path) -> Result<String, SpecErrors> {
     })
 }
 
+/// Explicit tags are refused: serde_yaml would quietly turn `!!binary` or
+/// `!!python/object:...` into plain values, and a spec never needs one.
+fn reject_tags(path: &Path, positions: &Positions) -> Result<(), SpecErrors> {
+    let errors: Vec<SpecError> = positions
+        .tags()
+        .iter()
+        .map(|(tag, pos)| at(path, *pos, "", tag_message(tag)))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+fn tag_message(tag: &str) -> String {
+    let shown = match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(core) => format!("!!{core}"),
+        None => tag.to_string(),
+    };
+    let shown: String = shown.chars().take(60).collect();
+    format!("YAML tags such as `{shown}` are not supported: write the plain value")
+}
+
 fn yaml_error(path: &Path, e: &serde_yaml::Error) -> SpecErrors {
     let pos = e.location().map_or(Pos::START, |l| Pos {
         line: l.line(),
@@ -177,7 +209,7 @@ fn to_json(v: serde_yaml::Value, ptr: String, ctx: &Ctx, errors: &mut Vec<SpecEr
             Value::Object(out)
         }
         Y::Tagged(t) => {
-            let msg = format!("YAML tags such as `{}` are not supported", t.tag);
+            let msg = tag_message(&t.tag.to_string());
             errors.push(ctx.err(&ptr, false, &display_path(&ptr), msg));
             Value::Null
         }

@@ -5,6 +5,7 @@
 //! and what was expected. Secret references stay unresolved here: resolving them is the
 //! run's business, so `validate` and `plan` never see a secret value.
 
+mod depth;
 mod interpolate;
 mod load;
 mod positions;

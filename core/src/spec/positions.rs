@@ -39,6 +39,8 @@ pub struct NodePos {
 #[derive(Debug, Default)]
 pub struct Positions {
     nodes: HashMap<String, NodePos>,
+    /// Explicit tags (`!!binary`, `!env`, ...) as written, where they were seen.
+    tags: Vec<(String, Pos)>,
 }
 
 impl Positions {
@@ -52,7 +54,14 @@ impl Positions {
         }
         Positions {
             nodes: builder.nodes,
+            tags: builder.tags,
         }
+    }
+
+    /// Every explicit tag in the document (serde_yaml resolves core-schema tags such as
+    /// `!!binary` silently, so this parse is what sees them).
+    pub fn tags(&self) -> &[(String, Pos)] {
+        &self.tags
     }
 
     pub fn get(&self, pointer: &str) -> Option<&NodePos> {
@@ -101,6 +110,7 @@ enum Frame {
 #[derive(Default)]
 struct Builder {
     nodes: HashMap<String, NodePos>,
+    tags: Vec<(String, Pos)>,
     stack: Vec<Frame>,
     /// Depth inside a complex (non-scalar) mapping key, whose contents are not addressed.
     skip: usize,
@@ -146,6 +156,13 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if let Event::Scalar(.., Some(t))
+        | Event::SequenceStart(_, Some(t))
+        | Event::MappingStart(_, Some(t)) = &ev
+        {
+            self.tags
+                .push((format!("{}{}", t.handle, t.suffix), Pos::from_marker(mark)));
+        }
         if self.skip > 0 {
             self.on_skipped(&ev);
             return;

@@ -22,7 +22,11 @@ fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
     C.get_or_init(|| {
         let schema = composed_schema();
-        let validator = jsonschema::validator_for(&schema)
+        // `format` (e.g. `date` for `start_date`) is only annotated by default in
+        // 2020-12; asserting it catches `2024-13-45` at validate instead of at apply.
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
             .map_err(|e| format!("the composed plugin schema is invalid (a plugin bug): {e}"));
         Compiled { schema, validator }
     })
@@ -49,11 +53,7 @@ fn check_types(doc: &Value, ctx: &Ctx) -> Vec<SpecError> {
     let mut errors = Vec::new();
     for kind in KINDS {
         let key = kind.spec_key();
-        let Some(given) = doc
-            .get(key)
-            .and_then(|b| b.get("type"))
-            .and_then(Value::as_str)
-        else {
+        let Some(ty) = doc.get(key).and_then(|b| b.get("type")) else {
             continue;
         };
         let names: Vec<&str> = plugins
@@ -61,6 +61,17 @@ fn check_types(doc: &Value, ctx: &Ctx) -> Vec<SpecError> {
             .filter(|p| p.kind == kind)
             .map(|p| p.name)
             .collect();
+        let ptr = format!("/{key}/type");
+        let Some(given) = ty.as_str() else {
+            // A list or mapping selects no schema branch, so nothing else would object.
+            let msg = format!(
+                "expected a string plugin name (one of: {}), found {}",
+                list_or_none(&names),
+                json_kind(ty)
+            );
+            errors.push(ctx.err(&ptr, false, &display_path(&ptr), msg));
+            continue;
+        };
         if names.contains(&given) {
             continue;
         }
@@ -69,7 +80,6 @@ fn check_types(doc: &Value, ctx: &Ctx) -> Vec<SpecError> {
             msg.push_str(&format!("; did you mean `{s}`?"));
         }
         msg.push_str(&format!(" (registered: {})", list_or_none(&names)));
-        let ptr = format!("/{key}/type");
         errors.push(ctx.err(&ptr, false, &display_path(&ptr), msg));
     }
     errors
@@ -172,6 +182,7 @@ fn map_error(e: &ValidationError, doc: &Value, schema: &Value, ctx: &Ctx) -> Vec
             ))
         }
         ValidationErrorKind::Enum { options } => one(format!("expected one of {options}")),
+        ValidationErrorKind::Format { format } => one(format_hint(format)),
         ValidationErrorKind::Constant { expected_value } => {
             one(format!("expected {expected_value}"))
         }
@@ -239,6 +250,17 @@ fn is_block_type(ptr: &str) -> bool {
     KINDS
         .iter()
         .any(|k| ptr == format!("/{}/type", k.spec_key()))
+}
+
+/// What a `format` asks for, with an example; the value itself is not echoed.
+fn format_hint(format: &str) -> String {
+    let example = match format {
+        "date" => " such as 2024-01-31",
+        "date-time" => " such as 2024-01-31T09:30:00Z",
+        "time" => " such as 09:30:00Z",
+        _ => "",
+    };
+    format!("expected a valid {format}{example}")
 }
 
 fn secret_ref_hint() -> String {
