@@ -13,7 +13,7 @@
 //! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
 //! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
-//! `BENCH_DUCKDB_THREADS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
+//! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
 //! `BENCH_ROW_GROUP_BYTES` (local staging `row_group_bytes`).
 //! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
@@ -100,6 +100,9 @@ impl Bench {
         }
         if let Ok(t) = std::env::var("BENCH_DUCKDB_THREADS") {
             yaml.push_str(&format!("  threads: {t}\n"));
+        }
+        if let Ok(b) = std::env::var("BENCH_DUCKDB_SLICE_BYTES") {
+            yaml.push_str(&format!("  load_slice_bytes: {b}\n"));
         }
         std::fs::write(&spec, yaml).expect("write spec");
         Bench { dir, spec, runs: 0 }

@@ -30,6 +30,17 @@ pub struct DuckDbConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
     pub memory_limit: Option<String>,
+    /// Uncompressed bytes of staged rows merged per transaction. DuckDB holds a
+    /// transaction's new rows in memory until it commits, so a large load is merged in
+    /// slices (cut along Parquet row groups) to keep memory flat however much was
+    /// staged. 0 merges everything in one transaction (all or nothing, memory grows with
+    /// the load).
+    #[serde(default = "default_load_slice_bytes")]
+    pub load_slice_bytes: u64,
+}
+
+fn default_load_slice_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_path() -> PathBuf {
@@ -47,6 +58,7 @@ impl Default for DuckDbConfig {
             schema: default_schema(),
             threads: None,
             memory_limit: None,
+            load_slice_bytes: default_load_slice_bytes(),
         }
     }
 }

@@ -1,14 +1,16 @@
 //! flowctl-duckdb: the embedded DuckDB warehouse loader (`type: duckdb`).
 //!
-//! Same tables and the same staging-then-MERGE semantics as the Snowflake loader, so
-//! the same downstream queries run on both: staged Parquet is copied into
-//! `<TABLE>_STAGE` with `read_parquet`, deduplicated to the newest `_INGESTED_AT` per
-//! `_ROW_KEY`, merged into `<TABLE>` (update only when the staged row is newer), and the
-//! staging table is emptied, all in one transaction.
+//! Same tables and the same MERGE semantics as the Snowflake loader, so the same
+//! downstream queries run on both: staged Parquet is read with `read_parquet`,
+//! deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY` and merged into `<TABLE>`
+//! (update only when the staged row is newer). There is no `<TABLE>_STAGE` table: the
+//! MERGE reads the files directly, one slice of bounded size per transaction
+//! (`load_slice_bytes`), so memory stays flat however much a run staged.
 
 mod config;
 mod fetch;
 mod loader;
+mod slices;
 pub mod sql;
 
 pub use config::DuckDbConfig;

@@ -2,6 +2,7 @@
 
 use crate::config::DuckDbConfig;
 use crate::fetch;
+use crate::slices::{self, FileLayout, Slice};
 use crate::sql::{self, TableNames};
 use duckdb::Connection;
 use flowctl_core::{
@@ -125,7 +126,7 @@ impl WarehouseLoader for DuckDbLoader {
     fn plan(&self, table: &TableSpec) -> Vec<String> {
         match self
             .names(table)
-            .and_then(|names| render_plan(&names, table))
+            .and_then(|names| render_plan(&names, table, self.config.load_slice_bytes))
         {
             Ok(lines) => lines,
             Err(e) => vec![format!("-- cannot plan table {}: {e}", table.name)],
@@ -157,49 +158,60 @@ impl WarehouseLoader for DuckDbLoader {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let uris: Vec<String> = files.iter().map(|f| f.uri.clone()).collect();
+        let budget = self.config.load_slice_bytes;
         let stats = self
-            .with_conn(move |conn| load_in_transaction(conn, &names, &columns, &paths, &uris))
+            .with_conn(move |conn| {
+                let layouts = paths
+                    .iter()
+                    .zip(&uris)
+                    .map(|(p, u)| FileLayout::read(std::path::Path::new(p), u))
+                    .collect::<Result<Vec<_>>>()?;
+                let load = Load {
+                    names: &names,
+                    columns: &columns,
+                    paths: &paths,
+                    uris: &uris,
+                    layouts: &layouts,
+                };
+                load.run(conn, &slices::plan(&layouts, budget))
+            })
             .await;
         drop(local);
         stats
     }
 }
 
-/// The SQL a run issues for `table`; the file list is shown as a placeholder because
-/// `plan` runs before anything is staged.
-fn render_plan(names: &TableNames, table: &TableSpec) -> Result<Vec<String>> {
+/// The SQL a run issues for `table`; the staged files are shown as a placeholder
+/// because `plan` runs before anything is staged.
+fn render_plan(names: &TableNames, table: &TableSpec, budget: u64) -> Result<Vec<String>> {
     let columns = sql::column_defs(&table.schema)?;
-    let copy = sql::copy_into_stage(names, &["<staged files of this run>".to_string()]);
+    let per = if budget == 0 {
+        "all staged files of this run in one MERGE".to_string()
+    } else {
+        format!(
+            "staged files of this run, one MERGE (own transaction) per {} MiB uncompressed",
+            budget >> 20
+        )
+    };
     Ok(vec![
         sql::create_schema(names),
         sql::create_table(&names.target, &columns),
-        sql::create_table(&names.stage, &columns),
-        "BEGIN TRANSACTION".to_string(),
-        copy,
-        sql::merge(names, &columns),
-        sql::empty_stage(names),
-        "COMMIT".to_string(),
+        sql::merge(names, &columns, &format!("<{per}>")),
     ])
 }
 
-/// CREATE SCHEMA / TABLE IF NOT EXISTS for target and stage, then ADD COLUMN for
+/// CREATE SCHEMA / TABLE IF NOT EXISTS, then ADD COLUMN for
 /// columns the schema gained since the tables were created (never drops).
 fn ensure(conn: &mut Connection, names: &TableNames, columns: &[(String, String)]) -> Result<()> {
     let ddl = |stmt: &str| conn.execute_batch(stmt).map_err(|e| db_err(stmt, e));
     ddl(&sql::create_schema(names))?;
     ddl(&sql::create_table(&names.target, columns))?;
-    ddl(&sql::create_table(&names.stage, columns))?;
-    for (qualified, raw) in [
-        (&names.target, &names.target_raw),
-        (&names.stage, &names.stage_raw),
-    ] {
-        let existing = existing_columns(conn, &names.schema_raw, raw)?;
-        for (name, ty) in columns {
-            if !existing.contains(&name.trim_matches('"').to_ascii_uppercase()) {
-                let stmt = sql::add_column(qualified, name, ty);
-                conn.execute_batch(&stmt).map_err(|e| db_err(&stmt, e))?;
-                tracing::info!(table = %qualified, column = %name, "added column");
-            }
+    let existing = existing_columns(conn, &names.schema_raw, &names.target_raw)?;
+    for (name, ty) in columns {
+        if !existing.contains(&name.trim_matches('"').to_ascii_uppercase()) {
+            let stmt = sql::add_column(&names.target, name, ty);
+            conn.execute_batch(&stmt).map_err(|e| db_err(&stmt, e))?;
+            tracing::info!(table = %names.target, column = %name, "added column");
         }
     }
     Ok(())
@@ -221,50 +233,73 @@ fn existing_columns(conn: &Connection, schema: &str, table: &str) -> Result<Hash
     .collect()
 }
 
-/// COPY + MERGE + empty stage as one transaction: any failure rolls back, leaving the
-/// target (and the stage) exactly as before.
-fn load_in_transaction(
-    conn: &mut Connection,
-    names: &TableNames,
-    columns: &[(String, String)],
-    paths: &[String],
-    uris: &[String],
-) -> Result<LoadStats> {
-    let tx = conn
-        .transaction()
-        .map_err(|e| db_err("begin transaction", e))?;
-    let stats = run_load(&tx, names, columns, paths, uris)?;
-    tx.commit()
-        .map_err(|e| db_err(&format!("commit load of {}", names.target), e))?;
-    Ok(stats)
+/// One load: the table, the local copies of its staged files and their footers.
+struct Load<'a> {
+    names: &'a TableNames,
+    columns: &'a [(String, String)],
+    paths: &'a [String],
+    uris: &'a [String],
+    layouts: &'a [FileLayout],
 }
 
-fn run_load(
-    conn: &Connection,
-    names: &TableNames,
-    columns: &[(String, String)],
-    paths: &[String],
-    uris: &[String],
-) -> Result<LoadStats> {
-    let copy = sql::copy_into_stage(names, paths);
-    let rows_loaded = conn.execute(&copy, []).map_err(|e| {
-        PluginError::external(format!(
-            "duckdb: copying staged files into {} failed ({}): {e}",
-            names.stage,
-            uris.join(", ")
-        ))
-    })?;
-    let merge = sql::merge(names, columns);
-    let (inserted, updated) = merge_counts(conn, &merge)
-        .map_err(|e| db_err(&format!("MERGE INTO {}", names.target), e))?;
-    let empty = sql::empty_stage(names);
-    conn.execute(&empty, []).map_err(|e| db_err(&empty, e))?;
-    Ok(LoadStats {
-        rows_loaded: rows_loaded as u64,
-        inserted,
-        updated,
-        statements: 3,
-    })
+impl Load<'_> {
+    /// One MERGE per slice, each in its own transaction. A failure rolls back its own
+    /// slice only; slices merged before it stay, which is safe because the stream's
+    /// state is not advanced and MERGE is idempotent: the next run stages the same rows
+    /// again and converges, with no duplicate and no loss.
+    fn run(&self, conn: &mut Connection, slices: &[Slice]) -> Result<LoadStats> {
+        let mut stats = LoadStats::default();
+        for (i, slice) in slices.iter().enumerate() {
+            let (inserted, updated) = self.merge_slice(conn, slice).map_err(|e| {
+                let done = if i == 0 {
+                    String::new()
+                } else {
+                    format!(" ({i} of {} slices were merged before it)", slices.len())
+                };
+                PluginError::external(format!(
+                    "duckdb: MERGE INTO {} from {} failed{done}: {e}",
+                    self.names.target,
+                    self.slice_uris(slice).join(", ")
+                ))
+            })?;
+            stats.rows_loaded += u64::try_from(slice.rows).unwrap_or(0);
+            stats.inserted += inserted;
+            stats.updated += updated;
+            stats.statements += 1;
+        }
+        Ok(stats)
+    }
+
+    fn merge_slice(&self, conn: &mut Connection, slice: &Slice) -> duckdb::Result<(u64, u64)> {
+        let reads: Vec<sql::FileRead<'_>> = slice
+            .parts
+            .iter()
+            .map(|p| sql::FileRead {
+                path: &self.paths[p.file],
+                columns: &self.layouts[p.file].columns,
+                rows: (!p.whole).then_some((p.start, p.end)),
+            })
+            .collect();
+        let merge = sql::merge(
+            self.names,
+            self.columns,
+            &sql::slice_source(self.columns, &reads),
+        );
+        let tx = conn.transaction()?;
+        let counts = merge_counts(&tx, &merge)?;
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    fn slice_uris(&self, slice: &Slice) -> Vec<String> {
+        let mut seen = Vec::new();
+        for p in &slice.parts {
+            if !seen.contains(&self.uris[p.file]) {
+                seen.push(self.uris[p.file].clone());
+            }
+        }
+        seen
+    }
 }
 
 /// Runs the MERGE (rendered with `RETURNING merge_action`) and counts the actions, so

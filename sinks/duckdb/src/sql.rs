@@ -7,9 +7,7 @@
 use arrow::datatypes::{DataType, Field, Schema};
 use flowctl_core::meta::{INGESTED_AT, ROW_KEY};
 use flowctl_core::{PluginError, Result};
-
-/// Suffix of the staging table next to every target table.
-pub const STAGE_SUFFIX: &str = "_STAGE";
+use std::collections::HashSet;
 
 /// Whether `name` is a plain identifier (`[A-Za-z_][A-Za-z0-9_]*`). Anything else is
 /// rejected rather than escaped: table and column names come from our own schemas, so
@@ -93,29 +91,25 @@ fn arrow_type(t: &DataType) -> Option<String> {
     Some(simple.to_string())
 }
 
-/// Quoted, validated names of one table and its staging table.
+/// Quoted, validated names of one table. (DuckDB merges straight from the staged files,
+/// so unlike Snowflake it needs no `<TABLE>_STAGE` table.)
 #[derive(Debug, Clone)]
 pub struct TableNames {
     pub schema: String,
     pub target: String,
-    pub stage: String,
     /// Unquoted names, for catalog lookups.
     pub schema_raw: String,
     pub target_raw: String,
-    pub stage_raw: String,
 }
 
 impl TableNames {
     pub fn new(schema: &str, table: &str) -> Result<Self> {
         let q_schema = ident(schema, "schema")?;
-        let stage_raw = format!("{table}{STAGE_SUFFIX}");
         Ok(Self {
             target: format!("{q_schema}.{}", ident(table, "table")?),
-            stage: format!("{q_schema}.{}", ident(&stage_raw, "table")?),
             schema: q_schema,
             schema_raw: schema.to_string(),
             target_raw: table.to_string(),
-            stage_raw,
         })
     }
 }
@@ -161,26 +155,63 @@ pub fn add_column(qualified: &str, name: &str, ty: &str) -> String {
     format!("ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {name} {ty}")
 }
 
-/// Copy this run's files into the staging table. `BY NAME` matches columns by name like
-/// Snowflake's MATCH_BY_COLUMN_NAME; `union_by_name` lets files written before a column
-/// was added load alongside newer ones (the missing column is NULL). Hive partitioning
-/// is switched off: DuckDB would otherwise add `org` and `date` columns from the
-/// `org=.../date=...` path segments, which the tables do not have.
-pub fn copy_into_stage(names: &TableNames, paths: &[String]) -> String {
-    let list: Vec<String> = paths.iter().map(|p| string_literal(p)).collect();
-    format!(
-        "INSERT INTO {} BY NAME SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)",
-        names.stage,
-        list.join(", ")
-    )
+/// One staged file's share of a slice: its path, the columns its footer lists
+/// (upper-cased) and, unless the slice takes the whole file, the `file_row_number`
+/// range `[start, end)`.
+pub struct FileRead<'a> {
+    pub path: &'a str,
+    pub columns: &'a HashSet<String>,
+    pub rows: Option<(i64, i64)>,
 }
 
-/// MERGE the staged rows, deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY`
-/// (DuckDB's MERGE, like Snowflake's, rejects duplicate source keys), updating a row
-/// only when the staged version is strictly newer, so re-loading changes nothing.
+/// The rows of one slice with exactly the table's columns, in the table's order. A
+/// column a file lacks (written before the column was added) reads as NULL, like
+/// Snowflake's MATCH_BY_COLUMN_NAME; columns the table lacks are not read. Hive
+/// partitioning is switched off: DuckDB would otherwise add `org` and `date` columns
+/// from the `org=.../date=...` path segments. A row range filters on
+/// `file_row_number`, which DuckDB uses to skip whole row groups.
+pub fn slice_source(columns: &[(String, String)], reads: &[FileRead<'_>]) -> String {
+    let selects: Vec<String> = reads
+        .iter()
+        .map(|r| {
+            let cols: Vec<String> = columns
+                .iter()
+                .map(|(name, ty)| {
+                    if r.columns
+                        .contains(&name.trim_matches('"').to_ascii_uppercase())
+                    {
+                        name.clone()
+                    } else {
+                        format!("CAST(NULL AS {ty}) AS {name}")
+                    }
+                })
+                .collect();
+            let (numbered, filter) = match r.rows {
+                Some((a, b)) => (
+                    ", file_row_number = true",
+                    format!(" WHERE file_row_number >= {a} AND file_row_number < {b}"),
+                ),
+                None => ("", String::new()),
+            };
+            format!(
+                "SELECT {} FROM read_parquet({}, hive_partitioning = false{numbered}){filter}",
+                cols.join(", "),
+                string_literal(r.path)
+            )
+        })
+        .collect();
+    selects.join("\n    UNION ALL ")
+}
+
+/// MERGE one slice of staged rows (`source`, see [`slice_source`]), deduplicated to
+/// the newest `_INGESTED_AT` per `_ROW_KEY` (DuckDB's MERGE, like Snowflake's, rejects
+/// duplicate source keys). A row is updated only when the staged version is strictly
+/// newer: a later `_INGESTED_AT`, or the same one (two versions of a key in one run,
+/// possibly in different slices) and a later `UPDATED_AT` when the table has one. So
+/// re-loading changes nothing, and slices give the result of one MERGE in any order.
 /// `RETURNING merge_action` (DuckDB >= 1.4) yields one row per changed row, from which
 /// the loader counts inserts and updates.
-pub fn merge(names: &TableNames, columns: &[(String, String)]) -> String {
+pub fn merge(names: &TableNames, columns: &[(String, String)], source: &str) -> String {
     let key = format!("\"{ROW_KEY}\"");
     let ts = format!("\"{INGESTED_AT}\"");
     // The key is equal on both sides of a match, so it is not in the SET list.
@@ -191,31 +222,29 @@ pub fn merge(names: &TableNames, columns: &[(String, String)]) -> String {
         .collect();
     let cols: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
     let vals: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
-    // Two versions of one key in one run share `_INGESTED_AT`; the source's own
-    // UPDATED_AT, when the table has one, decides which is newer.
-    let tie = if cols.contains(&"\"UPDATED_AT\"") {
-        ", \"UPDATED_AT\" DESC NULLS LAST"
+    let has_updated_at = cols.contains(&"\"UPDATED_AT\"");
+    let (tie, newer) = if has_updated_at {
+        (
+            ", \"UPDATED_AT\" DESC NULLS LAST",
+            format!(
+                "(s.{ts} > t.{ts} OR (s.{ts} = t.{ts} AND s.\"UPDATED_AT\" > t.\"UPDATED_AT\"))"
+            ),
+        )
     } else {
-        ""
+        ("", format!("s.{ts} > t.{ts}"))
     };
     format!(
         "MERGE INTO {target} AS t\n\
-         USING (\n    SELECT * FROM {stage}\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC{tie}) = 1\n) AS s\n\
+         USING (\n    SELECT * FROM (\n    {source}\n    )\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC{tie}) = 1\n) AS s\n\
          ON t.{key} = s.{key}\n\
-         WHEN MATCHED AND s.{ts} > t.{ts} THEN UPDATE SET\n    {set}\n\
+         WHEN MATCHED AND {newer} THEN UPDATE SET\n    {set}\n\
          WHEN NOT MATCHED THEN INSERT ({cols})\n    VALUES ({vals})\n\
          RETURNING merge_action",
         target = names.target,
-        stage = names.stage,
         set = set.join(",\n    "),
         cols = cols.join(", "),
         vals = vals.join(", "),
     )
-}
-
-/// DuckDB's TRUNCATE is an alias of DELETE FROM; DELETE keeps it transactional everywhere.
-pub fn empty_stage(names: &TableNames) -> String {
-    format!("DELETE FROM {}", names.stage)
 }
 
 pub fn count_rows(qualified: &str) -> String {
