@@ -168,6 +168,12 @@ pub struct GithubConfig {
     #[serde(default = "default_batch_rows")]
     #[schemars(range(min = 1))]
     pub batch_rows: usize,
+    /// Also cut a batch once its `_RAW` text passes this many bytes: with `_RAW` a pull
+    /// request is ~19 KB, so `batch_rows` alone would make ~19 MB batches, several of
+    /// which are in flight at once.
+    #[serde(default = "default_batch_bytes")]
+    #[schemars(range(min = 1))]
+    pub batch_bytes: usize,
     /// Re-read records up to this many seconds older than the saved cursor (guards
     /// against records that became visible late). Re-read rows are yielded again and
     /// count as updates in MERGE; 0 yields only rows strictly newer than the cursor.
@@ -213,6 +219,9 @@ fn default_secondary_wait() -> u64 {
 }
 fn default_batch_rows() -> usize {
     1000
+}
+fn default_batch_bytes() -> usize {
+    4 * 1024 * 1024
 }
 fn default_overlap() -> u64 {
     0
@@ -266,9 +275,9 @@ impl GithubConfig {
                 "source.streams: list at least one stream",
             ));
         }
-        if self.max_concurrency == 0 || self.batch_rows == 0 {
+        if self.max_concurrency == 0 || self.batch_rows == 0 || self.batch_bytes == 0 {
             return Err(PluginError::config(
-                "source.max_concurrency and source.batch_rows must be at least 1",
+                "source.max_concurrency, source.batch_rows and source.batch_bytes must be at least 1",
             ));
         }
         let url = url::Url::parse(&self.base_url).map_err(|e| {
@@ -354,8 +363,13 @@ mod tests {
         assert!(c.include_forks && !c.include_archived && c.include_raw && !c.include_patch);
         assert_eq!(c.base_url, "https://api.github.com");
         assert_eq!(
-            (c.max_concurrency, c.max_retries, c.batch_rows),
-            (4, 3, 1000)
+            (
+                c.max_concurrency,
+                c.max_retries,
+                c.batch_rows,
+                c.batch_bytes
+            ),
+            (4, 3, 1000, 4 << 20)
         );
     }
 

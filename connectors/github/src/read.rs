@@ -260,7 +260,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Append rows under the lock via `f`, cutting a batch every `batch_rows` rows.
+    /// Append rows under the lock via `f`, cutting a batch every `batch_rows` rows or
+    /// `batch_bytes` of `_RAW`, whichever comes first.
     fn fill<T: TableRows, I>(
         &self,
         acc: &Acc<T>,
@@ -276,7 +277,7 @@ impl Run<'_> {
         for it in items {
             f(&mut rows, it);
             n += 1;
-            if rows.rows() >= self.cfg.batch_rows {
+            if rows.rows() >= self.cfg.batch_rows || rows.raw_bytes() >= self.cfg.batch_bytes {
                 match rows.finish(org, &self.ctx) {
                     Ok(b) => full.push(b),
                     Err(e) => return (full, Some(e), n),

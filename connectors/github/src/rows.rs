@@ -427,6 +427,10 @@ impl Meta {
         RecordBatch::try_new(schema.clone(), cols).map_err(|e| format!("building Arrow batch: {e}"))
     }
 
+    fn raw_bytes(&self) -> usize {
+        self.raw.values_slice().len()
+    }
+
     fn raw(&mut self, raw: Option<&str>) {
         match raw {
             Some(r) => self.raw.append_value(r),
@@ -438,6 +442,8 @@ impl Meta {
 /// Builders of one table; `rows()` and `finish()` are what the accumulator needs.
 pub trait TableRows: Send {
     fn rows(&self) -> usize;
+    /// Bytes of `_RAW` text buffered (0 without `_RAW`): what makes a batch large.
+    fn raw_bytes(&self) -> usize;
     fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String>;
 }
 
@@ -446,6 +452,9 @@ macro_rules! table_rows {
         impl TableRows for $t {
             fn rows(&self) -> usize {
                 self.meta.keys.len()
+            }
+            fn raw_bytes(&self) -> usize {
+                self.meta.raw_bytes()
             }
             fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String> {
                 let cols: Vec<ArrayRef> = vec![$(Arc::new(self.$f.finish())),+];

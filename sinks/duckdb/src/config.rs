@@ -24,12 +24,13 @@ pub struct DuckDbConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub threads: Option<u32>,
-    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`); unset
-    /// means DuckDB's default (80% of RAM). A MERGE of a large batch spills to disk
-    /// beyond it instead of being killed by the OOM killer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
+    /// own default is 80% of RAM, which it fills with cached blocks during a large load;
+    /// 256MB keeps a sync of any size at a flat few hundred MB of RSS (see
+    /// BENCHMARKS.md). Raise it for heavy `flowctl query` work on large tables.
+    #[serde(default = "default_memory_limit")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
-    pub memory_limit: Option<String>,
+    pub memory_limit: String,
     /// Uncompressed bytes of staged rows merged per transaction. DuckDB holds a
     /// transaction's new rows in memory until it commits, so a large load is merged in
     /// slices (cut along Parquet row groups) to keep memory flat however much was
@@ -40,7 +41,11 @@ pub struct DuckDbConfig {
 }
 
 fn default_load_slice_bytes() -> u64 {
-    64 * 1024 * 1024
+    32 * 1024 * 1024
+}
+
+fn default_memory_limit() -> String {
+    "256MB".to_string()
 }
 
 fn default_path() -> PathBuf {
@@ -57,7 +62,7 @@ impl Default for DuckDbConfig {
             path: default_path(),
             schema: default_schema(),
             threads: None,
-            memory_limit: None,
+            memory_limit: default_memory_limit(),
             load_slice_bytes: default_load_slice_bytes(),
         }
     }

@@ -94,11 +94,10 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
             .threads(i64::from(n))
             .map_err(|e| PluginError::config(format!("duckdb threads {n}: {e}")))?;
     }
-    if let Some(limit) = &config.memory_limit {
-        settings = settings
-            .max_memory(limit)
-            .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
-    }
+    let limit = &config.memory_limit;
+    settings = settings
+        .max_memory(limit)
+        .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
     if path.as_os_str() == ":memory:" {
         return Connection::open_in_memory_with_flags(settings)
             .map_err(|e| PluginError::external(format!("cannot open in-memory duckdb: {e}")));

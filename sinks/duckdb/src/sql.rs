@@ -272,6 +272,43 @@ mod tests {
     }
 
     #[test]
+    fn merge_breaks_same_run_ties_on_updated_at_and_fills_missing_columns() {
+        let names = TableNames::new("RAW_TABLES", "PULL_REQUEST").unwrap();
+        let cols: Vec<(String, String)> = ["ID", "UPDATED_AT", "_ROW_KEY", "_INGESTED_AT"]
+            .iter()
+            .map(|c| (format!("\"{c}\""), "VARCHAR".to_string()))
+            .collect();
+        let have: HashSet<String> = ["ID", "_ROW_KEY", "_INGESTED_AT"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let src = slice_source(
+            &cols,
+            &[FileRead {
+                path: "/s/a'b.parquet",
+                columns: &have,
+                rows: Some((10, 20)),
+            }],
+        );
+        assert!(
+            src.contains("CAST(NULL AS VARCHAR) AS \"UPDATED_AT\""),
+            "{src}"
+        );
+        assert!(src.contains("'/s/a''b.parquet'"), "{src}");
+        assert!(
+            src.contains("file_row_number >= 10 AND file_row_number < 20"),
+            "{src}"
+        );
+        let m = merge(&names, &cols, &src);
+        assert!(
+            m.contains(
+                "s.\"_INGESTED_AT\" = t.\"_INGESTED_AT\" AND s.\"UPDATED_AT\" > t.\"UPDATED_AT\""
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn string_literal_doubles_quotes() {
         assert_eq!(
             string_literal("/tmp/o'brien/x.parquet"),
