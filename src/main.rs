@@ -39,11 +39,16 @@ fn main() -> ExitCode {
 /// A fixed threshold gives them back to the OS on free: measured with
 /// `BENCH_RSS_TRACE=1 cargo bench --bench e2e`, the read phase fell from ~150 to ~80 MiB.
 /// Set before any thread exists (hence no `#[tokio::main]`); DuckDB shares the
-/// allocator, so it benefits too.
+/// allocator, so it benefits too. glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, wins.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before other threads.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; called before other threads.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
     }
 }
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;

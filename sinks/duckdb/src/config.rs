@@ -19,15 +19,19 @@ pub struct DuckDbConfig {
     #[serde(default = "default_schema")]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub schema: String,
-    /// Worker threads DuckDB may use; unset lets DuckDB pick (all cores). Lower it when
-    /// flowctl shares a small machine with other jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Worker threads DuckDB may use. Each thread decodes its own row group of the
+    /// staged files, so with `_RAW` every extra thread costs ~100 MB of peak RSS during a
+    /// load for little speed (the MERGE is mostly serial); raise it for heavy `flowctl
+    /// query` work.
+    #[serde(default = "default_threads")]
     #[schemars(range(min = 1))]
-    pub threads: Option<u32>,
+    pub threads: u32,
     /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
     /// own default is 80% of RAM, which it fills with cached blocks during a large load;
-    /// 256MB keeps a sync of any size at a flat few hundred MB of RSS (see
-    /// BENCHMARKS.md). Raise it for heavy `flowctl query` work on large tables.
+    /// 128MB (with `load_slice_bytes` 16 MiB and one thread) keeps a sync of any size at
+    /// a flat ~280 MB of RSS (see BENCHMARKS.md). Keep it above ~6x `load_slice_bytes`:
+    /// DuckDB pins a slice's new rows while it commits and checkpoints. Raise it for
+    /// heavy `flowctl query` work on large tables.
     #[serde(default = "default_memory_limit")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
     pub memory_limit: String,
@@ -41,11 +45,15 @@ pub struct DuckDbConfig {
 }
 
 fn default_load_slice_bytes() -> u64 {
-    32 * 1024 * 1024
+    16 * 1024 * 1024
 }
 
 fn default_memory_limit() -> String {
-    "256MB".to_string()
+    "128MB".to_string()
+}
+
+fn default_threads() -> u32 {
+    1
 }
 
 fn default_path() -> PathBuf {
@@ -61,7 +69,7 @@ impl Default for DuckDbConfig {
         Self {
             path: default_path(),
             schema: default_schema(),
-            threads: None,
+            threads: default_threads(),
             memory_limit: default_memory_limit(),
             load_slice_bytes: default_load_slice_bytes(),
         }

@@ -89,11 +89,10 @@ impl DuckDbLoader {
 fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     let shown = path.display();
     let mut settings = duckdb::Config::default();
-    if let Some(n) = config.threads {
-        settings = settings
-            .threads(i64::from(n))
-            .map_err(|e| PluginError::config(format!("duckdb threads {n}: {e}")))?;
-    }
+    let n = config.threads;
+    settings = settings
+        .threads(i64::from(n))
+        .map_err(|e| PluginError::config(format!("duckdb threads {n}: {e}")))?;
     let limit = &config.memory_limit;
     settings = settings
         .max_memory(limit)

@@ -147,7 +147,7 @@ async fn sliced_load_equals_single_transaction_load() {
     for budget in [0, 1] {
         let loader = DuckDbLoader::from_config(DuckDbConfig {
             path: dir.path().join(format!("db{budget}.duckdb")),
-            threads: Some(1),
+            threads: 1,
             load_slice_bytes: budget,
             ..DuckDbConfig::default()
         })

@@ -153,7 +153,7 @@ pub fn local_location(root: &Path) -> StagingLocation {
 pub fn loader(dir: &Path) -> DuckDbLoader {
     DuckDbLoader::from_config(DuckDbConfig {
         path: dir.join("db").join("warehouse.duckdb"),
-        threads: Some(1),
+        threads: 1,
         ..DuckDbConfig::default()
     })
     .unwrap()

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS "RAW_TABLES"."PULL_REQUEST" (
 MERGE INTO "RAW_TABLES"."PULL_REQUEST" AS t
 USING (
     SELECT * FROM (
-    <staged files of this run, one MERGE (own transaction) per 32 MiB uncompressed>
+    <staged files of this run, one MERGE (own transaction) per 16 MiB uncompressed>
     )
     QUALIFY row_number() OVER (PARTITION BY "_ROW_KEY" ORDER BY "_INGESTED_AT" DESC) = 1
 ) AS s
