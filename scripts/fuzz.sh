@@ -13,6 +13,9 @@ TARGETS=("$@")
 # Address sanitizer doubles build time and finds little in safe Rust; opt in with
 # FUZZ_SANITIZER=address.
 SANITIZER="${FUZZ_SANITIZER:-none}"
+# FUZZ_TARGET_DIR keeps the instrumented build outside the clone (CI reuses it).
+TARGET_DIR_ARGS=()
+[[ -n "${FUZZ_TARGET_DIR:-}" ]] && TARGET_DIR_ARGS=(--target-dir "$FUZZ_TARGET_DIR")
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2
     exit 1
@@ -26,7 +29,7 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "$work"
     cp -n "corpus/$t"/* "$work"/ 2>/dev/null || true
     echo "== fuzzing $t for ${SECONDS_EACH}s (sanitizer: $SANITIZER)" >&2
-    if ! cargo fuzz run --sanitizer "$SANITIZER" "$t" "$work" "corpus/$t" -- \
+    if ! cargo fuzz run --sanitizer "$SANITIZER" "${TARGET_DIR_ARGS[@]}" "$t" "$work" "corpus/$t" -- \
         -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1; then
         echo "FAILED: $t (see fuzz/artifacts/$t/)" >&2

@@ -21,4 +21,14 @@ SNOWFLAKE_ACCOUNT=example "$FLOWCTL" dbt sources pipelines/github_pr.yaml pipeli
 diff -u sql/dbt/models/_sources_custom.yml "$tmp/sources.yml" || { echo "dbt sources drifted: run 'flowctl dbt sources pipelines/github_pr.yaml pipelines/user_lookup.yaml --write sql/dbt/models/_sources_custom.yml'" >&2; exit 1; }
 echo "== reporting SQL and dbt"
 scripts/test-reporting.sh
+echo "== short fuzz run (cargo fuzz, ${FLOWCTL_FUZZ_SECONDS:-20} s a target)"
+if [[ "${FLOWCTL_FUZZ_SECONDS:-20}" == 0 ]]; then
+    echo "skipped: FLOWCTL_FUZZ_SECONDS=0"
+elif cargo fuzz --version >/dev/null 2>&1; then
+    scripts/fuzz.sh "${FLOWCTL_FUZZ_SECONDS:-20}"
+elif [[ "${FLOWCTL_REQUIRE_FUZZ:-0}" == 1 ]]; then
+    echo "cargo-fuzz is required here (FLOWCTL_REQUIRE_FUZZ=1): cargo install cargo-fuzz" >&2; exit 1
+else
+    echo "SKIPPED: cargo-fuzz not installed (cargo install cargo-fuzz --locked)"
+fi
 echo "== all checks passed"
