@@ -35,6 +35,19 @@ fn world() -> StandinConfig {
     }
 }
 
+fn slice_finely(env: &Env) {
+    let spec = std::fs::read_to_string(&env.spec).unwrap();
+    let edited = spec
+        .replace(
+            "  retry_backoff_ms: 10\n",
+            "  retry_backoff_ms: 10\n  batch_rows: 10\n",
+        )
+        .replace("/staging\n", "/staging\n  row_group_rows: 10\n")
+        + "  load_slice_bytes: 1\n";
+    assert!(edited.contains("batch_rows: 10") && edited.contains("row_group_rows: 10"));
+    std::fs::write(&env.spec, edited).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
     let seed: u64 = std::env::var("FLOWCTL_CRASH_SEED")
@@ -43,7 +56,11 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
         .unwrap_or(0x5eed);
     let mut rng = Rng(seed);
     let gh = Standin::start(world()).await.unwrap();
+    // The crashed pipeline loads DuckDB in many small slices (a batch, a row group and a
+    // MERGE transaction every 10 rows), so kills also land between committed slices of
+    // one load; the reference loads each table in one transaction.
     let crashy = Env::new(&gh, ALL_STREAMS);
+    slice_finely(&crashy);
     // Measure how long a full run takes here, so kill points spread over all phases.
     let started = std::time::Instant::now();
     let reference = Env::new(&gh, ALL_STREAMS);
@@ -52,6 +69,14 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
     eprintln!("crash convergence: seed {seed:#x}, clean run {full_ms} ms");
 
     let mut want = reference.content_snapshot();
+    // Uncrashed, the finely sliced pipeline lands exactly the reference's rows, in many
+    // MERGE statements.
+    let sliced = Env::new(&gh, ALL_STREAMS);
+    slice_finely(&sliced);
+    let summary = sliced.apply(&[]).success();
+    let statements = stream(&summary, "pull_request")["statements"].as_u64();
+    assert!(statements.is_some_and(|n| n >= 8), "{summary}");
+    assert_eq!(sliced.content_snapshot(), want);
     for round in 0..20u64 {
         if round % 4 == 3 {
             gh.touch_pull_requests(7);

@@ -5,14 +5,15 @@
 //! - org names that could escape a path or SQL are rejected or safely encoded: nothing is
 //!   written outside the staging root, and the warehouse is intact;
 //! - the Authorization header never reaches another host (redirects, `Link` headers);
-//! - TLS certificates are verified (there is no opt-out in the code);
+//! - TLS certificates are verified; a private CA or switching verification off is per
+//!   endpoint (GitHub source only), and off is announced loudly;
 //! - a world-readable Snowflake private key is warned about.
 
 mod common;
 
 use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const CANARY: &str = "ghp_CANARY_c4n4ry_9f3e1d2b7a6c5e4d";
 
@@ -266,13 +267,42 @@ fn the_authorization_header_never_crosses_to_another_host() {
     }
 }
 
-/// `openssl s_server` with a self-signed certificate; flowctl must refuse it.
-#[test]
-fn tls_certificates_are_verified_by_default() {
+/// An `openssl s_server -www` on 127.0.0.1 whose certificate (SAN IP 127.0.0.1) is signed
+/// by a throwaway CA; `None` when openssl is missing. Killed on drop.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn openssl(args: &[&str], dir: &Path) -> bool {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn tls_server() -> Option<TlsServer> {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
+    let d = dir.path();
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -281,43 +311,92 @@ fn tls_certificates_are_verified_by_default() {
             "-days",
             "1",
             "-subj",
+            "/CN=flowctl test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
             "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    if !made.map(|o| o.status.success()).unwrap_or(false) {
+            "-keyout",
+            "k.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "c.pem",
+        ],
+    ];
+    if !steps.iter().all(|a| openssl(a, d)) {
         eprintln!("SKIPPED: openssl not available");
-        return;
+        return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let log = std::fs::File::create(dir.path().join("s_server.log")).unwrap();
-    let mut server = std::process::Command::new("openssl")
-        .args(["s_server", "-www", "-accept"])
-        .arg(port.to_string())
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
+    let log = d.join("s_server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-www",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            "c.pem",
+            "-key",
+            "k.pem",
+        ])
+        .current_dir(d)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap();
     wait_until(
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
         10_000,
     );
+    Some(TlsServer {
+        child,
+        port,
+        ca: d.join("ca.pem"),
+        log,
+        _dir: dir,
+    })
+}
+
+/// A certificate from an unknown CA is refused (no opt-out unless configured).
+#[test]
+fn tls_certificates_are_verified_by_default() {
+    let Some(server) = tls_server() else { return };
+    let port = server.port;
     let base = format!("https://127.0.0.1:{port}");
     let env = Env::for_server(&base, &["o"], &["repository"], "");
     let out = env.apply(&[]);
-    let _ = server.kill();
-    let _ = server.wait();
+    let server_log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    drop(server);
     assert_eq!(out.code, 1, "{}", out.stderr);
     // flowctl's own message names the cause (reqwest's source chain), not only
     // "error sending request"; the server saw the client abort the handshake.
@@ -327,11 +406,95 @@ fn tls_certificates_are_verified_by_default() {
         "expected the certificate rejection in flowctl's message: {}",
         out.stderr
     );
-    let server_log = std::fs::read_to_string(dir.path().join("s_server.log")).unwrap_or_default();
     let err = format!("{}\n{}", out.stderr, server_log).to_lowercase();
     assert!(
         !err.contains("malformed"),
         "the HTTPS answer must not have been read"
+    );
+}
+
+/// Past the TLS handshake, `openssl s_server -www` answers every GET with an HTML status
+/// page, so the run still fails, but on the body, not on the certificate.
+fn assert_got_past_tls(out: &Output) {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stderr = out.stderr.to_lowercase();
+    assert!(
+        !stderr.contains("invalid peer certificate") && !stderr.contains("unknownissuer"),
+        "TLS should have been accepted: {}",
+        out.stderr
+    );
+    assert!(!stderr.contains("panicked"), "{}", out.stderr);
+    assert!(
+        stderr.contains("malformed or truncated json"),
+        "the HTML page must have been read over TLS: {}",
+        out.stderr
+    );
+}
+
+/// `tls_ca_file` trusts a private CA for the source's endpoint only.
+#[test]
+fn tls_ca_file_trusts_a_private_ca() {
+    let Some(server) = tls_server() else { return };
+    let base = format!("https://127.0.0.1:{}", server.port);
+    let extra = format!("  tls_ca_file: {}\n", server.ca.display());
+    let out = Env::for_server(&base, &["o"], &["repository"], &extra).apply(&[]);
+    assert_got_past_tls(&out);
+    assert!(
+        !out.stderr.contains("verification is OFF"),
+        "{}",
+        out.stderr
+    );
+
+    let missing = Env::for_server(
+        &base,
+        &["o"],
+        &["repository"],
+        "  tls_ca_file: /nonexistent/ca.pem\n",
+    )
+    .apply(&[]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("/nonexistent/ca.pem"),
+        "{}",
+        missing.stderr
+    );
+}
+
+/// `tls_insecure_skip_verify` works for that endpoint, says so loudly on stderr and in
+/// the summary's warnings, and is refused for github.com.
+#[test]
+fn tls_verification_off_is_per_endpoint_and_loud() {
+    let Some(server) = tls_server() else { return };
+    let base = format!("https://127.0.0.1:{}", server.port);
+    let env = Env::for_server(
+        &base,
+        &["o"],
+        &["repository"],
+        "  tls_insecure_skip_verify: true\n",
+    );
+    let out = env.apply(&[]);
+    assert_got_past_tls(&out);
+    assert!(
+        out.stderr
+            .contains("TLS certificate verification is OFF for https://127.0.0.1"),
+        "{}",
+        out.stderr
+    );
+    let warnings = out.summary["warnings"].to_string();
+    assert!(warnings.contains("verification is OFF"), "{}", out.summary);
+
+    let gh = Env::for_server(
+        "https://api.github.com",
+        &["o"],
+        &["repository"],
+        "  tls_insecure_skip_verify: true\n",
+    );
+    let refused = gh.apply(&[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("refused for api.github.com"),
+        "{}",
+        refused.stderr
     );
 }
 

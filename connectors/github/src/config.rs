@@ -124,6 +124,15 @@ pub struct GithubConfig {
     /// The token is only ever sent to this host.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// PEM file with extra CA certificates to trust for `base_url` (GitHub Enterprise
+    /// Server behind a private CA); the system roots stay trusted. Prefer this to
+    /// `tls_insecure_skip_verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Switch TLS certificate verification off for `base_url` only (a test instance with
+    /// a self-signed certificate). Every run warns loudly; refused for github.com.
+    #[serde(default)]
+    pub tls_insecure_skip_verify: bool,
     /// Personal access token (or fine-grained token) as a secret reference,
     /// e.g. `{ env: GITHUB_TOKEN }`. Exclusive with `app`. Without both, the GITHUB_TOKEN
     /// environment variable is used when set, else requests are anonymous (60 an hour).
@@ -287,6 +296,14 @@ impl GithubConfig {
             return Err(PluginError::config(format!(
                 "source.base_url `{}`: expected an http(s) URL with a host",
                 self.base_url
+            )));
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if self.tls_insecure_skip_verify && (host == "github.com" || host.ends_with(".github.com"))
+        {
+            return Err(PluginError::config(format!(
+                "source.tls_insecure_skip_verify: refused for {host}; it is only for your own \
+                 GitHub Enterprise host (use tls_ca_file for a private CA)"
             )));
         }
         Ok(())

@@ -140,6 +140,45 @@ enum Step<T> {
     Wait { seconds: u64, reason: String },
 }
 
+/// The `tls_ca_file` / `tls_insecure_skip_verify` settings of the one endpoint this
+/// client talks to. Skipping verification is announced on every run, in the log and in
+/// the run summary's warnings.
+fn tls(
+    mut builder: reqwest::ClientBuilder,
+    cfg: &GithubConfig,
+    progress: &Progress,
+) -> Result<reqwest::ClientBuilder, String> {
+    if let Some(path) = &cfg.tls_ca_file {
+        let shown = path.display();
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("source.tls_ca_file {shown}: cannot read: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("source.tls_ca_file {shown}: not PEM certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "source.tls_ca_file {shown}: no certificate found (expected PEM `BEGIN CERTIFICATE` blocks)"
+            ));
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    if cfg.tls_insecure_skip_verify {
+        let message = format!(
+            "TLS certificate verification is OFF for {} (source.tls_insecure_skip_verify): \
+             anyone on the network path can read the token and forge responses",
+            cfg.base_url
+        );
+        // The engine logs warnings as they happen and lists them in the run summary.
+        progress.event(ProgressEvent::Warning {
+            stream: "source".into(),
+            message,
+        });
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    Ok(builder)
+}
+
 impl Client {
     pub fn new(cfg: &GithubConfig, auth: Auth, progress: Progress) -> Result<Client, String> {
         let base =
@@ -154,11 +193,12 @@ impl Client {
                 attempt.follow()
             }
         });
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("flowctl/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(cfg.request_timeout_seconds))
             .connect_timeout(Duration::from_secs(cfg.request_timeout_seconds.min(30)))
-            .redirect(policy)
+            .redirect(policy);
+        let http = tls(builder, cfg, &progress)?
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Client {
