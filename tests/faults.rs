@@ -273,6 +273,22 @@ async fn persistent_5xx_on_one_endpoint_fails_that_stream_then_converges() {
     assert_eq!(o.first_code, 1);
 }
 
+fn parquet_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// A warehouse error mid-run: the PULL_REQUEST target carries an extra NOT NULL column
 /// the loader never fills, so its MERGE fails after COPY into the stage succeeded. The
 /// stream must fail with its state unadvanced, the other streams load; once the column
@@ -297,6 +313,11 @@ async fn failing_duckdb_merge_leaves_state_unadvanced_and_converges() {
         None => panic!("unexpected DDL {ddl}"),
     };
     let env = Env::with_source_options(&gh, ALL_STREAMS, &options(&[]));
+    // Staged files go once loaded, and a failed stream's files too (never reused).
+    let spec = std::fs::read_to_string(&env.spec).unwrap();
+    let spec = spec.replace("/staging\n", "/staging\n  cleanup: delete_after_load\n");
+    assert!(spec.contains("delete_after_load"));
+    std::fs::write(&env.spec, spec).unwrap();
     {
         let db = duckdb::Connection::open(env.duckdb_path()).unwrap();
         db.execute_batch(&format!("CREATE SCHEMA RAW_TABLES; {poisoned};"))
@@ -314,6 +335,8 @@ async fn failing_duckdb_merge_leaves_state_unadvanced_and_converges() {
         Vec::<String>::new()
     );
     assert_eq!(env.content_snapshot_of("REPOSITORY"), want["REPOSITORY"]);
+    let left = parquet_files_under(&env.staging_dir());
+    assert!(left.is_empty(), "staged files left behind: {left:?}");
     {
         let db = duckdb::Connection::open(env.duckdb_path()).unwrap();
         db.execute_batch("ALTER TABLE RAW_TABLES.PULL_REQUEST DROP COLUMN \"BOOM\";")

@@ -470,7 +470,8 @@ async fn run_locked(
                 summary.status = "failed".into();
                 summary.error = Some(error);
                 // Its files are not loaded and its state does not advance; the next run
-                // reads the same range again.
+                // reads the same range again, so the files are never used.
+                discard_unloaded(plugins, &tracker, &info.name, &staged_stream.files).await;
             }
             StreamResult::Done { state: cursor } => {
                 match load_and_commit(
@@ -497,6 +498,7 @@ async fn run_locked(
                     Err(e) => {
                         summary.status = "failed".into();
                         summary.error = Some(e.to_string());
+                        discard_unloaded(plugins, &tracker, &info.name, &staged_stream.files).await;
                     }
                 }
             }
@@ -507,6 +509,26 @@ async fn run_locked(
     tracker.finish();
     let warnings = lock(&tracker.warnings).clone();
     Ok((summaries, warnings))
+}
+
+/// A failed stream's staged files: the next run stages its rows again, so nothing will
+/// ever load these. They go the way of loaded files (`cleanup: delete_after_load`
+/// deletes them; `keep` keeps them for inspection) instead of piling up in staging.
+async fn discard_unloaded(
+    plugins: &Plugins,
+    tracker: &Tracker,
+    stream: &str,
+    files: &[StagedFile],
+) {
+    if files.is_empty() {
+        return;
+    }
+    if let Err(e) = plugins.staging.after_load(files).await {
+        tracker.event(ProgressEvent::Warning {
+            stream: stream.to_string(),
+            message: format!("cleanup of the failed stream's staged files failed: {e}"),
+        });
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

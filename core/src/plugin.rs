@@ -349,8 +349,10 @@ pub trait StagingSink: Send + Sync {
     /// Open a writer for one table and partition.
     async fn writer(&self, target: StageTarget) -> Result<Box<dyn StagedWriter>>;
 
-    /// Called after a successful load with the files just loaded; deletes them when the
-    /// config says `cleanup: delete_after_load`.
+    /// Called once files are no longer needed: after a successful load with the files
+    /// just loaded, or after a stream failed with the files it staged (never reused: the
+    /// next run stages its rows again). Deletes them when the config says
+    /// `cleanup: delete_after_load`.
     async fn after_load(&self, files: &[StagedFile]) -> Result<()>;
 }
 
