@@ -45,6 +45,18 @@ impl From<HttpError> for Stop {
     }
 }
 
+impl Stop {
+    /// For a sub-resource of a listed item (the reviews of a pull request, the files of a
+    /// commit, the statuses of a deployment): one that is gone fails the stream; only a
+    /// vanished repository is skipped.
+    fn of_sub_resource(e: HttpError) -> Self {
+        match Stop::from(e) {
+            Stop::NotFound(m) => Stop::Failed(m),
+            s => s,
+        }
+    }
+}
+
 /// Rows of one table for one org, shared by the concurrent repository tasks.
 struct Acc<T> {
     kind: StreamKind,
@@ -320,6 +332,21 @@ impl Run<'_> {
             rows: page.rows,
         });
         Ok(page.extra)
+    }
+
+    /// Hands a fetched page's batches on and returns the next page's URL; `None` after
+    /// the last page (or a 304, which a sub-resource page never gets).
+    async fn forward(
+        &self,
+        kind: StreamKind,
+        org: &str,
+        got: Fetched<PageOut<()>>,
+    ) -> std::result::Result<Option<String>, Stop> {
+        let Fetched::Page { data, next, .. } = got else {
+            return Ok(None);
+        };
+        self.deliver(kind, org, data).await?;
+        Ok(next)
     }
 
     async fn org(
@@ -748,15 +775,8 @@ impl Run<'_> {
                         })
                     })
                     .await
-                    .map_err(|e| match Stop::from(e) {
-                        Stop::NotFound(m) => Stop::Failed(m),
-                        s => s,
-                    })?;
-                let Fetched::Page { data, next, .. } = got else {
-                    break;
-                };
-                self.deliver(PullRequestReview, org, data).await?;
-                match next {
+                    .map_err(Stop::of_sub_resource)?;
+                match self.forward(PullRequestReview, org, got).await? {
                     Some(n) => url = n,
                     None => break,
                 }
@@ -948,15 +968,8 @@ impl Run<'_> {
                         })
                     })
                     .await
-                    .map_err(|e| match Stop::from(e) {
-                        Stop::NotFound(m) => Stop::Failed(m),
-                        s => s,
-                    })?;
-                let Fetched::Page { data, next, .. } = got else {
-                    break;
-                };
-                self.deliver(CommitFile, org, data).await?;
-                match next {
+                    .map_err(Stop::of_sub_resource)?;
+                match self.forward(CommitFile, org, got).await? {
                     Some(n) => url = n,
                     None => break,
                 }
@@ -1068,10 +1081,7 @@ impl Run<'_> {
             .client
             .get("deployment", &url, None, latest_status)
             .await
-            .map_err(|e| match Stop::from(e) {
-                Stop::NotFound(m) => Stop::Failed(m),
-                s => s,
-            })?;
+            .map_err(Stop::of_sub_resource)?;
         match got {
             Fetched::Page { data, .. } => Ok(data),
             Fetched::NotModified => Ok(None),
