@@ -15,6 +15,7 @@ pub mod secret;
 mod secret_resolve;
 pub mod spec;
 pub mod state;
+pub mod testing;
 pub use error_chain::error_chain;
 pub use secret_resolve::expand_home;
 

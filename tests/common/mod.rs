@@ -570,17 +570,5 @@ impl Env {
     }
 }
 
-/// An emulator's address from `var`, or None (printing SKIPPED) unless
-/// FLOWCTL_REQUIRE_EMULATORS=1, in which case a missing emulator fails the test.
-pub fn emulator(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
-}
+#[allow(unused_imports)] // not every test binary that includes this module needs it
+pub use flowctl_core::testing::emulator;

@@ -410,19 +410,7 @@ async fn duplicate_keys_are_bad_rows_and_the_first_wins() {
     );
 }
 
-/// `None` (and a printed SKIPPED) when the emulator variable is unset, unless CI requires it.
-fn emulator(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
-}
+use flowctl_core::testing::emulator;
 
 /// Creates a bucket on moto with a bare HTTP PUT (object_store cannot create buckets).
 fn create_bucket(endpoint: &str, bucket: &str) {

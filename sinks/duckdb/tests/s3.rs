@@ -11,16 +11,7 @@ use flowctl_core::{StagedFile, StagingLocation, WarehouseLoader};
 use std::sync::Arc;
 
 fn endpoint() -> Option<String> {
-    match std::env::var("FLOWCTL_TEST_S3_ENDPOINT") {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("FLOWCTL_TEST_S3_ENDPOINT not set but FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            println!("SKIPPED: FLOWCTL_TEST_S3_ENDPOINT not set");
-            None
-        }
-    }
+    flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT")
 }
 
 async fn s3_location(endpoint: &str, bucket: &str, prefix: &str) -> StagingLocation {

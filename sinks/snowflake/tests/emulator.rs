@@ -16,16 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
-            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
-        }
-        _ => {
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
+    flowctl_core::testing::emulator(var)
 }
 
 struct Env {

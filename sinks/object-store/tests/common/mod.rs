@@ -16,20 +16,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::sync::Arc;
 
-/// The emulator address in `var`, or `None` after printing SKIPPED (panics instead when
-/// FLOWCTL_REQUIRE_EMULATORS=1, as CI sets).
-pub fn emulator(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") {
-                panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1");
-            }
-            println!("SKIPPED: {var} not set");
-            None
-        }
-    }
-}
+#[allow(unused_imports)] // not every test binary that includes this module needs it
+pub use flowctl_core::testing::emulator;
 
 pub fn schema() -> SchemaRef {
     let mut fields = vec![

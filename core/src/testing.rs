@@ -1,0 +1,19 @@
+//! Test support shared by every crate's tests (kept here because every plugin crate
+//! already depends on flowctl-core; nothing in a run calls it).
+
+/// The address of an emulator from the environment variable `var` (set by
+/// `scripts/with-emulators.sh`), or `None` after printing `SKIPPED: <var> not set`, so a
+/// plain `cargo test` without emulators passes. With `FLOWCTL_REQUIRE_EMULATORS=1` (CI)
+/// a missing emulator panics instead: a silently skipped test proves nothing.
+pub fn emulator(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            println!("SKIPPED: {var} not set");
+            None
+        }
+    }
+}
