@@ -64,6 +64,11 @@ fn ctx(include_raw: bool) -> BatchCtx {
 fn pulls_to_arrow(page: &[u8]) {
     for include_raw in [false, true] {
         let c = ctx(include_raw);
+        // A figure for a page that failed to parse would be meaningless.
+        let rows = pulls_page_to_batch(page, "acme", "repo-0", &c)
+            .expect("sample page parses")
+            .num_rows();
+        assert_eq!(rows, 100, "sample page has 100 PRs");
         let (pages_s, _) = rate(5, || {
             let b = pulls_page_to_batch(black_box(page), "acme", "repo-0", &c);
             black_box(b.map(|b| b.num_rows()).unwrap_or(0));

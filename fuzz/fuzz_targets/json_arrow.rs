@@ -3,6 +3,7 @@
 #![no_main]
 
 use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_core::arrow::array::StringArray;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +20,17 @@ fuzz_target!(|data: &[u8]| {
             let items: Vec<&serde_json::value::RawValue> =
                 serde_json::from_slice(data).expect("accepted body must be a JSON list");
             assert_eq!(batch.num_rows(), items.len());
+            if include_raw {
+                // `_RAW` is each item's own text, exactly (the one-pass reader cuts it
+                // from the page by byte offsets).
+                let raw = batch
+                    .column_by_name("_RAW")
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .expect("_RAW is a string column");
+                for (i, item) in items.iter().enumerate() {
+                    assert_eq!(raw.value(i), item.get());
+                }
+            }
         }
     }
 });
