@@ -18,17 +18,6 @@ struct Cloud {
     s3: String,
 }
 
-fn unique() -> String {
-    format!(
-        "{}{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
-}
-
 impl Cloud {
     fn new(gh: &Standin, s3: &str, sf_url: &str) -> Cloud {
         let id = unique();

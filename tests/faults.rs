@@ -582,14 +582,7 @@ fn s3_errors_mid_multipart_upload_are_retried_or_fail_cleanly_then_converge() {
     let proxy = S3Proxy::start(&endpoint);
     // Fresh buckets per run: state lives beside the staged files, and the emulator
     // outlives this test.
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
+    let tag = unique();
     let (b_clean, b1, b2) = (
         format!("fc-{tag}"),
         format!("f1-{tag}"),
@@ -686,14 +679,7 @@ async fn failing_snowflake_merge_leaves_state_unadvanced_and_converges() {
         return;
     };
     let gh = Standin::start(world(19)).await.unwrap();
-    let tag = format!(
-        "{}{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let tag = unique();
     let (bucket, schema) = (format!("sf{tag}"), format!("RAW_FAULT_{tag}"));
     create_bucket(&s3, &bucket);
     let env = Env::new(&gh, &["repository", "pull_request"]);
