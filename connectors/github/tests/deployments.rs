@@ -1,12 +1,15 @@
 //! The `deployment` stream against the GitHub stand-in server (real HTTP on 127.0.0.1;
 //! the stand-in is the only fake, because there is no GitHub here).
 
+mod common;
+
 use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use common::run_source;
 use flowctl_core::meta::row_key;
-use flowctl_core::{ReadOutcome, ReadRequest, Source, StreamResult, TaggedBatch};
+use flowctl_core::{ReadOutcome, StreamResult, TaggedBatch};
 use flowctl_github::rows::latest_status;
-use flowctl_github::{GithubConfig, GithubSource, StreamKind};
+use flowctl_github::{GithubConfig, StreamKind};
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -103,27 +106,12 @@ impl Output {
 }
 
 async fn read(cfg: GithubConfig, streams: &[&str], state: BTreeMap<String, Value>) -> Output {
-    let src = GithubSource::from_config(cfg).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TaggedBatch>(8);
-    let collector = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(b) = rx.recv().await {
-            v.push(b);
-        }
-        v
-    });
-    let req = ReadRequest {
-        streams: streams.iter().map(|s| s.to_string()).collect(),
-        state,
-        batch_id: "00000000-0000-4000-8000-000000000007".into(),
-        ingested_at: chrono::Utc::now(),
-        only_orgs: vec![],
-        shard: None,
-        progress: std::sync::Arc::new(flowctl_core::progress::NoProgress),
-    };
-    let outcome = src.read(req, tx).await.unwrap();
-    let batches = collector.await.unwrap();
-    Output { outcome, batches }
+    let progress = std::sync::Arc::new(flowctl_core::progress::NoProgress);
+    let (result, batches) = run_source(cfg, streams, state, None, progress).await;
+    Output {
+        outcome: result.unwrap(),
+        batches,
+    }
 }
 
 #[test]

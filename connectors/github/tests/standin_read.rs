@@ -1,11 +1,14 @@
 //! The github source against the GitHub stand-in server (real HTTP on 127.0.0.1; the
 //! stand-in is the only fake, because there is no GitHub here).
 
+mod common;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
+use common::run_source;
 use flowctl_core::progress::{ProgressEvent, ProgressSink};
-use flowctl_core::{ReadOutcome, ReadRequest, Shard, Source, StreamResult, TaggedBatch};
-use flowctl_github::{GithubConfig, GithubSource};
+use flowctl_core::{ReadOutcome, Shard, StreamResult, TaggedBatch};
+use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -159,27 +162,8 @@ async fn read(
     state: BTreeMap<String, Value>,
     shard: Option<Shard>,
 ) -> Output {
-    let src = GithubSource::from_config(cfg).unwrap();
     let events = Arc::new(Events::default());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TaggedBatch>(8);
-    let collector = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(b) = rx.recv().await {
-            v.push(b);
-        }
-        v
-    });
-    let req = ReadRequest {
-        streams: streams.iter().map(|s| s.to_string()).collect(),
-        state,
-        batch_id: "00000000-0000-4000-8000-000000000001".into(),
-        ingested_at: chrono::Utc::now(),
-        only_orgs: vec![],
-        shard,
-        progress: events.clone(),
-    };
-    let result = src.read(req, tx).await;
-    let batches = collector.await.unwrap();
+    let (result, batches) = run_source(cfg, streams, state, shard, events.clone()).await;
     Output {
         result,
         batches,

@@ -1,0 +1,38 @@
+//! Shared by the source's test files: one run of the real source, every batch kept.
+
+use flowctl_core::progress::Progress;
+use flowctl_core::{ReadOutcome, ReadRequest, Result, Shard, Source, TaggedBatch};
+use flowctl_github::{GithubConfig, GithubSource};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Reads `streams` once with `state`, collecting the batches the source sends while it
+/// runs (the channel is drained concurrently, as the engine does).
+pub async fn run_source(
+    cfg: GithubConfig,
+    streams: &[&str],
+    state: BTreeMap<String, Value>,
+    shard: Option<Shard>,
+    progress: Progress,
+) -> (Result<ReadOutcome>, Vec<TaggedBatch>) {
+    let src = GithubSource::from_config(cfg).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<TaggedBatch>(8);
+    let collector = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(b) = rx.recv().await {
+            v.push(b);
+        }
+        v
+    });
+    let req = ReadRequest {
+        streams: streams.iter().map(|s| s.to_string()).collect(),
+        state,
+        batch_id: "00000000-0000-4000-8000-000000000001".into(),
+        ingested_at: chrono::Utc::now(),
+        only_orgs: vec![],
+        shard,
+        progress,
+    };
+    let result = src.read(req, tx).await;
+    (result, collector.await.unwrap())
+}
