@@ -15,7 +15,9 @@
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
-//! `BENCH_ROW_GROUP_BYTES` (local staging `row_group_bytes`).
+//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`).
+//! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
+//! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
 //! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
 //!
 //! Run: `cargo bench --bench e2e` or `scripts/bench-e2e.sh`.
@@ -81,27 +83,38 @@ impl Bench {
         if let Ok(r) = std::env::var("BENCH_INCLUDE_RAW") {
             extra.push_str(&format!("  include_raw: {r}\n"));
         }
-        let yaml = format!(
+        let staging_extra = std::env::var("BENCH_ROW_GROUP_BYTES")
+            .map(|b| format!("  row_group_bytes: {b}\n"))
+            .unwrap_or_default();
+        let (staging, warehouse) = match cloud() {
+            Some(c) => c.blocks(&staging_extra),
+            None => (
+                format!(
+                    "staging:\n  type: local\n  path: {}/staging\n{staging_extra}",
+                    dir.path().display()
+                ),
+                format!(
+                    "warehouse:\n  type: duckdb\n  path: {}/warehouse.duckdb\n",
+                    dir.path().display()
+                ),
+            ),
+        };
+        let mut yaml = format!(
             "name: bench\nsource:\n  type: github\n  base_url: {base}\n  orgs: [{orgs}]\n  \
              streams: [{streams}]\n  token: {{ env: BENCH_GITHUB_TOKEN }}\n{extra}\
-             staging:\n  type: local\n  path: {dir}/staging\n{staging_extra}\
-             warehouse:\n  type: duckdb\n  path: {dir}/warehouse.duckdb\n",
+             {staging}{warehouse}",
             base = gh.base_url(),
             orgs = gh.org_names().join(", "),
             streams = streams.join(", "),
-            dir = dir.path().display(),
-            staging_extra = std::env::var("BENCH_ROW_GROUP_BYTES")
-                .map(|b| format!("  row_group_bytes: {b}\n"))
-                .unwrap_or_default(),
         );
-        let mut yaml = yaml;
-        if let Ok(m) = std::env::var("BENCH_DUCKDB_MEMORY_LIMIT") {
+        let duckdb = |name: &str| std::env::var(name).ok().filter(|_| cloud().is_none());
+        if let Some(m) = duckdb("BENCH_DUCKDB_MEMORY_LIMIT") {
             yaml.push_str(&format!("  memory_limit: \"{m}\"\n"));
         }
-        if let Ok(t) = std::env::var("BENCH_DUCKDB_THREADS") {
+        if let Some(t) = duckdb("BENCH_DUCKDB_THREADS") {
             yaml.push_str(&format!("  threads: {t}\n"));
         }
-        if let Ok(b) = std::env::var("BENCH_DUCKDB_SLICE_BYTES") {
+        if let Some(b) = duckdb("BENCH_DUCKDB_SLICE_BYTES") {
             yaml.push_str(&format!("  load_slice_bytes: {b}\n"));
         }
         std::fs::write(&spec, yaml).expect("write spec");
@@ -123,6 +136,8 @@ impl Bench {
             .arg("--output")
             .arg(&summary_path)
             .env("BENCH_GITHUB_TOKEN", "ghp_bench_token_not_secret")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("RUST_LOG", if trace() { "info" } else { "warn" })
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -146,6 +161,69 @@ impl Bench {
             stats: gh.stats(),
             summary,
         }
+    }
+}
+
+/// `BENCH_WAREHOUSE=snowflake`: the production path instead of local staging + DuckDB:
+/// staging on S3 (moto) and loads through the Snowflake SQL API v2 (the adapter over
+/// fakesnow), both started by `scripts/with-emulators.sh`, which exports their addresses.
+/// The warehouse then runs in another process, so flowctl's own figures are the read,
+/// convert, stage and load-orchestration cost.
+struct Cloud {
+    s3: String,
+    snowflake: String,
+}
+
+fn cloud() -> Option<Cloud> {
+    match std::env::var("BENCH_WAREHOUSE").as_deref() {
+        Ok("snowflake") => {}
+        Ok("duckdb") | Err(_) => return None,
+        Ok(other) => panic!("BENCH_WAREHOUSE={other}: expected duckdb or snowflake"),
+    }
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("BENCH_WAREHOUSE=snowflake needs {name}: run under scripts/with-emulators.sh")
+        })
+    };
+    Some(Cloud {
+        s3: var("FLOWCTL_TEST_S3_ENDPOINT"),
+        snowflake: var("FLOWCTL_TEST_SNOWFLAKE_URL"),
+    })
+}
+
+impl Cloud {
+    /// The staging and warehouse blocks of a spec, with a fresh bucket and schema.
+    fn blocks(&self, staging_extra: &str) -> (String, String) {
+        let id = format!(
+            "{}{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() % 1_000_000_000)
+        );
+        let bucket = format!("bench{id}");
+        let ok = Command::new("curl")
+            .args(["-sf", "-X", "PUT", &format!("{}/{bucket}", self.s3)])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "could not create bucket {bucket} on {}", self.s3);
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sinks/snowflake/tests/fixtures/test_key.p8"
+        );
+        (
+            format!(
+                "staging:\n  type: s3\n  bucket: {bucket}\n  prefix: gh\n  region: us-east-1\n  \
+                 endpoint: {}\n  allow_http: true\n{staging_extra}",
+                self.s3
+            ),
+            format!(
+                "warehouse:\n  type: snowflake\n  account: test.us-east-1\n  user: flowctl\n  \
+                 schema: RAW_BENCH_{id}\n  private_key_path: {key}\n  \
+                 storage_integration: TEST_INT\n  base_url: {}\n",
+                self.snowflake
+            ),
+        )
     }
 }
 

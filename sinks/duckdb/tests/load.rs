@@ -314,3 +314,32 @@ async fn data_persists_in_the_database_file() {
     let reopened = loader(dir.path());
     assert_eq!(rows(&reopened).await, ["1|one"]);
 }
+
+#[tokio::test]
+async fn new_databases_compress_long_strings() {
+    // `_RAW` is ~19 KB of JSON a row; DuckDB's default (v1.0) format stores such strings
+    // uncompressed, the v1.2 format flowctl creates compresses them with ZSTD.
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(dir.path());
+    loader.ensure_table(&table(false)).await.unwrap();
+    let version = "SELECT tags['storage_version'] FROM duckdb_databases() \
+                   WHERE database_name = current_database()";
+    assert_eq!(
+        loader.query_text(version).await.unwrap(),
+        vec![vec![Some("v1.2.0+".to_string())]]
+    );
+    loader
+        .query_text(
+            "CREATE TABLE long_text AS SELECT repeat('{\"a\": 1}, ', 2000) || i AS s \
+             FROM range(200) t(i)",
+        )
+        .await
+        .unwrap();
+    loader.query_text("CHECKPOINT").await.unwrap();
+    let compression = "SELECT DISTINCT compression FROM pragma_storage_info('long_text') \
+                       WHERE column_name = 's' AND segment_type = 'VARCHAR'";
+    assert_eq!(
+        loader.query_text(compression).await.unwrap(),
+        vec![vec![Some("ZSTD".to_string())]]
+    );
+}
