@@ -86,9 +86,6 @@ impl DuckDbLoader {
     }
 }
 
-/// Storage format of the databases flowctl creates (see `open`).
-const STORAGE_VERSION: &str = "v1.2.0";
-
 fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     let shown = path.display();
     let mut settings = duckdb::Config::default();
@@ -100,13 +97,13 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     settings = settings
         .max_memory(limit)
         .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
-    // Databases this creates use DuckDB's v1.2 storage format, which compresses long
-    // strings with ZSTD: `_RAW` (~19 KB of JSON a pull request) took 28 KB a row on disk
-    // in the v1.0 format and ~0.7 KB in this one (BENCHMARKS.md). Files created earlier
-    // keep their format; DuckDB older than 1.2 cannot open the new ones.
+    // A database this creates gets `storage_version` (default v1.2, which compresses
+    // long strings such as `_RAW` with ZSTD; see BENCHMARKS.md); an existing file keeps
+    // its own format.
+    let version = &config.storage_version;
     settings = settings
-        .with("storage_compatibility_version", STORAGE_VERSION)
-        .map_err(|e| db_err("storage_compatibility_version", e))?;
+        .with("storage_compatibility_version", version)
+        .map_err(|e| PluginError::config(format!("duckdb storage_version {version:?}: {e}")))?;
     if path.as_os_str() == ":memory:" {
         return Connection::open_in_memory_with_flags(settings)
             .map_err(|e| PluginError::external(format!("cannot open in-memory duckdb: {e}")));

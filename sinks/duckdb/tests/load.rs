@@ -342,4 +342,15 @@ async fn new_databases_compress_long_strings() {
         loader.query_text(compression).await.unwrap(),
         vec![vec![Some("ZSTD".to_string())]]
     );
+    // The old format on request (for DuckDB < 1.2 readers).
+    let old = DuckDbLoader::from_config(DuckDbConfig {
+        path: dir.path().join("old.duckdb"),
+        storage_version: "v1.0.0".to_string(),
+        ..DuckDbConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        old.query_text(version).await.unwrap(),
+        vec![vec![Some("v1.0.0+".to_string())]]
+    );
 }
