@@ -15,7 +15,7 @@
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
-//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`).
+//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_UPLOAD_PART_BYTES` (S3 only).
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
 //! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
 //! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
@@ -83,9 +83,12 @@ impl Bench {
         if let Ok(r) = std::env::var("BENCH_INCLUDE_RAW") {
             extra.push_str(&format!("  include_raw: {r}\n"));
         }
-        let staging_extra = std::env::var("BENCH_ROW_GROUP_BYTES")
+        let mut staging_extra = std::env::var("BENCH_ROW_GROUP_BYTES")
             .map(|b| format!("  row_group_bytes: {b}\n"))
             .unwrap_or_default();
+        if let (Ok(b), Some(_)) = (std::env::var("BENCH_UPLOAD_PART_BYTES"), cloud()) {
+            staging_extra.push_str(&format!("  upload_part_bytes: {b}\n"));
+        }
         let (staging, warehouse) = match cloud() {
             Some(c) => c.blocks(&staging_extra),
             None => (

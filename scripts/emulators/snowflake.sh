@@ -10,7 +10,9 @@ py="$root/.venv-emu/bin/python"
 [ -x "$py" ] || { echo "snowflake.sh: $py missing; run scripts/setup-python.sh" >&2; exit 1; }
 mkdir -p "$start_dir"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$py" "$root/scripts/emulators/snowflake_sqlapi.py" --port "$port" \
+# From START_DIR: fakesnow's DuckDB spills big loads to ./.tmp, which then goes away with
+# the emulators' run dir instead of landing in the caller's directory.
+(cd "$start_dir" && exec "$py" "$root/scripts/emulators/snowflake_sqlapi.py" --port "$port") \
   >"$start_dir/snowflake.log" 2>&1 &
 pid=$!
 echo "$pid" >"$start_dir/snowflake.pid"

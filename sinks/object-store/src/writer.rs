@@ -4,13 +4,15 @@
 
 use crate::paths::{relative_file, staged_path};
 use crate::sink::Inner;
+use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
-use flowctl_core::{async_trait, PluginError, Result, StageTarget, StagedFile, StagedWriter};
+use flowctl_core::{async_trait, meta, PluginError, Result, StageTarget, StagedFile, StagedWriter};
 use object_store::buffered::BufWriter;
 use object_store::ObjectStoreExt;
 use parquet::arrow::async_writer::{AsyncArrowWriter, ParquetObjectWriter};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use std::sync::Arc;
 
 /// Concurrent part uploads per file: enough to keep a link busy, small enough to bound memory.
@@ -32,19 +34,30 @@ pub(crate) struct PartWriter {
     done: Vec<StagedFile>,
 }
 
-fn properties(inner: &Inner) -> WriterProperties {
-    WriterProperties::builder()
+fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(inner.write.row_group_rows))
         .set_max_row_group_bytes(Some(inner.write.row_group_bytes))
-        .set_created_by(format!("flowctl {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("flowctl {}", env!("CARGO_PKG_VERSION")));
+    // `_RAW` holds a whole JSON document a row (~19 KB for a pull request), all distinct:
+    // a dictionary never pays off (the writer hashes every value, then falls back to plain
+    // once the dictionary page is full) and min/max statistics of JSON text serve no
+    // filter. Without both, encoding a `_RAW` batch costs about half the CPU
+    // (`cargo bench --bench micro`, BENCHMARKS.md).
+    if schema.field_with_name(meta::RAW).is_ok() {
+        let raw = ColumnPath::from(meta::RAW);
+        props = props
+            .set_column_dictionary_enabled(raw.clone(), false)
+            .set_column_statistics_enabled(raw, EnabledStatistics::None);
+    }
+    props.build()
 }
 
 impl PartWriter {
     pub fn new(inner: Arc<Inner>, target: StageTarget) -> Self {
-        let props = properties(&inner);
+        let props = properties(&inner, &target.schema);
         Self {
             inner,
             target,

@@ -293,3 +293,54 @@ fn plan_names_the_root_and_the_sizing() {
         "{plan}"
     );
 }
+
+#[tokio::test]
+async fn raw_column_is_written_without_dictionary_or_statistics() {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = local(tmp.path(), |_| {});
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new("STATE", DataType::Utf8, true),
+        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
+    ]));
+    // Few distinct values: a dictionary would be chosen for any column that allows one.
+    let n = 500;
+    let values: Vec<&str> = (0..n)
+        .map(|i| if i % 2 == 0 { "{\"a\":1}" } else { "{\"a\":2}" })
+        .collect();
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(StringArray::from(values.clone())),
+            Arc::new(StringArray::from(values)),
+        ],
+    )
+    .unwrap();
+    let mut t = target("pull_request", "acme", "raw");
+    t.schema = schema;
+    let mut w = sink.writer(t).await.unwrap();
+    w.write(&batch).await.unwrap();
+    let files = w.finish().await.unwrap();
+    let bytes = fetch(&sink.location().unwrap(), &files[0]).await;
+    let reader = SerializedFileReader::new(bytes).unwrap();
+    let rg = reader.metadata().row_group(0);
+    let dictionary = |c: usize| {
+        rg.column(c)
+            .encodings()
+            .any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY))
+    };
+    assert!(dictionary(1), "STATE keeps its dictionary");
+    assert!(
+        rg.column(1).statistics().is_some(),
+        "STATE keeps statistics"
+    );
+    assert!(!dictionary(2), "_RAW is written without a dictionary");
+    assert!(rg.column(2).statistics().is_none(), "_RAW has no min/max");
+}
