@@ -200,13 +200,7 @@ fn cloud() -> Option<Cloud> {
 impl Cloud {
     /// The staging and warehouse blocks of a spec, with a fresh bucket and schema.
     fn blocks(&self, staging_extra: &str) -> (String, String) {
-        let id = format!(
-            "{}{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() % 1_000_000_000)
-        );
+        let id = flowctl_core::testing::unique();
         let bucket = format!("bench{id}");
         let ok = Command::new("curl")
             .args(["-sf", "-X", "PUT", &format!("{}/{bucket}", self.s3)])

@@ -17,3 +17,20 @@ pub fn emulator(var: &str) -> Option<String> {
         }
     }
 }
+
+/// Digits only (usable in bucket, schema and file names) and different on every call,
+/// in this process and across runs: emulators outlive a test process, so a name must not
+/// repeat one an earlier run left behind.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}{nanos}{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

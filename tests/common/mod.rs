@@ -239,23 +239,6 @@ fn uuid_like() -> String {
     )
 }
 
-/// Digits only (usable in bucket, schema and file names) and different on every call,
-/// in this process and across runs: emulators outlive a test process, so a name must not
-/// repeat one an earlier run left behind.
-pub fn unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}{nanos}{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
@@ -588,4 +571,4 @@ impl Env {
 }
 
 #[allow(unused_imports)] // not every test binary that includes this module needs it
-pub use flowctl_core::testing::emulator;
+pub use flowctl_core::testing::{emulator, unique};

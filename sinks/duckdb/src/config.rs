@@ -43,12 +43,23 @@ pub struct DuckDbConfig {
     #[serde(default = "default_load_slice_bytes")]
     pub load_slice_bytes: u64,
     /// DuckDB storage format of a database flowctl creates (an existing file keeps its
-    /// own). The default `v1.2.0` compresses long strings with ZSTD: `_RAW` takes ~40x
+    /// own, whatever this says). The default `v1.2.0` compresses long strings with ZSTD: `_RAW` takes ~40x
     /// less disk than in DuckDB's backward-compatible `v1.0.0` format, which you need
     /// only if DuckDB older than 1.2 must open the file.
     #[serde(default = "default_storage_version")]
     #[schemars(regex(pattern = r"^v[0-9]+\.[0-9]+\.[0-9]+$|^latest$"))]
     pub storage_version: String,
+    /// Rows per DuckDB row group for what this run writes (DuckDB's default is 122,880).
+    /// DuckDB holds a transaction's appended rows in memory until a row group is full and
+    /// rewrites the open one at every commit: with `_RAW` (~19 KB a row) small row groups
+    /// keep a load's memory and CPU down (BENCHMARKS.md). 2048 is DuckDB's minimum.
+    #[serde(default = "default_row_group_rows")]
+    #[schemars(range(min = 2048))]
+    pub row_group_rows: u32,
+}
+
+fn default_row_group_rows() -> u32 {
+    2048
 }
 
 fn default_storage_version() -> String {
@@ -84,6 +95,7 @@ impl Default for DuckDbConfig {
             memory_limit: default_memory_limit(),
             load_slice_bytes: default_load_slice_bytes(),
             storage_version: default_storage_version(),
+            row_group_rows: default_row_group_rows(),
         }
     }
 }

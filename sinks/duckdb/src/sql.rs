@@ -253,7 +253,7 @@ pub fn count_rows(qualified: &str) -> String {
 
 /// Columns of a table, looked up with bound parameters.
 pub const EXISTING_COLUMNS: &str = "SELECT column_name FROM information_schema.columns \
-     WHERE table_schema = ? AND table_name = ?";
+     WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?";
 
 #[cfg(test)]
 mod tests {

@@ -353,4 +353,35 @@ async fn new_databases_compress_long_strings() {
         old.query_text(version).await.unwrap(),
         vec![vec![Some("v1.0.0+".to_string())]]
     );
+    drop(old);
+    // An existing file keeps its format under the default (v1.2.0) settings: upgrading it
+    // would lock out the older DuckDB that made it.
+    let reopened = DuckDbLoader::from_config(DuckDbConfig {
+        path: dir.path().join("old.duckdb"),
+        ..DuckDbConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        reopened.query_text(version).await.unwrap(),
+        vec![vec![Some("v1.0.0+".to_string())]]
+    );
+}
+
+#[tokio::test]
+async fn rows_are_written_in_small_row_groups() {
+    // DuckDB holds appended rows in memory until a row group fills; flowctl attaches the
+    // database with `row_group_rows` (default 2048) so large loads are written out early.
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(dir.path());
+    loader
+        .query_text("CREATE TABLE rg AS SELECT range AS i FROM range(5000)")
+        .await
+        .unwrap();
+    loader.query_text("CHECKPOINT").await.unwrap();
+    let groups = "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('rg')";
+    assert_eq!(
+        loader.query_text(groups).await.unwrap(),
+        vec![vec![Some("3".to_string())]],
+        "5000 rows in row groups of 2048"
+    );
 }

@@ -28,11 +28,7 @@ fn config(base_url: &str, bucket: &str) -> GcsConfig {
 
 /// Alphanumeric and unique per run (moto's GCS XML path needs a plain name).
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{name}{}x{nanos}", std::process::id())
+    format!("{name}{}", flowctl_core::testing::unique())
 }
 
 #[tokio::test]

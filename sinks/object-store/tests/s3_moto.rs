@@ -28,11 +28,7 @@ fn config(endpoint: &str, bucket: &str) -> S3Config {
 
 /// A bucket name unique to this run, so reruns against the same moto start clean.
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
+    format!("{name}{}", flowctl_core::testing::unique())
 }
 
 async fn create_bucket(endpoint: &str, bucket: &str) {
