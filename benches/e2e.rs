@@ -13,7 +13,7 @@
 //! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
 //! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
-//! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
+//! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION`, `BENCH_DUCKDB_ROW_GROUP_ROWS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
 //! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_UPLOAD_PART_BYTES` (S3 only).
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
@@ -116,6 +116,9 @@ impl Bench {
         }
         if let Some(t) = duckdb("BENCH_DUCKDB_THREADS") {
             yaml.push_str(&format!("  threads: {t}\n"));
+        }
+        if let Some(r) = duckdb("BENCH_DUCKDB_ROW_GROUP_ROWS") {
+            yaml.push_str(&format!("  row_group_rows: {r}\n"));
         }
         if let Some(v) = duckdb("BENCH_DUCKDB_STORAGE_VERSION") {
             yaml.push_str(&format!("  storage_version: {v}\n"));
