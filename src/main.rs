@@ -34,12 +34,13 @@ fn main() -> ExitCode {
 }
 
 /// glibc raises its mmap threshold every time a large block is freed (up to 32 MiB);
-/// after the first few, the multi-megabyte page bodies, Arrow buffers and DuckDB
-/// vectors of a sync come from the heap instead and freed ones stay in RSS, fragmented.
-/// A fixed threshold gives them back to the OS on free: measured with
-/// `BENCH_RSS_TRACE=1 cargo bench --bench e2e`, the read phase fell from ~150 to ~80 MiB.
-/// Set before any thread exists (hence no `#[tokio::main]`); DuckDB shares the
-/// allocator, so it benefits too. glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, wins.
+/// after the first few, the multi-megabyte page bodies and Arrow buffers of a sync come
+/// from the heap instead and freed ones stay in RSS, fragmented. A fixed threshold gives
+/// them back to the OS on free: measured with `BENCH_RSS_TRACE=1 cargo bench --bench
+/// e2e`, the read phase fell from ~150 to ~80 MiB (at the cost of page faults: about half
+/// of flowctl's CPU on the S3 + Snowflake path is system time, BENCHMARKS.md). Set before
+/// any thread exists (hence no `#[tokio::main]`). libduckdb brings its own jemalloc, so
+/// DuckDB's memory is not affected. glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, wins.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {

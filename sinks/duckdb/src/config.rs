@@ -28,8 +28,8 @@ pub struct DuckDbConfig {
     pub threads: u32,
     /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
     /// own default is 80% of RAM, which it fills with cached blocks during a large load;
-    /// 128MB (with `load_slice_bytes` 16 MiB and one thread) keeps a sync of any size at
-    /// a flat ~280 MB of RSS (see BENCHMARKS.md). Keep it above ~6x `load_slice_bytes`:
+    /// 128MB (with `load_slice_bytes` 16 MiB and one thread) kept syncs of 4,000 to
+    /// 400,000 pull requests with `_RAW` at 270–340 MB of RSS (see BENCHMARKS.md). Keep it above ~6x `load_slice_bytes`:
     /// DuckDB pins a slice's new rows while it commits and checkpoints. Raise it for
     /// heavy `flowctl query` work on large tables.
     #[serde(default = "default_memory_limit")]
@@ -43,9 +43,9 @@ pub struct DuckDbConfig {
     #[serde(default = "default_load_slice_bytes")]
     pub load_slice_bytes: u64,
     /// DuckDB storage format of a database flowctl creates (an existing file keeps its
-    /// own, whatever this says). The default `v1.2.0` compresses long strings with ZSTD: `_RAW` takes ~40x
-    /// less disk than in DuckDB's backward-compatible `v1.0.0` format, which you need
-    /// only if DuckDB older than 1.2 must open the file.
+    /// own, whatever this says). The default `v1.2.0` compresses long strings with ZSTD:
+    /// `_RAW` takes ~40x less disk than in DuckDB's backward-compatible `v1.0.0` format,
+    /// which you need only if DuckDB older than 1.2 must open the file.
     #[serde(default = "default_storage_version")]
     #[schemars(regex(pattern = r"^v[0-9]+\.[0-9]+\.[0-9]+$|^latest$"))]
     pub storage_version: String,
