@@ -4,12 +4,14 @@
 //! time; flowctl's CPU time and peak RSS come from `wait4` on the child.
 //!
 //! Scenarios: a full sync of `repository` + `pull_request`, a re-run with nothing changed,
-//! an incremental run after 50 PRs changed, then (optionally) all five streams on a
+//! an incremental run after 50 PRs changed, a full refresh, then (optionally) all five streams on a
 //! smaller world.
 //!
 //! Size and pace from the environment (defaults are the target size):
 //! `BENCH_ORGS=2 BENCH_REPOS=5 BENCH_PRS=4000 BENCH_LATENCY_MS=0`
 //! `BENCH_ALL_PRS=200` (PRs per repo of the all-streams run; 0 skips it)
+//! `BENCH_FULL_REFRESH=1` (default) ends the PR scenarios with `apply --full-refresh`,
+//! which re-reads everything and replaces every row of the loaded tables; 0 skips it.
 //! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
 //! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
@@ -18,6 +20,8 @@
 //! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_UPLOAD_PART_BYTES` (S3 only).
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
 //! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
+//! `BENCH_WRAP="heaptrack -o /tmp/flowctl"` runs flowctl under a profiler (its figures then
+//! include the profiler's).
 //! `BENCH_KEEP_DIR=1` keeps the temp dir (spec, staging, warehouse) for inspection.
 //!
 //! Run: `cargo bench --bench e2e` or `scripts/bench-e2e.sh`.
@@ -132,6 +136,11 @@ impl Bench {
 
     /// Run `flowctl apply` once and measure it.
     fn apply(&mut self, gh: &Standin) -> Measured {
+        self.apply_with(gh, &[])
+    }
+
+    /// `flowctl apply` with extra arguments (e.g. `--full-refresh`).
+    fn apply_with(&mut self, gh: &Standin, extra: &[&str]) -> Measured {
         self.runs += 1;
         let summary_path = self.dir.path().join(format!("summary-{}.json", self.runs));
         gh.reset_stats();
@@ -139,11 +148,23 @@ impl Bench {
         let started = Instant::now();
         // Reaped by `wait4` below (std's `wait` would drop the resource usage).
         #[allow(clippy::zombie_processes)]
-        let child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        let flowctl = env!("CARGO_BIN_EXE_flowctl");
+        let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+        let mut wrap = wrap.split_whitespace();
+        let mut cmd = match wrap.next() {
+            Some(tool) => {
+                let mut c = Command::new(tool);
+                c.args(wrap).arg(flowctl);
+                c
+            }
+            None => Command::new(flowctl),
+        };
+        let child = cmd
             .arg("apply")
             .arg(&self.spec)
             .arg("--output")
             .arg(&summary_path)
+            .args(extra)
             .env("BENCH_GITHUB_TOKEN", "ghp_bench_token_not_secret")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -391,6 +412,13 @@ fn pr_scenarios(rt: &tokio::runtime::Runtime) {
         &m,
         None,
     );
+    if env_num("BENCH_FULL_REFRESH", 1) == 1 {
+        report(
+            "full refresh over the loaded tables (every row replaced)",
+            &b.apply_with(&gh, &["--full-refresh"]),
+            Some(min),
+        );
+    }
     keep(b);
     rt.block_on(gh.shutdown());
 }

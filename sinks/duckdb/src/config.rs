@@ -21,25 +21,25 @@ pub struct DuckDbConfig {
     pub schema: String,
     /// Worker threads DuckDB may use. Each thread decodes its own row group of the
     /// staged files, so with `_RAW` every extra thread costs ~100 MB of peak RSS during a
-    /// load for little speed (the MERGE is mostly serial); raise it for heavy `flowctl
+    /// load for little speed (a load is mostly serial); raise it for heavy `flowctl
     /// query` work.
     #[serde(default = "default_threads")]
     #[schemars(range(min = 1))]
     pub threads: u32,
     /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
     /// own default is 80% of RAM, which it fills with cached blocks during a large load;
-    /// 128MB (with `load_slice_bytes` 16 MiB and one thread) kept syncs of 4,000 to
-    /// 400,000 pull requests with `_RAW` at 270–340 MB of RSS (see BENCHMARKS.md). Keep it above ~6x `load_slice_bytes`:
-    /// DuckDB pins a slice's new rows while it commits and checkpoints. Raise it for
-    /// heavy `flowctl query` work on large tables.
+    /// 128MB with one thread loads 4,000 to 400,000 pull requests with `_RAW` in one
+    /// transaction at ~200-250 MB of RSS (see BENCHMARKS.md). Raise it for heavy
+    /// `flowctl query` work on large tables, or if a load reports "Out of Memory".
     #[serde(default = "default_memory_limit")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
     pub memory_limit: String,
-    /// Uncompressed bytes of staged rows merged per transaction. DuckDB holds a
-    /// transaction's new rows in memory until it commits, so a large load is merged in
-    /// slices (cut along Parquet row groups) to keep memory flat however much was
-    /// staged. 0 merges everything in one transaction (all or nothing, memory grows with
-    /// the load).
+    /// Uncompressed bytes of staged rows loaded per transaction. 0 (the default) loads
+    /// all of a table's staged files in one transaction: all or nothing, three statements,
+    /// memory flat whatever the size (the rows are streamed into the table and written out
+    /// row group by row group). A positive value cuts the load along Parquet row groups
+    /// into transactions of about that size, three statements each (a failure then keeps
+    /// the slices loaded before it; the next run converges).
     #[serde(default = "default_load_slice_bytes")]
     pub load_slice_bytes: u64,
     /// DuckDB storage format of a database flowctl creates (an existing file keeps its
@@ -67,7 +67,7 @@ fn default_storage_version() -> String {
 }
 
 fn default_load_slice_bytes() -> u64 {
-    16 * 1024 * 1024
+    0
 }
 
 fn default_memory_limit() -> String {

@@ -2,10 +2,10 @@
 //!
 //! Same tables and the same MERGE semantics as the Snowflake loader, so the same
 //! downstream queries run on both: staged Parquet is read with `read_parquet`,
-//! deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY` and merged into `<TABLE>`
-//! (update only when the staged row is newer). There is no `<TABLE>_STAGE` table: the
-//! MERGE reads the files directly, one slice of bounded size per transaction
-//! (`load_slice_bytes`), so memory stays flat however much a run staged.
+//! deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY` and applied to `<TABLE>`
+//! (replace only when the staged row is newer). There is no `<TABLE>_STAGE` table: the
+//! load reads the files directly, in three statements and one transaction per table
+//! (see `sql::delete_superseded`), and memory stays flat however much a run staged.
 
 mod config;
 mod fetch;

@@ -216,19 +216,32 @@ impl WarehouseLoader for DuckDbLoader {
 /// because `plan` runs before anything is staged.
 fn render_plan(names: &TableNames, table: &TableSpec, budget: u64) -> Result<Vec<String>> {
     let columns = sql::column_defs(&table.schema)?;
-    let per = if budget == 0 {
-        "all staged files of this run in one MERGE".to_string()
+    let files = if budget == 0 {
+        "all staged files of this run".to_string()
     } else {
         format!(
-            "staged files of this run, one MERGE (own transaction) per {} MiB uncompressed",
+            "one slice of about {} MiB of the staged files (a transaction each)",
             budget >> 20
         )
     };
+    let keys = format!("<{} of {files}>", key_list(&columns));
     Ok(vec![
         sql::create_schema(names),
         sql::create_table(&names.target, &columns),
-        sql::merge(names, &columns, &format!("<{per}>")),
+        "BEGIN TRANSACTION".to_string(),
+        sql::delete_superseded(names, &columns, &keys),
+        sql::insert_staged(names, &columns, &format!("<{files}>")),
+        sql::delete_losers(names, &columns, &keys),
+        "COMMIT".to_string(),
     ])
+}
+
+fn key_list(columns: &[(String, String)]) -> String {
+    sql::key_columns(columns)
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// CREATE SCHEMA / TABLE IF NOT EXISTS, then ADD COLUMN for
@@ -274,21 +287,22 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
-    /// One MERGE per slice, each in its own transaction. A failure rolls back its own
-    /// slice only; slices merged before it stay, which is safe because the stream's
-    /// state is not advanced and MERGE is idempotent: the next run stages the same rows
-    /// again and converges, with no duplicate and no loss.
+    /// One transaction per slice (by default the whole load is one slice), each the three
+    /// statements of [`sql::delete_superseded`]. A failure rolls back its own slice only;
+    /// slices loaded before it stay, which is safe because the stream's state is not
+    /// advanced and a load is idempotent: the next run stages the same rows again and
+    /// converges, with no duplicate and no loss.
     fn run(&self, conn: &mut Connection, slices: &[Slice]) -> Result<LoadStats> {
         let mut stats = LoadStats::default();
         for (i, slice) in slices.iter().enumerate() {
-            let (inserted, updated) = self.merge_slice(conn, slice).map_err(|e| {
+            let (inserted, updated) = self.load_slice(conn, slice).map_err(|e| {
                 let done = if i == 0 {
                     String::new()
                 } else {
-                    format!(" ({i} of {} slices were merged before it)", slices.len())
+                    format!(" ({i} of {} slices were loaded before it)", slices.len())
                 };
                 PluginError::external(format!(
-                    "duckdb: MERGE INTO {} from {} failed{done}: {e}",
+                    "duckdb: load into {} from {} failed, nothing of it applied{done}: {e}",
                     self.names.target,
                     self.slice_uris(slice).join(", ")
                 ))
@@ -296,12 +310,13 @@ impl Load<'_> {
             stats.rows_loaded += u64::try_from(slice.rows).unwrap_or(0);
             stats.inserted += inserted;
             stats.updated += updated;
-            stats.statements += 1;
+            stats.statements += 3;
         }
         Ok(stats)
     }
 
-    fn merge_slice(&self, conn: &mut Connection, slice: &Slice) -> duckdb::Result<(u64, u64)> {
+    /// The three statements of one slice in one transaction; returns (inserted, updated).
+    fn load_slice(&self, conn: &mut Connection, slice: &Slice) -> duckdb::Result<(u64, u64)> {
         let reads: Vec<sql::FileRead<'_>> = slice
             .parts
             .iter()
@@ -311,15 +326,15 @@ impl Load<'_> {
                 rows: (!p.whole).then_some((p.start, p.end)),
             })
             .collect();
-        let merge = sql::merge(
-            self.names,
-            self.columns,
-            &sql::slice_source(self.columns, &reads),
-        );
+        let keys = sql::slice_source(&sql::key_columns(self.columns), &reads);
+        let source = sql::slice_source(self.columns, &reads);
         let tx = conn.transaction()?;
-        let counts = merge_counts(&tx, &merge)?;
+        let updated =
+            count(tx.execute(&sql::delete_superseded(self.names, self.columns, &keys), [])?);
+        let staged = count(tx.execute(&sql::insert_staged(self.names, self.columns, &source), [])?);
+        let losers = count(tx.execute(&sql::delete_losers(self.names, self.columns, &keys), [])?);
         tx.commit()?;
-        Ok(counts)
+        Ok((staged.saturating_sub(updated + losers), updated))
     }
 
     fn slice_uris(&self, slice: &Slice) -> Vec<String> {
@@ -333,20 +348,8 @@ impl Load<'_> {
     }
 }
 
-/// Runs the MERGE (rendered with `RETURNING merge_action`) and counts the actions, so
-/// the numbers come from the statement itself, not from before/after counts.
-fn merge_counts(conn: &Connection, merge: &str) -> duckdb::Result<(u64, u64)> {
-    let mut stmt = conn.prepare(merge)?;
-    let mut rows = stmt.query([])?;
-    let (mut inserted, mut updated) = (0, 0);
-    while let Some(row) = rows.next()? {
-        match row.get::<_, String>(0)?.as_str() {
-            "INSERT" => inserted += 1,
-            "UPDATE" => updated += 1,
-            _ => {}
-        }
-    }
-    Ok((inserted, updated))
+fn count(rows: usize) -> u64 {
+    u64::try_from(rows).unwrap_or(u64::MAX)
 }
 
 fn row_text(row: &duckdb::Row<'_>) -> duckdb::Result<Vec<Option<String>>> {

@@ -1,12 +1,7 @@
-//! Cuts a load into slices of bounded uncompressed size, along Parquet row groups.
+//! Cuts a load into slices of bounded uncompressed size, along Parquet row groups
+//! (`load_slice_bytes`; by default a load is one slice, one transaction).
 //!
-//! DuckDB keeps every row a transaction appends in memory until the transaction
-//! commits (it cannot spill uncommitted appends short of a full 122,880-row group), so
-//! one transaction over a large load holds the whole load: with `_RAW` (~19 KB a pull
-//! request) 40,000 rows were 4 GiB of RSS. Merging slice by slice, each slice its own
-//! transaction, bounds memory by the slice size instead of the load size.
-//!
-//! Every footer is read before the first slice is merged, so a corrupt or truncated
+//! Every footer is read before the first slice is loaded, so a corrupt or truncated
 //! file fails the load with nothing written.
 
 use flowctl_core::{PluginError, Result};
@@ -25,7 +20,7 @@ pub struct Part {
     pub whole: bool,
 }
 
-/// One MERGE's worth of rows.
+/// One transaction's worth of rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Slice {
     pub parts: Vec<Part>,

@@ -91,7 +91,7 @@ fn arrow_type(t: &DataType) -> Option<String> {
     Some(simple.to_string())
 }
 
-/// Quoted, validated names of one table. (DuckDB merges straight from the staged files,
+/// Quoted, validated names of one table. (DuckDB loads straight from the staged files,
 /// so unlike Snowflake it needs no `<TABLE>_STAGE` table.)
 #[derive(Debug, Clone)]
 pub struct TableNames {
@@ -124,7 +124,7 @@ pub fn column_defs(schema: &Schema) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The MERGE needs both; a schema without them is a source bug, caught before any SQL.
+/// The load needs both; a schema without them is a source bug, caught before any SQL.
 fn require_metadata(schema: &Schema) -> Result<()> {
     for col in [ROW_KEY, INGESTED_AT] {
         if schema.field_with_name(col).is_err() {
@@ -203,47 +203,92 @@ pub fn slice_source(columns: &[(String, String)], reads: &[FileRead<'_>]) -> Str
     selects.join("\n    UNION ALL ")
 }
 
-/// MERGE one slice of staged rows (`source`, see [`slice_source`]), deduplicated to
-/// the newest `_INGESTED_AT` per `_ROW_KEY` (DuckDB's MERGE, like Snowflake's, rejects
-/// duplicate source keys). A row is updated only when the staged version is strictly
-/// newer: a later `_INGESTED_AT`, or the same one (two versions of a key in one run,
-/// possibly in different slices) and a later `UPDATED_AT` when the table has one. So
-/// re-loading changes nothing, and slices give the result of one MERGE in any order.
-/// `RETURNING merge_action` (DuckDB >= 1.4) yields one row per changed row, from which
-/// the loader counts inserts and updates.
-pub fn merge(names: &TableNames, columns: &[(String, String)], source: &str) -> String {
+/// The columns a load's deduplication reads: `_ROW_KEY`, `_INGESTED_AT` and, when the
+/// table has it, `UPDATED_AT` (the tie-break within one run).
+pub fn key_columns(columns: &[(String, String)]) -> Vec<(String, String)> {
+    let wanted = [
+        format!("\"{ROW_KEY}\""),
+        format!("\"{INGESTED_AT}\""),
+        "\"UPDATED_AT\"".to_string(),
+    ];
+    columns
+        .iter()
+        .filter(|(c, _)| wanted.contains(c))
+        .cloned()
+        .collect()
+}
+
+fn has_updated_at(columns: &[(String, String)]) -> bool {
+    columns.iter().any(|(c, _)| c == "\"UPDATED_AT\"")
+}
+
+/// The version order of a key: newest `_INGESTED_AT` first, then (two versions in one
+/// run) the later `UPDATED_AT`, a known one before an unknown one.
+fn version_order(columns: &[(String, String)]) -> String {
+    let ts = format!("\"{INGESTED_AT}\"");
+    if has_updated_at(columns) {
+        format!("{ts} DESC, \"UPDATED_AT\" DESC NULLS LAST")
+    } else {
+        format!("{ts} DESC")
+    }
+}
+
+/// A load is three statements in one transaction, with the same result as Snowflake's
+/// deduplicating MERGE (newest version of each `_ROW_KEY` wins; a staged row replaces a
+/// table row only when strictly newer, so re-loading changes nothing):
+///
+/// 1. [`delete_superseded`]: delete the table rows a staged row is strictly newer than
+///    (reads only the key columns of the staged files);
+/// 2. [`insert_staged`]: append every staged row;
+/// 3. [`delete_losers`]: of each staged key, keep only the first row in version order
+///    (ties: the lowest `rowid`, so a row already in the table beats an equal re-load).
+///
+/// Why not `MERGE`: DuckDB materialises the whole source of a statement that also reads
+/// its target (MERGE always does), so a MERGE of 20,000 pull requests with `_RAW` does not
+/// fit in 128MB; a plain INSERT streams, its rows written out row group by row group.
+///
+/// After step 1 every table row left for a staged key is at least as new as all of its
+/// staged versions, so step 3 deletes staged rows only: step 1's count is the rows
+/// updated, and staged − step 1 − step 3 the rows inserted.
+pub fn delete_superseded(names: &TableNames, columns: &[(String, String)], keys: &str) -> String {
     let key = format!("\"{ROW_KEY}\"");
     let ts = format!("\"{INGESTED_AT}\"");
-    // The key is equal on both sides of a match, so it is not in the SET list.
-    let set: Vec<String> = columns
-        .iter()
-        .filter(|(c, _)| *c != key)
-        .map(|(c, _)| format!("{c} = s.{c}"))
-        .collect();
-    let cols: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
-    let vals: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
-    let has_updated_at = cols.contains(&"\"UPDATED_AT\"");
-    let (tie, newer) = if has_updated_at {
-        (
-            ", \"UPDATED_AT\" DESC NULLS LAST",
-            format!(
-                "(s.{ts} > t.{ts} OR (s.{ts} = t.{ts} AND s.\"UPDATED_AT\" > t.\"UPDATED_AT\"))"
-            ),
+    let newer = if has_updated_at(columns) {
+        format!(
+            "(s.{ts} > t.{ts} OR (s.{ts} = t.{ts} AND s.\"UPDATED_AT\" IS NOT NULL \
+             AND (t.\"UPDATED_AT\" IS NULL OR s.\"UPDATED_AT\" > t.\"UPDATED_AT\")))"
         )
     } else {
-        ("", format!("s.{ts} > t.{ts}"))
+        format!("s.{ts} > t.{ts}")
     };
     format!(
-        "MERGE INTO {target} AS t\n\
-         USING (\n    SELECT * FROM (\n    {source}\n    )\n    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {ts} DESC{tie}) = 1\n) AS s\n\
-         ON t.{key} = s.{key}\n\
-         WHEN MATCHED AND {newer} THEN UPDATE SET\n    {set}\n\
-         WHEN NOT MATCHED THEN INSERT ({cols})\n    VALUES ({vals})\n\
-         RETURNING merge_action",
+        "DELETE FROM {target} AS t\n\
+         WHERE EXISTS (\n    SELECT 1 FROM (\n    {keys}\n    ) AS s\n    \
+         WHERE s.{key} = t.{key} AND {newer}\n)",
         target = names.target,
-        set = set.join(",\n    "),
+    )
+}
+
+/// Step 2 of a load (see [`delete_superseded`]): every staged row, appended.
+pub fn insert_staged(names: &TableNames, columns: &[(String, String)], source: &str) -> String {
+    let cols: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+    format!(
+        "INSERT INTO {target} ({cols})\nSELECT {cols} FROM (\n    {source}\n)",
+        target = names.target,
         cols = cols.join(", "),
-        vals = vals.join(", "),
+    )
+}
+
+/// Step 3 of a load (see [`delete_superseded`]): all but the newest row of each staged key.
+pub fn delete_losers(names: &TableNames, columns: &[(String, String)], keys: &str) -> String {
+    let key = format!("\"{ROW_KEY}\"");
+    format!(
+        "DELETE FROM {target}\n\
+         WHERE rowid IN (\n    SELECT rowid FROM {target}\n    \
+         WHERE {key} IN (SELECT {key} FROM (\n    {keys}\n    ))\n    \
+         QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order}, rowid) > 1\n)",
+        target = names.target,
+        order = version_order(columns),
     )
 }
 
@@ -272,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_breaks_same_run_ties_on_updated_at_and_fills_missing_columns() {
+    fn load_breaks_same_run_ties_on_updated_at_and_fills_missing_columns() {
         let names = TableNames::new("RAW_TABLES", "PULL_REQUEST").unwrap();
         let cols: Vec<(String, String)> = ["ID", "UPDATED_AT", "_ROW_KEY", "_INGESTED_AT"]
             .iter()
@@ -299,12 +344,29 @@ mod tests {
             src.contains("file_row_number >= 10 AND file_row_number < 20"),
             "{src}"
         );
-        let m = merge(&names, &cols, &src);
+        let keys = slice_source(
+            &key_columns(&cols),
+            &[FileRead {
+                path: "/s/x.parquet",
+                columns: &have,
+                rows: None,
+            }],
+        );
         assert!(
-            m.contains(
-                "s.\"_INGESTED_AT\" = t.\"_INGESTED_AT\" AND s.\"UPDATED_AT\" > t.\"UPDATED_AT\""
+            keys.contains("CAST(NULL AS VARCHAR) AS \"UPDATED_AT\"") && !keys.contains("\"ID\""),
+            "{keys}"
+        );
+        let d = delete_superseded(&names, &cols, &keys);
+        assert!(
+            d.contains("s.\"_INGESTED_AT\" = t.\"_INGESTED_AT\" AND s.\"UPDATED_AT\" IS NOT NULL"),
+            "{d}"
+        );
+        let l = delete_losers(&names, &cols, &keys);
+        assert!(
+            l.contains(
+                "ORDER BY \"_INGESTED_AT\" DESC, \"UPDATED_AT\" DESC NULLS LAST, rowid) > 1"
             ),
-            "{m}"
+            "{l}"
         );
     }
 

@@ -26,7 +26,7 @@ async fn same_batch_twice_changes_nothing() {
             rows_loaded: 3,
             inserted: 3,
             updated: 0,
-            statements: 1
+            statements: 3
         }
     );
     let second = loader
@@ -39,7 +39,7 @@ async fn same_batch_twice_changes_nothing() {
             rows_loaded: 3,
             inserted: 0,
             updated: 0,
-            statements: 1
+            statements: 3
         }
     );
     assert_eq!(rows(&loader).await, ["1|one", "2|two", "3|three"]);
@@ -47,7 +47,7 @@ async fn same_batch_twice_changes_nothing() {
     assert_eq!(
         loader.query_text(stage).await.unwrap(),
         vec![vec![Some("0".to_string())]],
-        "duckdb merges from the files, no stage table"
+        "duckdb loads from the files, no stage table"
     );
 }
 
@@ -133,7 +133,7 @@ async fn new_column_is_added_and_older_files_read_it_as_null() {
 }
 
 /// A load cut into many slices (one per row group here) ends with the same table as one
-/// transaction, whatever order the versions of a key arrive in; each slice is one MERGE.
+/// transaction, whatever order the versions of a key arrive in; each slice is one transaction of three statements.
 #[tokio::test]
 async fn sliced_load_equals_single_transaction_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +159,7 @@ async fn sliced_load_equals_single_transaction_load() {
             .await
             .unwrap();
         assert_eq!(stats.rows_loaded, 6);
-        assert_eq!(stats.statements, if budget == 0 { 1 } else { 3 });
+        assert_eq!(stats.statements, if budget == 0 { 3 } else { 9 });
         got.push(rows(&loader).await);
         let again = loader
             .load(&t, &files, &local_location(&root))
@@ -227,6 +227,49 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
     assert!(err.contains("corrupt.parquet"), "{err}");
     assert!(err.contains("not readable Parquet"), "{err}");
     assert_eq!(rows(&loader).await, ["1|one"], "target untouched");
+}
+
+/// A load's first statement deletes the rows it replaces; a failure after it (here the
+/// INSERT: a staged CREATED_AT that is text, not a timestamp) must roll those deletes
+/// back with the rest, leaving the table as it was.
+#[tokio::test]
+async fn failure_after_the_first_statement_rolls_the_whole_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let t = table(false);
+    let loc = local_location(&root);
+    loader.ensure_table(&t).await.unwrap();
+    let good = stage(&root, "good", &[(1, "one", T1), (2, "two", T1)], false);
+    loader.load(&t, &[good], &loc).await.unwrap();
+
+    let newer = batch(&[(1, "changed", T2)], false);
+    let at = newer.schema().index_of("CREATED_AT").unwrap();
+    let mut fields: Vec<arrow::datatypes::Field> = newer
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[at] = arrow::datatypes::Field::new("CREATED_AT", arrow::datatypes::DataType::Utf8, true);
+    let mut cols = newer.columns().to_vec();
+    cols[at] = std::sync::Arc::new(arrow::array::StringArray::from(vec!["not a time"]));
+    let bad = arrow::record_batch::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+    )
+    .unwrap();
+    let bad = stage_bytes(&root, "bad", &parquet_bytes(&bad));
+    let err = loader.load(&t, &[bad], &loc).await.unwrap_err().to_string();
+    assert!(
+        err.contains("bad.parquet") && err.contains("nothing of it applied"),
+        "{err}"
+    );
+    assert_eq!(
+        rows(&loader).await,
+        ["1|one", "2|two"],
+        "row 1 deleted then restored"
+    );
 }
 
 #[tokio::test]

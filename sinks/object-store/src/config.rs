@@ -22,12 +22,13 @@ pub(crate) fn default_prefix() -> String {
 pub(crate) fn default_row_group_rows() -> usize {
     100_000
 }
-/// Encoded (compressed) bytes: `_RAW` JSON compresses ~9x with Snappy, so 4 MiB is
-/// ~40 MB of rows once read back. A reader (DuckDB, Snowflake) decodes a row group at
-/// a time, and the DuckDB loader slices loads along row groups, so this bounds the
-/// memory of both ends; 64 MiB made one row group of a whole 20,000-PR file.
+/// Encoded (compressed) bytes: `_RAW` JSON compresses ~5-16x with Snappy, so 1 MiB is
+/// ~5-16 MB of rows once read back (~250-900 pull requests with `_RAW`). A reader
+/// (DuckDB, Snowflake) decodes a row group at a time, so this bounds the memory of the
+/// load: with 4 MiB row groups DuckDB's one-transaction load of 20,000 pull requests ran
+/// out of its 128MB; 64 MiB made one row group of a whole 20,000-PR file.
 pub(crate) fn default_row_group_bytes() -> usize {
-    4 * 1024 * 1024
+    1024 * 1024
 }
 pub(crate) fn default_max_file_bytes() -> u64 {
     256 * 1024 * 1024

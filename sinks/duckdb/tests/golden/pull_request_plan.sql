@@ -14,25 +14,28 @@ CREATE TABLE IF NOT EXISTS "RAW_TABLES"."PULL_REQUEST" (
     "_BATCH_ID" VARCHAR
 );
 
-MERGE INTO "RAW_TABLES"."PULL_REQUEST" AS t
-USING (
-    SELECT * FROM (
-    <staged files of this run, one MERGE (own transaction) per 16 MiB uncompressed>
-    )
-    QUALIFY row_number() OVER (PARTITION BY "_ROW_KEY" ORDER BY "_INGESTED_AT" DESC) = 1
-) AS s
-ON t."_ROW_KEY" = s."_ROW_KEY"
-WHEN MATCHED AND s."_INGESTED_AT" > t."_INGESTED_AT" THEN UPDATE SET
-    "ID" = s."ID",
-    "TITLE" = s."TITLE",
-    "LABELS" = s."LABELS",
-    "MERGED" = s."MERGED",
-    "CREATED_AT" = s."CREATED_AT",
-    "ADDITIONS" = s."ADDITIONS",
-    "_RAW" = s."_RAW",
-    "_INGESTED_AT" = s."_INGESTED_AT",
-    "_SOURCE_ORG" = s."_SOURCE_ORG",
-    "_BATCH_ID" = s."_BATCH_ID"
-WHEN NOT MATCHED THEN INSERT ("ID", "TITLE", "LABELS", "MERGED", "CREATED_AT", "ADDITIONS", "_RAW", "_ROW_KEY", "_INGESTED_AT", "_SOURCE_ORG", "_BATCH_ID")
-    VALUES (s."ID", s."TITLE", s."LABELS", s."MERGED", s."CREATED_AT", s."ADDITIONS", s."_RAW", s."_ROW_KEY", s."_INGESTED_AT", s."_SOURCE_ORG", s."_BATCH_ID")
-RETURNING merge_action;
+BEGIN TRANSACTION;
+
+DELETE FROM "RAW_TABLES"."PULL_REQUEST" AS t
+WHERE EXISTS (
+    SELECT 1 FROM (
+    <"_ROW_KEY", "_INGESTED_AT" of all staged files of this run>
+    ) AS s
+    WHERE s."_ROW_KEY" = t."_ROW_KEY" AND s."_INGESTED_AT" > t."_INGESTED_AT"
+);
+
+INSERT INTO "RAW_TABLES"."PULL_REQUEST" ("ID", "TITLE", "LABELS", "MERGED", "CREATED_AT", "ADDITIONS", "_RAW", "_ROW_KEY", "_INGESTED_AT", "_SOURCE_ORG", "_BATCH_ID")
+SELECT "ID", "TITLE", "LABELS", "MERGED", "CREATED_AT", "ADDITIONS", "_RAW", "_ROW_KEY", "_INGESTED_AT", "_SOURCE_ORG", "_BATCH_ID" FROM (
+    <all staged files of this run>
+);
+
+DELETE FROM "RAW_TABLES"."PULL_REQUEST"
+WHERE rowid IN (
+    SELECT rowid FROM "RAW_TABLES"."PULL_REQUEST"
+    WHERE "_ROW_KEY" IN (SELECT "_ROW_KEY" FROM (
+    <"_ROW_KEY", "_INGESTED_AT" of all staged files of this run>
+    ))
+    QUALIFY row_number() OVER (PARTITION BY "_ROW_KEY" ORDER BY "_INGESTED_AT" DESC, rowid) > 1
+);
+
+COMMIT;
