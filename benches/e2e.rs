@@ -146,8 +146,6 @@ impl Bench {
         gh.reset_stats();
         let cpu0 = self_cpu();
         let started = Instant::now();
-        // Reaped by `wait4` below (std's `wait` would drop the resource usage).
-        #[allow(clippy::zombie_processes)]
         let flowctl = env!("CARGO_BIN_EXE_flowctl");
         let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
         let mut wrap = wrap.split_whitespace();
@@ -159,6 +157,8 @@ impl Bench {
             }
             None => Command::new(flowctl),
         };
+        // Reaped by `wait4` below (std's `wait` would drop the resource usage).
+        #[allow(clippy::zombie_processes)]
         let child = cmd
             .arg("apply")
             .arg(&self.spec)

@@ -57,7 +57,7 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
     let mut rng = Rng(seed);
     let gh = Standin::start(world()).await.unwrap();
     // The crashed pipeline loads DuckDB in many small slices (a batch, a row group and a
-    // MERGE transaction every 10 rows), so kills also land between committed slices of
+    // load transaction every 10 rows), so kills also land between committed slices of
     // one load; the reference loads each table in one transaction.
     let crashy = Env::new(&gh, ALL_STREAMS);
     slice_finely(&crashy);
@@ -70,7 +70,7 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
 
     let mut want = reference.content_snapshot();
     // Uncrashed, the finely sliced pipeline lands exactly the reference's rows, in many
-    // MERGE statements.
+    // statements.
     let sliced = Env::new(&gh, ALL_STREAMS);
     slice_finely(&sliced);
     let summary = sliced.apply(&[]).success();

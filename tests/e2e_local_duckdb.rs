@@ -40,6 +40,10 @@ async fn first_run_loads_everything_second_changes_nothing_third_updates_exactly
     assert_eq!(counts["COMMIT_FILE"], total(|o| o.commit_files));
     assert_eq!(counts["REPOSITORY"], total(|o| o.repos));
     assert_eq!(stream(&s1, "pull_request")["inserted"], total(|o| o.prs));
+    // Every table is loaded in one transaction of three statements, however many files.
+    for st in s1["streams"].as_array().unwrap() {
+        assert_eq!(st["statements"], 3, "{st}");
+    }
     env.assert_no_duplicate_keys();
     env.assert_sample_matches_server(&gh);
     let snapshot1 = env.content_snapshot();

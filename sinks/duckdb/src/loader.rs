@@ -117,6 +117,16 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     let attach = attach_sql(path, config)?;
     conn.execute_batch(&attach)
         .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))?;
+    // An in-memory DuckDB spills to `./.tmp` of whatever directory flowctl runs in; a
+    // file database's own default is `<file>.tmp` beside it, so keep spills there.
+    let mut temp = path.as_os_str().to_os_string();
+    temp.push(".tmp");
+    let set_temp = format!(
+        "SET temp_directory = {}",
+        sql::string_literal(&temp.to_string_lossy())
+    );
+    conn.execute_batch(&set_temp)
+        .map_err(|e| db_err("SET temp_directory", e))?;
     Ok(conn)
 }
 
@@ -328,12 +338,28 @@ impl Load<'_> {
             .collect();
         let keys = sql::slice_source(&sql::key_columns(self.columns), &reads);
         let source = sql::slice_source(self.columns, &reads);
+        let table = &self.names.target;
+        let timed = |what: &str, run: &dyn Fn() -> duckdb::Result<usize>| {
+            let started = std::time::Instant::now();
+            let n = count(run()?);
+            let secs = started.elapsed().as_secs_f32();
+            tracing::info!(%table, rows = n, secs, "duckdb: {what}");
+            Ok::<u64, duckdb::Error>(n)
+        };
         let tx = conn.transaction()?;
-        let updated =
-            count(tx.execute(&sql::delete_superseded(self.names, self.columns, &keys), [])?);
-        let staged = count(tx.execute(&sql::insert_staged(self.names, self.columns, &source), [])?);
-        let losers = count(tx.execute(&sql::delete_losers(self.names, self.columns, &keys), [])?);
+        let updated = timed("deleted rows superseded by staged ones", &|| {
+            tx.execute(&sql::delete_superseded(self.names, self.columns, &keys), [])
+        })?;
+        let staged = timed("appended staged rows", &|| {
+            tx.execute(&sql::insert_staged(self.names, self.columns, &source), [])
+        })?;
+        let losers = timed("deleted older versions of staged keys", &|| {
+            tx.execute(&sql::delete_losers(self.names, self.columns, &keys), [])
+        })?;
+        let started = std::time::Instant::now();
         tx.commit()?;
+        let secs = started.elapsed().as_secs_f32();
+        tracing::info!(%table, secs, "duckdb: committed");
         Ok((staged.saturating_sub(updated + losers), updated))
     }
 

@@ -272,6 +272,21 @@ async fn failure_after_the_first_statement_rolls_the_whole_load_back() {
     );
 }
 
+/// DuckDB runs in memory with the warehouse file attached; its spill directory must sit
+/// beside that file (DuckDB's own default for a file database), not in `./.tmp` of
+/// wherever flowctl was started.
+#[tokio::test]
+async fn spills_go_beside_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let loader = loader(dir.path());
+    let got = loader
+        .query_text("SELECT current_setting('temp_directory')")
+        .await
+        .unwrap();
+    let want = dir.path().join("db").join("warehouse.duckdb.tmp");
+    assert_eq!(got, vec![vec![Some(want.display().to_string())]]);
+}
+
 #[tokio::test]
 async fn missing_file_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
