@@ -289,7 +289,7 @@ fn plan_names_the_root_and_the_sizing() {
         "{plan}"
     );
     assert!(
-        plan.contains("100000 rows / 4 MiB") && plan.contains("delete_after_load"),
+        plan.contains("100000 rows / 1 MiB") && plan.contains("delete_after_load"),
         "{plan}"
     );
 }
