@@ -22,13 +22,18 @@ pub(crate) fn default_prefix() -> String {
 pub(crate) fn default_row_group_rows() -> usize {
     100_000
 }
-/// Encoded (compressed) bytes: `_RAW` JSON compresses ~5-16x with Snappy, so 1 MiB is
-/// ~5-16 MB of rows once read back (~250-900 pull requests with `_RAW`). A reader
-/// (DuckDB, Snowflake) decodes a row group at a time, so this bounds the memory of the
-/// load: with 4 MiB row groups DuckDB's one-transaction load of 20,000 pull requests ran
-/// out of its 128MB; 64 MiB made one row group of a whole 20,000-PR file.
+/// Encoded (compressed) bytes: `_RAW` JSON compresses ~5-16x with Snappy. 64 MiB made
+/// one row group of a whole 20,000-PR file; `row_group_decoded_bytes` is the bound that
+/// matters to readers.
 pub(crate) fn default_row_group_bytes() -> usize {
-    1024 * 1024
+    4 * 1024 * 1024
+}
+/// Decoded (Arrow, uncompressed) bytes. A reader (DuckDB, Snowflake) decodes a row group
+/// a column chunk at a time, so this bounds the memory of the load whatever the data's
+/// compression ratio: ~800 pull requests with `_RAW`. With 4 MiB encoded row groups of
+/// very compressible JSON (66 MB decoded) DuckDB's load ran out of its 128MB.
+pub(crate) fn default_row_group_decoded_bytes() -> usize {
+    16 * 1024 * 1024
 }
 pub(crate) fn default_max_file_bytes() -> u64 {
     256 * 1024 * 1024
@@ -42,6 +47,7 @@ pub(crate) fn default_upload_part_bytes() -> usize {
 pub struct WriteOptions {
     pub row_group_rows: usize,
     pub row_group_bytes: usize,
+    pub row_group_decoded_bytes: usize,
     pub max_file_rows: Option<u64>,
     pub max_file_bytes: u64,
     pub upload_part_bytes: usize,
@@ -52,6 +58,7 @@ impl Default for WriteOptions {
         Self {
             row_group_rows: default_row_group_rows(),
             row_group_bytes: default_row_group_bytes(),
+            row_group_decoded_bytes: default_row_group_decoded_bytes(),
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
             upload_part_bytes: default_upload_part_bytes(),
@@ -90,6 +97,11 @@ pub struct GcsConfig {
     /// column) cannot make one row group hold gigabytes in memory.
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: usize,
+    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
+    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
+    /// they compress.
+    #[serde(default = "default_row_group_decoded_bytes")]
+    pub row_group_decoded_bytes: usize,
     /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_rows: Option<u64>,
@@ -143,6 +155,11 @@ pub struct S3Config {
     /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: usize,
+    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
+    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
+    /// they compress.
+    #[serde(default = "default_row_group_decoded_bytes")]
+    pub row_group_decoded_bytes: usize,
     /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_rows: Option<u64>,
@@ -171,6 +188,11 @@ pub struct LocalConfig {
     /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: usize,
+    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
+    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
+    /// they compress.
+    #[serde(default = "default_row_group_decoded_bytes")]
+    pub row_group_decoded_bytes: usize,
     /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_rows: Option<u64>,
@@ -189,6 +211,7 @@ macro_rules! write_options {
                 let opts = WriteOptions {
                     row_group_rows: self.row_group_rows,
                     row_group_bytes: self.row_group_bytes,
+                    row_group_decoded_bytes: self.row_group_decoded_bytes,
                     max_file_rows: self.max_file_rows,
                     max_file_bytes: self.max_file_bytes,
                     upload_part_bytes: part,
@@ -209,9 +232,12 @@ pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 impl WriteOptions {
     pub fn validate(&self) -> flowctl_core::Result<()> {
         use flowctl_core::PluginError;
-        if self.row_group_rows == 0 || self.row_group_bytes == 0 {
+        if self.row_group_rows == 0
+            || self.row_group_bytes == 0
+            || self.row_group_decoded_bytes == 0
+        {
             return Err(PluginError::config(
-                "staging: row_group_rows and row_group_bytes must be greater than 0",
+                "staging: row_group_rows, row_group_bytes and row_group_decoded_bytes must be greater than 0",
             ));
         }
         if self.max_file_rows == Some(0) || self.max_file_bytes == 0 {

@@ -69,9 +69,10 @@ impl StagingSink for ObjectStoreSink {
             lines.push(format!("staging endpoint: {ep}"));
         }
         lines.push(format!(
-            "row groups <= {} rows / {} MiB; files <= {} MiB{}; cleanup: {}",
+            "row groups <= {} rows / {} MiB / {} MiB decoded; files <= {} MiB{}; cleanup: {}",
             w.row_group_rows,
             w.row_group_bytes >> 20,
+            w.row_group_decoded_bytes >> 20,
             w.max_file_bytes >> 20,
             w.max_file_rows
                 .map(|r| format!(" / {r} rows"))

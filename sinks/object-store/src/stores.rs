@@ -3,7 +3,10 @@
 
 use crate::aws_profile;
 use crate::config::default_upload_part_bytes;
-use crate::config::{default_max_file_bytes, default_row_group_bytes, default_row_group_rows};
+use crate::config::{
+    default_max_file_bytes, default_row_group_bytes, default_row_group_decoded_bytes,
+    default_row_group_rows,
+};
 use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
 use crate::errors::StoreContext;
 use crate::paths::normalize_prefix;
@@ -365,6 +368,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             cleanup: Cleanup::Keep,
             row_group_rows: default_row_group_rows(),
             row_group_bytes: default_row_group_bytes(),
+            row_group_decoded_bytes: default_row_group_decoded_bytes(),
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
             upload_part_bytes: default_upload_part_bytes(),
@@ -379,6 +383,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             cleanup: Cleanup::Keep,
             row_group_rows: default_row_group_rows(),
             row_group_bytes: default_row_group_bytes(),
+            row_group_decoded_bytes: default_row_group_decoded_bytes(),
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
             upload_part_bytes: default_upload_part_bytes(),
@@ -407,6 +412,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             cleanup: Cleanup::Keep,
             row_group_rows: default_row_group_rows(),
             row_group_bytes: default_row_group_bytes(),
+            row_group_decoded_bytes: default_row_group_decoded_bytes(),
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
         })?

@@ -143,13 +143,30 @@ impl StagedWriter for PartWriter {
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.check_schema(batch)?;
         let mut rest = batch.clone();
+        // Decoded bytes a row, from this batch (the source builds each batch afresh, so its
+        // buffers hold just its rows).
+        let per_row = (batch.get_array_memory_size() / batch.num_rows().max(1)).max(1);
+        let decoded_cap = self.inner.write.row_group_decoded_bytes;
         while rest.num_rows() > 0 {
             let max_rows = self.inner.write.max_file_rows;
             let part = self.open_part()?;
+            // The ArrowWriter closes row groups on its own limits too; what it still buffers
+            // is the open row group.
+            let buffered = part.writer.in_progress_rows();
+            let decoded = buffered.saturating_mul(per_row);
+            if buffered > 0 && decoded.saturating_add(per_row) > decoded_cap {
+                if let Err(e) = part.writer.flush().await {
+                    let uri = part.uri.clone();
+                    return Err(self.inner.ctx.parquet_error("writing", &uri, e));
+                }
+                continue;
+            }
+            let fits = ((decoded_cap - decoded.min(decoded_cap)) / per_row).max(1);
             let room = max_rows.map_or(u64::MAX, |m| m.saturating_sub(part.rows));
             let take = rest
                 .num_rows()
-                .min(usize::try_from(room).unwrap_or(usize::MAX));
+                .min(usize::try_from(room).unwrap_or(usize::MAX))
+                .min(fits);
             let chunk = rest.slice(0, take);
             rest = rest.slice(take, rest.num_rows() - take);
             if let Err(e) = part.writer.write(&chunk).await {

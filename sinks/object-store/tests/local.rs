@@ -289,7 +289,7 @@ fn plan_names_the_root_and_the_sizing() {
         "{plan}"
     );
     assert!(
-        plan.contains("100000 rows / 1 MiB") && plan.contains("delete_after_load"),
+        plan.contains("100000 rows / 4 MiB / 16 MiB decoded") && plan.contains("delete_after_load"),
         "{plan}"
     );
 }
@@ -343,4 +343,57 @@ async fn raw_column_is_written_without_dictionary_or_statistics() {
     );
     assert!(!dictionary(2), "_RAW is written without a dictionary");
     assert!(rg.column(2).statistics().is_none(), "_RAW has no min/max");
+}
+
+/// Rows of ~20 KB that compress ~100x: by encoded size alone (4 MiB) one row group would
+/// hold all 600 rows, 12 MB decoded; `row_group_decoded_bytes` (1 MiB here) cuts them so
+/// a reader never decodes more than about that at once. Every row is still written.
+#[tokio::test]
+async fn row_groups_are_bounded_by_decoded_size_too() {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = local(tmp.path(), |c| c.row_group_decoded_bytes = 1 << 20);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
+    ]));
+    let doc = format!("{{\"body\":\"{}\"}}", "x".repeat(20_000));
+    let mut t = target("pull_request", "acme", "wide");
+    t.schema = schema.clone();
+    let mut w = sink.writer(t).await.unwrap();
+    // Six batches of 100 rows, as the source sends them.
+    for b in 0..6i64 {
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(b * 100..(b + 1) * 100)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..100).map(|_| doc.as_str()),
+                )),
+            ],
+        )
+        .unwrap();
+        w.write(&batch).await.unwrap();
+    }
+    let files = w.finish().await.unwrap();
+    assert_eq!(files.len(), 1);
+    let bytes = fetch(&sink.location().unwrap(), &files[0]).await;
+    let reader = SerializedFileReader::new(bytes).unwrap();
+    let meta = reader.metadata();
+    let rows: Vec<i64> = meta.row_groups().iter().map(|rg| rg.num_rows()).collect();
+    assert_eq!(rows.iter().sum::<i64>(), 600, "{rows:?}");
+    // ~20 KB a row: at most ~52 rows fit in 1 MiB.
+    assert!(meta.num_row_groups() >= 12, "{rows:?}");
+    for rg in meta.row_groups() {
+        assert!(
+            rg.total_byte_size() <= (1 << 20) + 21_000,
+            "row group of {} rows holds {} bytes decoded",
+            rg.num_rows(),
+            rg.total_byte_size()
+        );
+    }
 }
