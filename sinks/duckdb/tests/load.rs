@@ -203,12 +203,8 @@ async fn column_types_follow_the_type_map() {
 
 #[tokio::test]
 async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    let loc = local_location(&root);
-    loader.ensure_table(&t).await.unwrap();
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
     let good = stage(&root, "good", &[(1, "one", T1)], false);
     loader.load(&t, &[good], &loc).await.unwrap();
 
@@ -234,12 +230,8 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
 /// back with the rest, leaving the table as it was.
 #[tokio::test]
 async fn failure_after_the_first_statement_rolls_the_whole_load_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    let loc = local_location(&root);
-    loader.ensure_table(&t).await.unwrap();
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
     let good = stage(&root, "good", &[(1, "one", T1), (2, "two", T1)], false);
     loader.load(&t, &[good], &loc).await.unwrap();
 

@@ -177,3 +177,29 @@ pub async fn count(loader: &DuckDbLoader, table: &str) -> i64 {
     let v = loader.query_text(&q).await.unwrap();
     v[0][0].as_deref().unwrap().parse().unwrap()
 }
+
+/// A fresh database with the PULL_REQUEST table created, and a staging root beside it.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub root: std::path::PathBuf,
+    pub loader: DuckDbLoader,
+    pub table: TableSpec,
+    pub loc: StagingLocation,
+}
+
+pub async fn fixture() -> Fixture {
+    use flowctl_core::WarehouseLoader;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let table = table(false);
+    let loc = local_location(&root);
+    loader.ensure_table(&table).await.unwrap();
+    Fixture {
+        dir,
+        root,
+        loader,
+        table,
+        loc,
+    }
+}
