@@ -61,10 +61,15 @@ fn tune_allocator() {
 fn start_heap_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let ms: u64 = std::env::var("FLOWCTL_TRIM_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let ms: u64 = match std::env::var("FLOWCTL_TRIM_MS") {
+            Err(_) => 1000,
+            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+                eprintln!(
+                    "warning: FLOWCTL_TRIM_MS={v:?} is not a whole number of milliseconds; using 1000"
+                );
+                1000
+            }),
+        };
         if ms > 0 {
             std::thread::spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_millis(ms));

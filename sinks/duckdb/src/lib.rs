@@ -5,7 +5,8 @@
 //! deduplicated to the newest `_INGESTED_AT` per `_ROW_KEY` and applied to `<TABLE>`
 //! (replace only when the staged row is newer). There is no `<TABLE>_STAGE` table: the
 //! load reads the files directly, in three statements and one transaction per table
-//! (see `sql::delete_superseded`), and memory stays flat however much a run staged.
+//! (see `sql::delete_superseded`), the rows streamed into the table, so memory stays
+//! bounded however much a run staged.
 
 mod config;
 mod fetch;
