@@ -290,11 +290,11 @@ fn parquet_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A warehouse error mid-run: the PULL_REQUEST target carries an extra NOT NULL column
-/// the loader never fills, so its MERGE fails after COPY into the stage succeeded. The
+/// the loader never fills, so the load's append fails after its first statement ran. The
 /// stream must fail with its state unadvanced, the other streams load; once the column
 /// is dropped, the next run converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_duckdb_merge_leaves_state_unadvanced_and_converges() {
+async fn failing_duckdb_load_leaves_state_unadvanced_and_converges() {
     let gh = Standin::start(world(18)).await.unwrap();
     let clean = Env::with_source_options(&gh, ALL_STREAMS, &options(&[]));
     clean.apply(&[]).success();
