@@ -205,24 +205,24 @@ async fn column_types_follow_the_type_map() {
 async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
     let f = fixture().await;
     let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
-    let good = stage(&root, "good", &[(1, "one", T1)], false);
-    loader.load(&t, &[good], &loc).await.unwrap();
+    let good = stage(root, "good", &[(1, "one", T1)], false);
+    loader.load(t, &[good], loc).await.unwrap();
 
     let update = stage(
-        &root,
+        root,
         "update",
         &[(1, "changed", T2), (2, "two", T2)],
         false,
     );
-    let corrupt = stage_bytes(&root, "corrupt", b"PAR1 this is not parquet");
+    let corrupt = stage_bytes(root, "corrupt", b"PAR1 this is not parquet");
     let err = loader
-        .load(&t, &[update, corrupt], &loc)
+        .load(t, &[update, corrupt], loc)
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupt.parquet"), "{err}");
     assert!(err.contains("not readable Parquet"), "{err}");
-    assert_eq!(rows(&loader).await, ["1|one"], "target untouched");
+    assert_eq!(rows(loader).await, ["1|one"], "target untouched");
 }
 
 /// A load's first statement deletes the rows it replaces; a failure after it (here the
@@ -232,8 +232,8 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
 async fn failure_after_the_first_statement_rolls_the_whole_load_back() {
     let f = fixture().await;
     let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
-    let good = stage(&root, "good", &[(1, "one", T1), (2, "two", T1)], false);
-    loader.load(&t, &[good], &loc).await.unwrap();
+    let good = stage(root, "good", &[(1, "one", T1), (2, "two", T1)], false);
+    loader.load(t, &[good], loc).await.unwrap();
 
     let newer = batch(&[(1, "changed", T2)], false);
     let at = newer.schema().index_of("CREATED_AT").unwrap();
@@ -251,14 +251,14 @@ async fn failure_after_the_first_statement_rolls_the_whole_load_back() {
         cols,
     )
     .unwrap();
-    let bad = stage_bytes(&root, "bad", &parquet_bytes(&bad));
-    let err = loader.load(&t, &[bad], &loc).await.unwrap_err().to_string();
+    let bad = stage_bytes(root, "bad", &parquet_bytes(&bad));
+    let err = loader.load(t, &[bad], loc).await.unwrap_err().to_string();
     assert!(
         err.contains("bad.parquet") && err.contains("nothing of it applied"),
         "{err}"
     );
     assert_eq!(
-        rows(&loader).await,
+        rows(loader).await,
         ["1|one", "2|two"],
         "row 1 deleted then restored"
     );
