@@ -208,12 +208,7 @@ async fn corrupt_file_fails_naming_it_and_leaves_target_untouched() {
     let good = stage(root, "good", &[(1, "one", T1)], false);
     loader.load(t, &[good], loc).await.unwrap();
 
-    let update = stage(
-        root,
-        "update",
-        &[(1, "changed", T2), (2, "two", T2)],
-        false,
-    );
+    let update = stage(root, "update", &[(1, "changed", T2), (2, "two", T2)], false);
     let corrupt = stage_bytes(root, "corrupt", b"PAR1 this is not parquet");
     let err = loader
         .load(t, &[update, corrupt], loc)
