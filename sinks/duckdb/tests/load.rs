@@ -8,18 +8,12 @@ use flowctl_duckdb::{DuckDbConfig, DuckDbLoader};
 
 #[tokio::test]
 async fn same_batch_twice_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    loader.ensure_table(&t).await.unwrap();
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
     let rows_in: &[Row] = &[(1, "one", T1), (2, "two", T1), (3, "three", T1)];
-    let files = vec![stage(&root, "a", rows_in, false)];
+    let files = vec![stage(root, "a", rows_in, false)];
 
-    let first = loader
-        .load(&t, &files, &local_location(&root))
-        .await
-        .unwrap();
+    let first = loader.load(t, &files, loc).await.unwrap();
     assert_eq!(
         first,
         LoadStats {
@@ -29,10 +23,7 @@ async fn same_batch_twice_changes_nothing() {
             statements: 3
         }
     );
-    let second = loader
-        .load(&t, &files, &local_location(&root))
-        .await
-        .unwrap();
+    let second = loader.load(t, &files, loc).await.unwrap();
     assert_eq!(
         second,
         LoadStats {
@@ -42,7 +33,7 @@ async fn same_batch_twice_changes_nothing() {
             statements: 3
         }
     );
-    assert_eq!(rows(&loader).await, ["1|one", "2|two", "3|three"]);
+    assert_eq!(rows(loader).await, ["1|one", "2|two", "3|three"]);
     let stage = "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '%STAGE%'";
     assert_eq!(
         loader.query_text(stage).await.unwrap(),
@@ -53,47 +44,37 @@ async fn same_batch_twice_changes_nothing() {
 
 #[tokio::test]
 async fn older_row_version_is_not_applied_newer_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    let loc = local_location(&root);
-    loader.ensure_table(&t).await.unwrap();
-    let newer = stage(&root, "newer", &[(1, "v2", T2)], false);
-    loader.load(&t, &[newer], &loc).await.unwrap();
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
+    let newer = stage(root, "newer", &[(1, "v2", T2)], false);
+    loader.load(t, &[newer], loc).await.unwrap();
 
-    let older = stage(&root, "older", &[(1, "v1", T1)], false);
-    let stats = loader.load(&t, &[older], &loc).await.unwrap();
+    let older = stage(root, "older", &[(1, "v1", T1)], false);
+    let stats = loader.load(t, &[older], loc).await.unwrap();
     assert_eq!((stats.inserted, stats.updated), (0, 0));
-    assert_eq!(rows(&loader).await, ["1|v2"]);
+    assert_eq!(rows(loader).await, ["1|v2"]);
 
-    let newest = stage(&root, "newest", &[(1, "v3", T3)], false);
-    let stats = loader.load(&t, &[newest], &loc).await.unwrap();
+    let newest = stage(root, "newest", &[(1, "v3", T3)], false);
+    let stats = loader.load(t, &[newest], loc).await.unwrap();
     assert_eq!((stats.inserted, stats.updated), (0, 1));
-    assert_eq!(rows(&loader).await, ["1|v3"]);
+    assert_eq!(rows(loader).await, ["1|v3"]);
 }
 
 #[tokio::test]
 async fn duplicate_keys_in_one_batch_newest_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    loader.ensure_table(&t).await.unwrap();
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
     // The same key three times across two files of one run, newest in the middle.
     let files = vec![
-        stage(&root, "part-0", &[(7, "b", T2), (8, "x", T1)], false),
-        stage(&root, "part-1", &[(7, "c", T3), (7, "a", T1)], false),
+        stage(root, "part-0", &[(7, "b", T2), (8, "x", T1)], false),
+        stage(root, "part-1", &[(7, "c", T3), (7, "a", T1)], false),
     ];
-    let stats = loader
-        .load(&t, &files, &local_location(&root))
-        .await
-        .unwrap();
+    let stats = loader.load(t, &files, loc).await.unwrap();
     assert_eq!(
         (stats.rows_loaded, stats.inserted, stats.updated),
         (4, 2, 0)
     );
-    assert_eq!(rows(&loader).await, ["7|c", "8|x"]);
+    assert_eq!(rows(loader).await, ["7|c", "8|x"]);
 }
 
 #[tokio::test]
@@ -276,24 +257,17 @@ async fn spills_go_beside_the_database_file() {
 
 #[tokio::test]
 async fn missing_file_fails_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let t = table(false);
-    loader.ensure_table(&t).await.unwrap();
-    let mut gone = stage(&root, "gone", &[(1, "one", T1)], false);
+    let f = fixture().await;
+    let (root, loader, t, loc) = (&f.root, &f.loader, &f.table, &f.loc);
+    let mut gone = stage(root, "gone", &[(1, "one", T1)], false);
     std::fs::remove_file(root.join(&gone.relative_path)).unwrap();
     gone.uri = "file:///staging/gone.parquet".to_string();
-    let err = loader
-        .load(&t, &[gone], &local_location(&root))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = loader.load(t, &[gone], loc).await.unwrap_err().to_string();
     assert!(
         err.contains("gone.parquet") && err.contains("not found"),
         "{err}"
     );
-    assert_eq!(count(&loader, "PULL_REQUEST").await, 0);
+    assert_eq!(count(loader, "PULL_REQUEST").await, 0);
 }
 
 #[tokio::test]
