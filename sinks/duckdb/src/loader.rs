@@ -117,20 +117,12 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     let attach = attach_sql(path, config)?;
     conn.execute_batch(&attach)
         .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))?;
-    // An in-memory DuckDB spills to `./.tmp` of whatever directory flowctl runs in; a
-    // file database's own default is `<file>.tmp` beside it, so keep spills there.
-    let mut temp = path.as_os_str().to_os_string();
-    temp.push(".tmp");
-    let set_temp = format!(
-        "SET temp_directory = {}",
-        sql::string_literal(&temp.to_string_lossy())
-    );
-    conn.execute_batch(&set_temp)
-        .map_err(|e| db_err("SET temp_directory", e))?;
     Ok(conn)
 }
 
-/// `ATTACH` of the warehouse file, then `USE` it.
+/// `ATTACH` of the warehouse file, `USE` it, and spill beside it: an in-memory DuckDB
+/// spills to `./.tmp` of whatever directory flowctl runs in, while a file database's own
+/// default is `<file>.tmp`.
 /// - `ROW_GROUP_SIZE`: DuckDB keeps a transaction's appended rows in memory until a row
 ///   group (122,880 rows by default) is full, and a commit rewrites the open row group;
 ///   with `_RAW` that is gigabytes. Small row groups are written out as they fill: a
@@ -152,9 +144,10 @@ fn attach_sql(path: &std::path::Path, config: &DuckDbConfig) -> Result<String> {
         ));
     }
     Ok(format!(
-        "ATTACH {} AS {CATALOG} ({}); USE {CATALOG};",
+        "ATTACH {} AS {CATALOG} ({}); USE {CATALOG}; SET temp_directory = {};",
         crate::sql::string_literal(text),
-        options.join(", ")
+        options.join(", "),
+        crate::sql::string_literal(&format!("{text}.tmp"))
     ))
 }
 
