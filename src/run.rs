@@ -70,6 +70,15 @@ pub struct QueryArgs {
     pub spec: PathBuf,
     /// SQL to run, e.g. "SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST".
     pub sql: String,
+    /// DuckDB memory limit for this query, in DuckDB's syntax (`512MB`, `4GB`). The
+    /// spec's `memory_limit` bounds loads; a query gets its own, since reading `_RAW`
+    /// decompresses 2,048 documents at a time (~64 MB a thread with GitHub-sized JSON),
+    /// which a 128MB load limit cannot hold.
+    #[arg(long, value_name = "SIZE", default_value = "1GB")]
+    pub memory_limit: String,
+    /// DuckDB threads for this query (default: the spec's `threads`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
 /// Arguments of `flowctl serve`.
@@ -371,15 +380,27 @@ async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
             spec.warehouse.type_name
         )));
     }
-    let cfg: flowctl_duckdb::DuckDbConfig =
+    let mut cfg: flowctl_duckdb::DuckDbConfig =
         serde_json::from_value(spec.warehouse.config.clone())
             .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
+    let limit = args.memory_limit.clone();
+    cfg.memory_limit = args.memory_limit;
+    if let Some(n) = args.threads {
+        cfg.threads = n;
+    }
     let db =
         flowctl_duckdb::DuckDbLoader::from_config(cfg).map_err(|e| Failure::run(e.to_string()))?;
-    let rows = db
-        .query_text(&args.sql)
-        .await
-        .map_err(|e| Failure::run(e.to_string()))?;
+    let rows = db.query_text(&args.sql).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("Out of Memory") {
+            Failure::run(format!(
+                "{text}\n(this query ran with --memory-limit {}; raise it)",
+                limit
+            ))
+        } else {
+            Failure::run(text)
+        }
+    })?;
     for row in rows {
         let cells: Vec<String> = row
             .into_iter()

@@ -134,3 +134,44 @@ async fn a_second_apply_of_the_same_pipeline_is_refused_while_the_first_runs() {
     assert!(status.success());
     gh.shutdown().await;
 }
+
+/// `flowctl query` must read `_RAW` back with its defaults. DuckDB stores `_RAW` with ZSTD
+/// and decompresses 2,048 documents at a time (~64 MB with these ~17 KB documents), more
+/// than the 128MB load limit of the spec can hold: the query gets its own limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_reads_raw_back_from_a_table_of_full_row_groups() {
+    let gh = Standin::start(StandinConfig {
+        orgs: 2,
+        repos_per_org: 1,
+        prs_per_repo: 2_100,
+        reviews_per_pr: 0,
+        commits_per_repo: 0,
+        files_per_commit: 0,
+        latency_ms: 0,
+        seed: 11,
+    })
+    .await
+    .unwrap();
+    let env = Env::new(&gh, &["pull_request"]);
+    env.apply(&[]).success();
+    gh.shutdown().await;
+    let sql = "SELECT COUNT(*), SUM(LENGTH(_RAW)) FROM RAW_TABLES.PULL_REQUEST";
+    let expected_len = env.query_i64("SELECT SUM(LENGTH(_RAW)) FROM RAW_TABLES.PULL_REQUEST");
+    assert!(
+        expected_len > 4_200 * 10_000,
+        "documents too small to test: {expected_len}"
+    );
+    let out = flowctl()
+        .arg("query")
+        .arg(&env.spec)
+        .arg(sql)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "flowctl query failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), format!("4200\t{expected_len}"));
+}

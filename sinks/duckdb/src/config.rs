@@ -29,8 +29,9 @@ pub struct DuckDbConfig {
     /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
     /// own default is 80% of RAM, which it fills with cached blocks during a large load;
     /// 128MB with one thread loads 4,000 to 400,000 pull requests with `_RAW` in one
-    /// transaction at 175-300 MB of RSS (see BENCHMARKS.md). Raise it for heavy
-    /// `flowctl query` work on large tables, or if a load reports "Out of Memory".
+    /// transaction at 175-300 MB of RSS (see BENCHMARKS.md). Raise it if a load reports
+    /// "Out of Memory". It bounds loads only: `flowctl query` has its own
+    /// `--memory-limit` (default 1GB), since reading `_RAW` back needs ~64 MB a thread.
     #[serde(default = "default_memory_limit")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
     pub memory_limit: String,
