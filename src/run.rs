@@ -384,7 +384,7 @@ async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
         serde_json::from_value(spec.warehouse.config.clone())
             .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
     let limit = args.memory_limit.clone();
-    cfg.memory_limit = args.memory_limit;
+    cfg.memory_limit = Some(args.memory_limit);
     if let Some(n) = args.threads {
         cfg.threads = n;
     }
@@ -392,7 +392,7 @@ async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
         flowctl_duckdb::DuckDbLoader::from_config(cfg).map_err(|e| Failure::run(e.to_string()))?;
     let rows = db.query_text(&args.sql).await.map_err(|e| {
         let text = e.to_string();
-        if text.contains("Out of Memory") {
+        if flowctl_duckdb::memory::is_out_of_memory(&text) {
             Failure::run(format!(
                 "{text}\n(this query ran with --memory-limit {}; raise it)",
                 limit

@@ -26,15 +26,18 @@ pub struct DuckDbConfig {
     #[serde(default = "default_threads")]
     #[schemars(range(min = 1))]
     pub threads: u32,
-    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`). DuckDB's
-    /// own default is 80% of RAM, which it fills with cached blocks during a large load;
-    /// 128MB with one thread loads 4,000 to 400,000 pull requests with `_RAW` in one
-    /// transaction at 175-300 MB of RSS (see BENCHMARKS.md). Raise it if a load reports
-    /// "Out of Memory". It bounds loads only: `flowctl query` has its own
-    /// `--memory-limit` (default 1GB), since reading `_RAW` back needs ~64 MB a thread.
-    #[serde(default = "default_memory_limit")]
+    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`); DuckDB's
+    /// own default, 80% of RAM, fills with cached blocks during a large load. Unset
+    /// (the default): 128MB, or what a load's staged rows need if that is more (DuckDB
+    /// holds about two row groups of `row_group_rows` rows of a load in memory per
+    /// thread: ~115 MB with 20 KB rows, more with wide commit patches or PR bodies; the
+    /// raise is logged). With 128MB, 4,000 to 400,000 pull requests with `_RAW` load in
+    /// one transaction at 175-300 MB of RSS (see BENCHMARKS.md). Set, it is a hard limit;
+    /// a load whose rows need more gets a warning first, and may fail "Out of Memory".
+    /// Loads only: `flowctl query` has its own `--memory-limit` (default 1GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
-    pub memory_limit: String,
+    pub memory_limit: Option<String>,
     /// Uncompressed bytes of staged rows loaded per transaction. 0 (the default) loads
     /// all of a table's staged files in one transaction: all or nothing, three statements,
     /// memory bounded (the rows are streamed into the table and written out row group by
@@ -71,8 +74,14 @@ fn default_load_slice_bytes() -> u64 {
     0
 }
 
-fn default_memory_limit() -> String {
-    "128MB".to_string()
+/// DuckDB's memory limit when `memory_limit` is unset (and no load needs more).
+pub const DEFAULT_MEMORY_LIMIT: &str = "128MB";
+
+impl DuckDbConfig {
+    /// The configured limit, or the default.
+    pub fn memory_limit(&self) -> &str {
+        self.memory_limit.as_deref().unwrap_or(DEFAULT_MEMORY_LIMIT)
+    }
 }
 
 fn default_threads() -> u32 {
@@ -93,7 +102,7 @@ impl Default for DuckDbConfig {
             path: default_path(),
             schema: default_schema(),
             threads: default_threads(),
-            memory_limit: default_memory_limit(),
+            memory_limit: None,
             load_slice_bytes: default_load_slice_bytes(),
             storage_version: default_storage_version(),
             row_group_rows: default_row_group_rows(),

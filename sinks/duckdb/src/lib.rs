@@ -11,6 +11,7 @@
 mod config;
 mod fetch;
 mod loader;
+pub mod memory;
 mod slices;
 pub mod sql;
 

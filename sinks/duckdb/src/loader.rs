@@ -1,7 +1,8 @@
 //! The `WarehouseLoader` over one embedded DuckDB database.
 
-use crate::config::DuckDbConfig;
+use crate::config::{DuckDbConfig, DEFAULT_MEMORY_LIMIT};
 use crate::fetch;
+use crate::memory;
 use crate::slices::{self, FileLayout, Slice};
 use crate::sql::{self, TableNames};
 use duckdb::Connection;
@@ -96,7 +97,7 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     settings = settings
         .threads(i64::from(n))
         .map_err(|e| PluginError::config(format!("duckdb threads {n}: {e}")))?;
-    let limit = &config.memory_limit;
+    let limit = config.memory_limit();
     settings = settings
         .max_memory(limit)
         .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
@@ -151,6 +152,59 @@ fn attach_sql(path: &std::path::Path, config: &DuckDbConfig) -> Result<String> {
     ))
 }
 
+/// Sizes DuckDB's memory for this load from the staged footers (see [`crate::memory`]):
+/// with `memory_limit` unset, raises the default for rows too wide for it and returns
+/// true (the caller restores it); with it set, keeps it and warns if the rows need more.
+fn size_memory_limit(
+    conn: &Connection,
+    config: &DuckDbConfig,
+    names: &TableNames,
+    layouts: &[FileLayout],
+) -> Result<bool> {
+    let need = memory::load_need(layouts, config.row_group_rows, config.threads);
+    let shown = memory::megabytes(need);
+    let rows = config.row_group_rows;
+    let groups = config.threads + 1;
+    if let Some(set) = &config.memory_limit {
+        if memory::parse_size(set).is_some_and(|limit| need > limit) {
+            tracing::warn!(
+                table = %names.target,
+                "duckdb: the staged rows are wide: DuckDB holds ~{groups} row groups of {rows} \
+                 rows of them at once, ~{shown}, more than warehouse.memory_limit {set}; \
+                 the load may fail \"Out of Memory\" (raise memory_limit, or unset it to \
+                 let flowctl size it)"
+            );
+        }
+        return Ok(false);
+    }
+    let default = memory::parse_size(DEFAULT_MEMORY_LIMIT).unwrap_or(0);
+    if need <= default {
+        return Ok(false);
+    }
+    tracing::info!(
+        table = %names.target,
+        "duckdb: the staged rows are wide: DuckDB holds ~{groups} row groups of {rows} rows \
+         of them at once; memory limit {shown} for this load instead of {DEFAULT_MEMORY_LIMIT}"
+    );
+    let set = format!("SET memory_limit = {}", sql::string_literal(&shown));
+    conn.execute_batch(&set).map_err(|e| db_err(&set, e))?;
+    Ok(true)
+}
+
+/// DuckDB's "Out of Memory" advice names its own SET statements; say which spec field.
+fn memory_hint(e: PluginError, config: &DuckDbConfig) -> PluginError {
+    let text = e.to_string();
+    if memory::is_out_of_memory(&text) {
+        PluginError::external(format!(
+            "{text}\n(flowctl: raise warehouse.memory_limit, now {}, or lower warehouse.threads, now {})",
+            config.memory_limit(),
+            config.threads
+        ))
+    } else {
+        e
+    }
+}
+
 fn db_err(what: &str, e: duckdb::Error) -> PluginError {
     PluginError::external(format!("duckdb: {what}: {e}"))
 }
@@ -193,6 +247,7 @@ impl WarehouseLoader for DuckDbLoader {
             .collect();
         let uris: Vec<String> = files.iter().map(|f| f.uri.clone()).collect();
         let budget = self.config.load_slice_bytes;
+        let config = self.config.clone();
         let stats = self
             .with_conn(move |conn| {
                 let layouts = paths
@@ -207,7 +262,17 @@ impl WarehouseLoader for DuckDbLoader {
                     uris: &uris,
                     layouts: &layouts,
                 };
-                load.run(conn, &slices::plan(&layouts, budget))
+                let raised = size_memory_limit(conn, &config, &names, &layouts)?;
+                let result = load.run(conn, &slices::plan(&layouts, budget));
+                if raised {
+                    let restore = format!(
+                        "SET memory_limit = {}",
+                        sql::string_literal(config.memory_limit())
+                    );
+                    conn.execute_batch(&restore)
+                        .map_err(|e| db_err(&restore, e))?;
+                }
+                result.map_err(|e| memory_hint(e, &config))
             })
             .await;
         drop(local);

@@ -34,6 +34,9 @@ pub struct FileLayout {
     pub row_groups: Vec<(i64, i64)>,
     /// Top-level column names, upper-cased (DuckDB identifiers are case-insensitive).
     pub columns: HashSet<String>,
+    /// The widest column's uncompressed bytes per row, in the row group where it is
+    /// widest (what DuckDB's memory for a load follows, see `crate::memory`).
+    pub widest_column_per_row: u64,
 }
 
 impl FileLayout {
@@ -50,6 +53,18 @@ impl FileLayout {
             .iter()
             .map(|rg| (rg.num_rows(), rg.total_byte_size()))
             .collect();
+        let widest_column_per_row = meta
+            .row_groups()
+            .iter()
+            .filter(|rg| rg.num_rows() > 0)
+            .flat_map(|rg| {
+                let rows = rg.num_rows().unsigned_abs();
+                rg.columns()
+                    .iter()
+                    .map(move |c| c.uncompressed_size().max(0).unsigned_abs() / rows)
+            })
+            .max()
+            .unwrap_or(0);
         let columns = meta
             .file_metadata()
             .schema_descr()
@@ -61,6 +76,7 @@ impl FileLayout {
         Ok(Self {
             row_groups,
             columns,
+            widest_column_per_row,
         })
     }
 
@@ -124,6 +140,7 @@ mod tests {
 
     fn layout(groups: &[(i64, i64)]) -> FileLayout {
         FileLayout {
+            widest_column_per_row: 0,
             row_groups: groups.to_vec(),
             columns: HashSet::new(),
         }

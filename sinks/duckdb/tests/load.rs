@@ -404,3 +404,81 @@ async fn rows_are_written_in_small_row_groups() {
         "5000 rows in row groups of 2048"
     );
 }
+
+#[tokio::test]
+async fn wide_rows_get_the_memory_they_need() {
+    // DuckDB pins about 1.5 row groups (2,048 rows each) of a load's widest column: with
+    // ~75 KB `_RAW` documents (long commit patches, PR bodies) that is ~230 MB, and under
+    // the default 128MB limit the load fails "Out of Memory". With `memory_limit` unset
+    // the loader sizes the limit for the load from the staged footers.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("staging");
+    let loader = loader(dir.path());
+    let table = table(false);
+    let loc = local_location(&root);
+    loader.ensure_table(&table).await.unwrap();
+    // 4,000 rows with distinct ~75 KB `_RAW`, in row groups of 500 as staging writes them.
+    let rows: Vec<Row> = (0..4_000).map(|i| (i, "t", T1)).collect();
+    let b = batch(&rows, false);
+    let raw_at = b.schema().index_of("_RAW").unwrap();
+    let raw: Vec<String> = (0..4_000)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"patch\":\"{}\"}}",
+                "+ wide line\\n".repeat(5_700)
+            )
+        })
+        .collect();
+    let mut columns = b.columns().to_vec();
+    columns[raw_at] = std::sync::Arc::new(arrow::array::StringArray::from_iter_values(&raw));
+    let b = arrow::record_batch::RecordBatch::try_new(b.schema(), columns).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(500))
+        .build();
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, b.schema(), Some(props)).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    drop(b);
+    let mut file = stage_bytes(&root, "wide", &bytes);
+    file.rows = rows.len() as u64;
+
+    // A limit set in the spec is a hard one: the same load fails, and says which field.
+    let capped = DuckDbLoader::from_config(DuckDbConfig {
+        path: dir.path().join("capped.duckdb"),
+        memory_limit: Some("128MB".to_string()),
+        ..DuckDbConfig::default()
+    })
+    .unwrap();
+    capped.ensure_table(&table).await.unwrap();
+    let err = capped
+        .load(&table, std::slice::from_ref(&file), &loc)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("raise warehouse.memory_limit, now 128MB"),
+        "{err}"
+    );
+    drop(capped);
+
+    let stats = loader.load(&table, &[file], &loc).await.unwrap();
+    assert_eq!(stats.inserted, 4_000);
+    assert_eq!(count(&loader, "PULL_REQUEST").await, 4_000);
+    // The default limit is back for whatever the connection does next.
+    let limit = loader
+        .query_text("SELECT current_setting('memory_limit')")
+        .await
+        .unwrap();
+    assert_eq!(limit, vec![vec![Some("122.0 MiB".to_string())]]);
+    // Reading the wide text back needs more than that too (DuckDB decompresses 2,048
+    // values at a time), so check the content under a query-sized limit.
+    loader.query_text("SET memory_limit = '1GB'").await.unwrap();
+    let total: usize = raw.iter().map(|t| t.len()).sum();
+    let stored = loader
+        .query_text(r#"SELECT sum(length("_RAW"))::VARCHAR FROM "RAW_TABLES"."PULL_REQUEST""#)
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![vec![Some(total.to_string())]]);
+}
