@@ -383,6 +383,12 @@ async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
     let mut cfg: flowctl_duckdb::DuckDbConfig =
         serde_json::from_value(spec.warehouse.config.clone())
             .map_err(|e| Failure::usage(format!("warehouse: {e}")))?;
+    if flowctl_duckdb::memory::parse_size(&args.memory_limit).is_none() {
+        return Err(Failure::usage(format!(
+            "query: --memory-limit {:?}: expected a size such as 512MB, 2GB or 1GiB",
+            args.memory_limit
+        )));
+    }
     let limit = args.memory_limit.clone();
     cfg.memory_limit = Some(args.memory_limit);
     if let Some(n) = args.threads {

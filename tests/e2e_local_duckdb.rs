@@ -174,4 +174,16 @@ async fn query_reads_raw_back_from_a_table_of_full_row_groups() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout.trim(), format!("4200\t{expected_len}"));
+    // A bad size is refused up front, naming the flag.
+    let bad = flowctl()
+        .args(["query", "--memory-limit", "lots"])
+        .arg(&env.spec)
+        .arg("SELECT 1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && stderr.contains("--memory-limit \"lots\""),
+        "{stderr}"
+    );
 }
