@@ -21,8 +21,8 @@ pub struct DuckDbConfig {
     pub schema: String,
     /// Worker threads DuckDB may use. Each thread decodes its own row group of the
     /// staged files, so with `_RAW` every extra thread costs ~100 MB of peak RSS during a
-    /// load for little speed (a load is mostly serial); raise it for heavy `flowctl
-    /// query` work.
+    /// load for little speed (a load is mostly serial; with `memory_limit` unset flowctl
+    /// sizes the limit for it). `flowctl query --threads` sets a query's own.
     #[serde(default = "default_threads")]
     #[schemars(range(min = 1))]
     pub threads: u32,

@@ -3,31 +3,37 @@
 //! DuckDB appends a load row group by row group (`row_group_rows`, at least 2,048 rows)
 //! and keeps what it fills and what it writes out pinned, so a load needs memory in
 //! proportion to one row group of its widest column, whatever `memory_limit` says.
-//! Measured with `_RAW` alone wide (Python DuckDB 1.5.5, one thread, 40,000 rows):
-//! 19 KB values (39 MB a row group) fail at 64MB and load at 96MB; 38 KB values load at
-//! 128MB; 75 KB values (153 MB a row group) fail at 128MB and load at 256MB. About 1.5
-//! row groups for one thread, one more for each further thread, plus headroom. GitHub's
-//! commit files (patches) and long PR bodies can be that wide; flowctl's default limit
-//! follows this need (see `DuckDbConfig::memory_limit`).
+//! Measured with `_RAW` alone wide (Python DuckDB 1.5.5, 40,000 rows). One thread:
+//! 19 KB values (39 MB a row group) fail at 64MB and load at 96MB; 38 KB load at 128MB;
+//! 75 KB values (153 MB a row group) fail at 128MB and load at 256MB. Two threads: 19 KB
+//! fail at 160MB and load at 192MB; 38 KB fail at 192MB and load at 256MB. So: about 1.5
+//! row groups plus headroom for one thread, and one row group plus ~96 MiB more for each
+//! further thread. GitHub's commit files (patches) and long PR bodies can be that wide;
+//! flowctl's default limit follows this need (see `DuckDbConfig::memory_limit`).
 
 use crate::slices::FileLayout;
 
 /// Headroom beside the pinned row groups: reader state, the statement's own buffers.
 const HEADROOM: u64 = 32 << 20;
 
+/// What each thread beyond the first adds besides its row group (fitted, see above).
+const PER_EXTRA_THREAD: u64 = 96 << 20;
+
 /// Bytes DuckDB needs to append the staged rows with `threads` threads:
-/// (threads + 0.5) row groups of the widest staged column, plus headroom.
+/// (threads + 0.5) row groups of the widest staged column, plus headroom, plus
+/// [`PER_EXTRA_THREAD`] for each thread beyond the first.
 pub fn load_need(layouts: &[FileLayout], row_group_rows: u32, threads: u32) -> u64 {
     let widest = layouts
         .iter()
         .map(|l| l.widest_column_per_row)
         .max()
         .unwrap_or(0);
+    let threads = u64::from(threads.max(1));
     let row_group = widest.saturating_mul(u64::from(row_group_rows));
-    let halves = u64::from(threads.max(1))
-        .saturating_mul(2)
-        .saturating_add(1);
-    (row_group.saturating_mul(halves) / 2).saturating_add(HEADROOM)
+    let halves = threads.saturating_mul(2).saturating_add(1);
+    (row_group.saturating_mul(halves) / 2)
+        .saturating_add(HEADROOM)
+        .saturating_add(PER_EXTRA_THREAD.saturating_mul(threads - 1))
 }
 
 /// A DuckDB memory size (`128MB`, `1.5GB`, `512MiB`, `1000B`) in bytes; `None` for
@@ -107,7 +113,12 @@ mod tests {
         let one_group = 2048 * 19_000;
         let files = [layout(500), layout(19_000)];
         assert_eq!(load_need(&files, 2048, 1), one_group * 3 / 2 + HEADROOM);
-        assert_eq!(load_need(&files, 2048, 2), one_group * 5 / 2 + HEADROOM);
+        assert_eq!(
+            load_need(&files, 2048, 2),
+            one_group * 5 / 2 + HEADROOM + PER_EXTRA_THREAD
+        );
+        // The measured two-thread failures are covered: 19 KB failed at 160MB.
+        assert!(load_need(&files, 2048, 2) > 160_000_000);
         assert_eq!(load_need(&files, 4096, 1), one_group * 3 + HEADROOM);
         // The default 128MB holds 19 KB `_RAW` (the stand-in's) and 25 KB (GitHub's
         // pull requests) with one thread; 75 KB values need more.
