@@ -29,9 +29,9 @@ pub struct DuckDbConfig {
     /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`); DuckDB's
     /// own default, 80% of RAM, fills with cached blocks during a large load. Unset
     /// (the default): 128MB, or what a load's staged rows need if that is more (DuckDB
-    /// holds about two row groups of `row_group_rows` rows of a load in memory per
-    /// thread: ~115 MB with 20 KB rows, more with wide commit patches or PR bodies; the
-    /// raise is logged). With 128MB, 4,000 to 400,000 pull requests with `_RAW` load in
+    /// pins ~1.5 row groups of `row_group_rows` rows of the widest column while it
+    /// appends, and ~100 MB more per extra thread: ~90 MB for 19 KB `_RAW`, ~260 MB for
+    /// 75 KB commit patches; the raise is logged). With 128MB, 4,000 to 400,000 pull requests with `_RAW` load in
     /// one transaction at 175-300 MB of RSS (see BENCHMARKS.md). Set, it is a hard limit;
     /// a load whose rows need more gets a warning first, and may fail "Out of Memory".
     /// Loads only: `flowctl query` has its own `--memory-limit` (default 1GB).
