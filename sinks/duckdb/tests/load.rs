@@ -411,12 +411,13 @@ async fn wide_rows_get_the_memory_they_need() {
     // ~75 KB `_RAW` documents (long commit patches, PR bodies) that is ~230 MB, and under
     // the default 128MB limit the load fails "Out of Memory". With `memory_limit` unset
     // the loader sizes the limit for the load from the staged footers.
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("staging");
-    let loader = loader(dir.path());
-    let table = table(false);
-    let loc = local_location(&root);
-    loader.ensure_table(&table).await.unwrap();
+    let Fixture {
+        dir,
+        root,
+        loader,
+        table,
+        loc,
+    } = fixture().await;
     // 4,000 rows with distinct ~75 KB `_RAW`, in row groups of 500 as staging writes them.
     let rows: Vec<Row> = (0..4_000).map(|i| (i, "t", T1)).collect();
     let b = batch(&rows, false);
