@@ -17,7 +17,7 @@
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION`, `BENCH_DUCKDB_ROW_GROUP_ROWS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
-//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only).
+//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only).
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
 //! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
 //! `BENCH_WRAP="heaptrack -o /tmp/flowctl"` runs flowctl under a profiler (its figures then
@@ -92,6 +92,9 @@ impl Bench {
             .unwrap_or_default();
         if let Ok(b) = std::env::var("BENCH_ROW_GROUP_DECODED_BYTES") {
             staging_extra.push_str(&format!("  row_group_decoded_bytes: {b}\n"));
+        }
+        if let Ok(b) = std::env::var("BENCH_MAX_FILE_BYTES") {
+            staging_extra.push_str(&format!("  max_file_bytes: {b}\n"));
         }
         if let (Ok(b), Some(_)) = (std::env::var("BENCH_UPLOAD_PART_BYTES"), cloud()) {
             staging_extra.push_str(&format!("  upload_part_bytes: {b}\n"));
