@@ -17,7 +17,8 @@
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION`, `BENCH_DUCKDB_ROW_GROUP_ROWS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
-//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only).
+//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only),
+//! `BENCH_SNOWFLAKE_LOAD_CONCURRENCY` (Snowflake `load_concurrency`).
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
 //! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
 //! `BENCH_WRAP="heaptrack -o /tmp/flowctl"` runs flowctl under a profiler (its figures then
@@ -250,8 +251,11 @@ impl Cloud {
             format!(
                 "warehouse:\n  type: snowflake\n  account: test.us-east-1\n  user: flowctl\n  \
                  schema: RAW_BENCH_{id}\n  private_key_path: {key}\n  \
-                 storage_integration: TEST_INT\n  base_url: {}\n",
-                self.snowflake
+                 storage_integration: TEST_INT\n  base_url: {}\n{}",
+                self.snowflake,
+                std::env::var("BENCH_SNOWFLAKE_LOAD_CONCURRENCY")
+                    .map(|n| format!("  load_concurrency: {n}\n"))
+                    .unwrap_or_default()
             ),
         )
     }

@@ -10,6 +10,7 @@ use crate::progress::{ProgressEvent, ProgressSink};
 use crate::state::{Lease, PipelineState, StateStore, StreamState};
 use crate::{PluginError, Result};
 use chrono::Utc;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -357,7 +358,7 @@ async fn run_locked(
     batch_id: &str,
     ingested_at: chrono::DateTime<Utc>,
 ) -> Result<(Vec<StreamSummary>, Vec<String>)> {
-    let mut state = state_store.load(pipeline, opts.shard).await?;
+    let state = state_store.load(pipeline, opts.shard).await?;
     let tracker = Arc::new(Tracker::new(opts.progress_bars));
 
     // Tables first: a warehouse we cannot reach fails the run before any API call.
@@ -437,75 +438,89 @@ async fn run_locked(
         }
     };
 
-    for info in readable {
-        let stream_started = stream_starts
-            .get(&info.name)
-            .copied()
-            .unwrap_or_else(Instant::now);
-        let counters = tracker.snapshot(&info.name);
-        let staged_stream = staged.remove(&info.name).unwrap_or_default();
-        let mut summary = StreamSummary {
-            stream: info.name.clone(),
-            table: info.table.clone(),
-            status: "ok".into(),
-            requests: counters.requests,
-            not_modified: counters.not_modified,
-            pages: counters.pages,
-            rows: staged_stream.rows,
-            files: staged_stream.files.len() as u64,
-            bytes: staged_stream.files.iter().map(|f| f.bytes).sum(),
-            rate_limit_wait_seconds: counters.wait_seconds,
-            ..Default::default()
-        };
-        let result =
-            outcome
-                .streams
+    // Tables load concurrently when the warehouse allows it (each stream's state is
+    // committed right after its own load, under the lock); summaries keep stream order.
+    let state = tokio::sync::Mutex::new(state);
+    let loads: Vec<futures::future::BoxFuture<'_, StreamSummary>> = readable
+        .into_iter()
+        .map(|info| {
+            let stream_started = stream_starts
                 .get(&info.name)
-                .cloned()
-                .unwrap_or_else(|| StreamResult::Failed {
+                .copied()
+                .unwrap_or_else(Instant::now);
+            let staged_stream = staged.remove(&info.name).unwrap_or_default();
+            let result = outcome.streams.get(&info.name).cloned();
+            let (state, tracker) = (&state, &tracker);
+            async move {
+                let counters = tracker.snapshot(&info.name);
+                let mut summary = StreamSummary {
+                    stream: info.name.clone(),
+                    table: info.table.clone(),
+                    status: "ok".into(),
+                    requests: counters.requests,
+                    not_modified: counters.not_modified,
+                    pages: counters.pages,
+                    rows: staged_stream.rows,
+                    files: staged_stream.files.len() as u64,
+                    bytes: staged_stream.files.iter().map(|f| f.bytes).sum(),
+                    rate_limit_wait_seconds: counters.wait_seconds,
+                    ..Default::default()
+                };
+                let result = result.unwrap_or_else(|| StreamResult::Failed {
                     error: "the source returned no result for this stream".into(),
                 });
-        match result {
-            StreamResult::Failed { error } => {
-                summary.status = "failed".into();
-                summary.error = Some(error);
-                // Its files are not loaded and its state does not advance; the next run
-                // reads the same range again, so the files are never used.
-                discard_unloaded(plugins, &tracker, &info.name, &staged_stream.files).await;
-            }
-            StreamResult::Done { state: cursor } => {
-                match load_and_commit(
-                    pipeline,
-                    plugins,
-                    state_store,
-                    &mut state,
-                    opts,
-                    info,
-                    &staged_stream.files,
-                    location,
-                    batch_id,
-                    cursor,
-                    &tracker,
-                )
-                .await
-                {
-                    Ok(stats) => {
-                        summary.rows_loaded = stats.rows_loaded;
-                        summary.inserted = stats.inserted;
-                        summary.updated = stats.updated;
-                        summary.statements = stats.statements;
-                    }
-                    Err(e) => {
+                match result {
+                    StreamResult::Failed { error } => {
                         summary.status = "failed".into();
-                        summary.error = Some(e.to_string());
-                        discard_unloaded(plugins, &tracker, &info.name, &staged_stream.files).await;
+                        summary.error = Some(error);
+                        // Its files are not loaded and its state does not advance; the next
+                        // run reads the same range again, so the files are never used.
+                        discard_unloaded(plugins, tracker, &info.name, &staged_stream.files).await;
+                    }
+                    StreamResult::Done { state: cursor } => {
+                        let load = Load {
+                            pipeline,
+                            plugins,
+                            state_store,
+                            opts,
+                            location,
+                            batch_id,
+                            tracker,
+                        };
+                        match load.run(state, info, &staged_stream.files, cursor).await {
+                            Ok(stats) => {
+                                summary.rows_loaded = stats.rows_loaded;
+                                summary.inserted = stats.inserted;
+                                summary.updated = stats.updated;
+                                summary.statements = stats.statements;
+                            }
+                            Err(e) => {
+                                summary.status = "failed".into();
+                                summary.error = Some(e.to_string());
+                                discard_unloaded(
+                                    plugins,
+                                    tracker,
+                                    &info.name,
+                                    &staged_stream.files,
+                                )
+                                .await;
+                            }
+                        }
                     }
                 }
+                summary.duration_ms = stream_started.elapsed().as_millis() as u64;
+                summary
             }
-        }
-        summary.duration_ms = stream_started.elapsed().as_millis() as u64;
-        summaries.push(summary);
-    }
+            .boxed()
+        })
+        .collect();
+    let concurrency = plugins.warehouse.max_concurrent_loads().max(1);
+    summaries.extend(
+        futures::stream::iter(loads)
+            .buffered(concurrency)
+            .collect::<Vec<_>>()
+            .await,
+    );
     tracker.finish();
     let warnings = lock(&tracker.warnings).clone();
     Ok((summaries, warnings))
@@ -531,68 +546,79 @@ async fn discard_unloaded(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn load_and_commit(
-    pipeline: &str,
-    plugins: &Plugins,
-    state_store: &StateStore,
-    state: &mut PipelineState,
-    opts: &RunOptions,
-    info: &StreamInfo,
-    files: &[StagedFile],
-    location: &StagingLocation,
-    batch_id: &str,
-    cursor: serde_json::Value,
-    tracker: &Tracker,
-) -> Result<LoadStats> {
-    let table = TableSpec {
-        name: info.table.clone(),
-        schema: info.schema.clone(),
-    };
-    let stats = if files.is_empty() {
-        LoadStats::default()
-    } else {
-        tracker.say(
-            &info.name,
-            format!("loading {} files into {}", files.len(), info.table),
-        );
-        plugins
-            .warehouse
-            .load(&table, files, location)
-            .await
-            .map_err(|e| PluginError::external(format!("loading {}: {e}", info.table)))?
-    };
-    // Commit this stream's cursor only now that its rows are merged.
-    state.streams.insert(
-        info.name.clone(),
-        StreamState {
-            committed_at: Utc::now(),
-            batch_id: batch_id.to_string(),
-            cursor,
-        },
-    );
-    state.version = 1;
-    state.pipeline = pipeline.to_string();
-    state_store
-        .save(pipeline, opts.shard, state)
-        .await
-        .map_err(|e| PluginError::external(format!("committing state: {e}")))?;
-    if !files.is_empty() {
-        if let Err(e) = plugins.staging.after_load(files).await {
-            tracker.event(ProgressEvent::Warning {
-                stream: info.name.clone(),
-                message: format!("cleanup of staged files failed: {e}"),
-            });
+/// What loading one stream's files needs besides the stream itself.
+struct Load<'a> {
+    pipeline: &'a str,
+    plugins: &'a Plugins,
+    state_store: &'a StateStore,
+    opts: &'a RunOptions,
+    location: &'a StagingLocation,
+    batch_id: &'a str,
+    tracker: &'a Tracker,
+}
+
+impl Load<'_> {
+    /// Loads `files` into the stream's table, then commits the stream's cursor (the
+    /// shared state is locked only for that commit, so other tables keep loading).
+    async fn run(
+        &self,
+        state: &tokio::sync::Mutex<PipelineState>,
+        info: &StreamInfo,
+        files: &[StagedFile],
+        cursor: serde_json::Value,
+    ) -> Result<LoadStats> {
+        let table = TableSpec {
+            name: info.table.clone(),
+            schema: info.schema.clone(),
+        };
+        let stats = if files.is_empty() {
+            LoadStats::default()
+        } else {
+            self.tracker.say(
+                &info.name,
+                format!("loading {} files into {}", files.len(), info.table),
+            );
+            self.plugins
+                .warehouse
+                .load(&table, files, self.location)
+                .await
+                .map_err(|e| PluginError::external(format!("loading {}: {e}", info.table)))?
+        };
+        // Commit this stream's cursor only now that its rows are merged.
+        {
+            let mut state = state.lock().await;
+            state.streams.insert(
+                info.name.clone(),
+                StreamState {
+                    committed_at: Utc::now(),
+                    batch_id: self.batch_id.to_string(),
+                    cursor,
+                },
+            );
+            state.version = 1;
+            state.pipeline = self.pipeline.to_string();
+            self.state_store
+                .save(self.pipeline, self.opts.shard, &state)
+                .await
+                .map_err(|e| PluginError::external(format!("committing state: {e}")))?;
         }
+        if !files.is_empty() {
+            if let Err(e) = self.plugins.staging.after_load(files).await {
+                self.tracker.event(ProgressEvent::Warning {
+                    stream: info.name.clone(),
+                    message: format!("cleanup of staged files failed: {e}"),
+                });
+            }
+        }
+        self.tracker.say(
+            &info.name,
+            format!(
+                "done: {} inserted, {} updated",
+                stats.inserted, stats.updated
+            ),
+        );
+        Ok(stats)
     }
-    tracker.say(
-        &info.name,
-        format!(
-            "done: {} inserted, {} updated",
-            stats.inserted, stats.updated
-        ),
-    );
-    Ok(stats)
 }
 
 type StageOutput = (Result<HashMap<String, Staged>>, Result<ReadOutcome>);

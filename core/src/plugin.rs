@@ -392,6 +392,13 @@ pub trait WarehouseLoader: Send + Sync {
     /// columns new in the schema (never drop).
     async fn ensure_table(&self, table: &TableSpec) -> Result<()>;
 
+    /// How many tables the engine may load at once. 1 (the default) loads them one after
+    /// the other; a warehouse that runs statements of different tables in parallel
+    /// (Snowflake) says more, so the load phase of a run takes about its longest table.
+    fn max_concurrent_loads(&self) -> usize {
+        1
+    }
+
     /// Load exactly `files` (all of this run's files for the table) from `staging`:
     /// one COPY, one MERGE (staged rows deduplicated to the newest `_INGESTED_AT` per
     /// `_ROW_KEY`, update only when the staged row is newer), one TRUNCATE of staging.

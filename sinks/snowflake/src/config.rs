@@ -55,6 +55,12 @@ pub struct SnowflakeConfig {
     /// How often to poll a statement that Snowflake answered asynchronously (202).
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Tables loaded at once: each table's COPY → MERGE → TRUNCATE runs in its own
+    /// statements, so a run's load phase takes about its longest table instead of the
+    /// sum. 1 loads one table after the other.
+    #[serde(default = "default_load_concurrency")]
+    #[schemars(range(min = 1, max = 32))]
+    pub load_concurrency: usize,
 }
 
 /// Stage name used when flowctl creates the stage from `storage_integration`.
@@ -71,6 +77,9 @@ fn default_statement_timeout() -> u64 {
 }
 fn default_poll_interval_ms() -> u64 {
     1000
+}
+fn default_load_concurrency() -> usize {
+    4
 }
 
 impl SnowflakeConfig {

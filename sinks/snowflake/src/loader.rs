@@ -229,6 +229,10 @@ impl WarehouseLoader for SnowflakeLoader {
         out
     }
 
+    fn max_concurrent_loads(&self) -> usize {
+        self.cfg.load_concurrency.max(1)
+    }
+
     async fn ensure_table(&self, table: &TableSpec) -> Result<()> {
         let names = self.names(table)?;
         let t = table.name.as_str();
