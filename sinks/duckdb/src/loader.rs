@@ -186,9 +186,13 @@ fn size_memory_limit(
          row groups of {rows} rows of the widest column); memory limit {shown} for this \
          load instead of {DEFAULT_MEMORY_LIMIT}"
     );
-    let set = format!("SET memory_limit = {}", sql::string_literal(&shown));
-    conn.execute_batch(&set).map_err(|e| db_err(&set, e))?;
+    set_memory_limit(conn, &shown)?;
     Ok(true)
+}
+
+fn set_memory_limit(conn: &Connection, limit: &str) -> Result<()> {
+    let set = format!("SET memory_limit = {}", sql::string_literal(limit));
+    conn.execute_batch(&set).map_err(|e| db_err(&set, e))
 }
 
 /// DuckDB's "Out of Memory" advice names its own SET statements; say which spec field.
@@ -246,7 +250,6 @@ impl WarehouseLoader for DuckDbLoader {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let uris: Vec<String> = files.iter().map(|f| f.uri.clone()).collect();
-        let budget = self.config.load_slice_bytes;
         let config = self.config.clone();
         let stats = self
             .with_conn(move |conn| {
@@ -263,15 +266,11 @@ impl WarehouseLoader for DuckDbLoader {
                     layouts: &layouts,
                 };
                 let raised = size_memory_limit(conn, &config, &names, &layouts)?;
-                let result = load.run(conn, &slices::plan(&layouts, budget));
+                let result = load.run(conn, &slices::plan(&layouts, config.load_slice_bytes));
                 if raised {
-                    let restore = format!(
-                        "SET memory_limit = {}",
-                        sql::string_literal(config.memory_limit())
-                    );
                     // The load's own outcome matters more than the setting after it.
-                    if let Err(e) = conn.execute_batch(&restore) {
-                        tracing::warn!("duckdb: {restore}: {e}");
+                    if let Err(e) = set_memory_limit(conn, config.memory_limit()) {
+                        tracing::warn!("{e}");
                     }
                 }
                 result.map_err(|e| memory_hint(e, &config))
