@@ -433,14 +433,7 @@ async fn wide_rows_get_the_memory_they_need() {
     let mut columns = b.columns().to_vec();
     columns[raw_at] = std::sync::Arc::new(arrow::array::StringArray::from_iter_values(&raw));
     let b = arrow::record_batch::RecordBatch::try_new(b.schema(), columns).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(500))
-        .build();
-    let mut bytes = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, b.schema(), Some(props)).unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
+    let bytes = parquet_bytes_in_row_groups(&b, Some(500));
     drop(b);
     let mut file = stage_bytes(&root, "wide", &bytes);
     file.rows = rows.len() as u64;

@@ -103,9 +103,16 @@ pub fn batch(rows: &[Row], with_additions: bool) -> RecordBatch {
 
 /// Snappy Parquet bytes of `batch`, as the staging sinks write them.
 pub fn parquet_bytes(batch: &RecordBatch) -> Vec<u8> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
+    parquet_bytes_in_row_groups(batch, None)
+}
+
+/// [`parquet_bytes`] with row groups of at most `rows` rows (the writer's default if None).
+pub fn parquet_bytes_in_row_groups(batch: &RecordBatch, rows: Option<usize>) -> Vec<u8> {
+    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    if rows.is_some() {
+        props = props.set_max_row_group_row_count(rows);
+    }
+    let props = props.build();
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).unwrap();
     w.write(batch).unwrap();
