@@ -441,6 +441,15 @@ async fn run_locked(
     // Tables load concurrently when the warehouse allows it (each stream's state is
     // committed right after its own load, under the lock); summaries keep stream order.
     let state = tokio::sync::Mutex::new(state);
+    let load = Load {
+        pipeline,
+        plugins,
+        state_store,
+        opts,
+        location,
+        batch_id,
+        tracker: &tracker,
+    };
     let loads: Vec<futures::future::BoxFuture<'_, StreamSummary>> = readable
         .into_iter()
         .map(|info| {
@@ -450,7 +459,7 @@ async fn run_locked(
                 .unwrap_or_else(Instant::now);
             let staged_stream = staged.remove(&info.name).unwrap_or_default();
             let result = outcome.streams.get(&info.name).cloned();
-            let (state, tracker) = (&state, &tracker);
+            let (state, tracker, load) = (&state, &tracker, &load);
             async move {
                 let counters = tracker.snapshot(&info.name);
                 let mut summary = StreamSummary {
@@ -478,15 +487,6 @@ async fn run_locked(
                         discard_unloaded(plugins, tracker, &info.name, &staged_stream.files).await;
                     }
                     StreamResult::Done { state: cursor } => {
-                        let load = Load {
-                            pipeline,
-                            plugins,
-                            state_store,
-                            opts,
-                            location,
-                            batch_id,
-                            tracker,
-                        };
                         match load.run(state, info, &staged_stream.files, cursor).await {
                             Ok(stats) => {
                                 summary.rows_loaded = stats.rows_loaded;
