@@ -14,7 +14,7 @@
 //! which re-reads everything and replaces every row of the loaded tables; 0 skips it.
 //! `BENCH_CONCURRENCY` (source `max_concurrency`, default the source's own)
 //! `BENCH_INCLUDE_RAW=true|false` (default true, as in the source's default)
-//! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
+//! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_BATCH_BYTES` (source `batch_bytes`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION`, `BENCH_DUCKDB_ROW_GROUP_ROWS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
 //! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only),
@@ -84,6 +84,9 @@ impl Bench {
         }
         if let Ok(n) = std::env::var("BENCH_BATCH_ROWS") {
             extra.push_str(&format!("  batch_rows: {n}\n"));
+        }
+        if let Ok(n) = std::env::var("BENCH_BATCH_BYTES") {
+            extra.push_str(&format!("  batch_bytes: {n}\n"));
         }
         if let Ok(r) = std::env::var("BENCH_INCLUDE_RAW") {
             extra.push_str(&format!("  include_raw: {r}\n"));

@@ -59,6 +59,40 @@ pub struct Client {
     reserve: u64,
     secondary_wait: u64,
     progress: Progress,
+    bodies: BodyPool,
+}
+
+/// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
+/// a fresh `mmap` (flowctl keeps glibc's mmap threshold at 1 MiB, `src/main.rs`), ~430
+/// page faults to fill and an `munmap` after, for every page of a sync. A buffer taken
+/// from here is already mapped. At most `keep` buffers (one per concurrent request) of at
+/// most `MAX_POOLED_BODY` bytes are kept; larger ones are freed after use.
+struct BodyPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+/// Largest buffer kept for reuse (a pulls page is ~1.7 MB, a commit with files can be more).
+const MAX_POOLED_BODY: usize = 8 << 20;
+/// Largest `Content-Length` reserved up front (a hint from the server, not trusted further).
+const MAX_BODY_HINT: u64 = 64 << 20;
+
+impl BodyPool {
+    fn take(&self) -> Vec<u8> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        free.pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, mut buf: Vec<u8>) {
+        if buf.capacity() > MAX_POOLED_BODY {
+            return;
+        }
+        buf.clear();
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
@@ -211,6 +245,10 @@ impl Client {
             max_wait: cfg.max_rate_limit_wait_seconds,
             reserve: cfg.rate_limit_reserve,
             secondary_wait: cfg.secondary_limit_wait_seconds,
+            bodies: BodyPool {
+                free: Mutex::new(Vec::new()),
+                keep: cfg.max_concurrency,
+            },
             progress,
         })
     }
@@ -314,7 +352,7 @@ impl Client {
         if let Some(e) = etag {
             rb = rb.header(IF_NONE_MATCH, e);
         }
-        let resp = match rb.send().await {
+        let mut resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => return Step::Retry(format!("request failed: {}", describe(e))),
         };
@@ -327,11 +365,21 @@ impl Client {
             });
             return Step::Done(Ok(Fetched::NotModified));
         }
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Step::Retry(format!("reading the body failed: {}", describe(e))),
+        let mut body = self.bodies.take();
+        if let Some(n) = resp.content_length() {
+            body.reserve(n.min(MAX_BODY_HINT) as usize);
+        }
+        let step = loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break self.judge(url, status, &headers, &body, parse, secondary),
+                Err(e) => {
+                    break Step::Retry(format!("reading the body failed: {}", describe(e)));
+                }
+            }
         };
-        self.judge(url, status, &headers, &body, parse, secondary)
+        self.bodies.give_back(body);
+        step
     }
 
     fn judge<T>(
@@ -499,7 +547,7 @@ fn fmt_time(epoch: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{next_link, retry_after};
+    use super::{next_link, retry_after, BodyPool, MAX_POOLED_BODY};
     use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
     fn with_retry_after(v: &str) -> HeaderMap {
@@ -535,5 +583,32 @@ mod tests {
         assert_eq!(next_link(""), None);
         let h = r#"<https://x/a?page=2>; rel="next last""#;
         assert_eq!(next_link(h).unwrap(), "https://x/a?page=2");
+    }
+
+    #[test]
+    fn body_buffers_are_reused_empty_and_bounded() {
+        let pool = BodyPool {
+            free: std::sync::Mutex::new(Vec::new()),
+            keep: 2,
+        };
+        let mut a = pool.take();
+        a.extend_from_slice(&[7u8; 2_000_000]);
+        let (ptr, cap) = (a.as_ptr(), a.capacity());
+        pool.give_back(a);
+        let again = pool.take();
+        assert!(again.is_empty(), "a reused buffer starts empty");
+        assert_eq!(
+            (again.as_ptr(), again.capacity()),
+            (ptr, cap),
+            "same memory"
+        );
+        // At most `keep` are kept, and none larger than MAX_POOLED_BODY.
+        for _ in 0..3 {
+            pool.give_back(Vec::with_capacity(1024));
+        }
+        pool.give_back(Vec::with_capacity(MAX_POOLED_BODY + 1));
+        let kept = pool.free.lock().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|b| b.capacity() <= MAX_POOLED_BODY));
     }
 }

@@ -114,6 +114,15 @@ struct RepoOutcome {
     skipped: Option<String>,
 }
 
+/// `_RAW` bytes reserved for a new batch: `batch_bytes` plus room for the row that
+/// crosses it (a pull request is ~19 KB), at most 64 MiB whatever `batch_bytes` says. With
+/// the default `batch_bytes` this is 960 KiB, under flowctl's 1 MiB mmap threshold
+/// (`src/main.rs`): the buffer then comes from the heap, reusing the memory of batches
+/// already written, instead of a fresh `mmap` faulted in page by page.
+fn raw_capacity(batch_bytes: usize) -> usize {
+    batch_bytes.saturating_add(64 * 1024).min(64 << 20)
+}
+
 /// Where paging may stop: the lowest cut of the wanted streams (None: read everything).
 fn list_cut(a: (bool, Option<i64>), b: (bool, Option<i64>)) -> Option<i64> {
     match (a, b) {
@@ -287,6 +296,9 @@ impl Run<'_> {
         let mut rows = acc.lock();
         let (mut full, mut n) = (Vec::new(), 0u64);
         for it in items {
+            if self.ctx.include_raw && rows.rows() == 0 {
+                rows.reserve_raw(raw_capacity(self.cfg.batch_bytes));
+            }
             f(&mut rows, it);
             n += 1;
             if rows.rows() >= self.cfg.batch_rows || rows.raw_bytes() >= self.cfg.batch_bytes {
@@ -1086,5 +1098,18 @@ impl Run<'_> {
             Fetched::Page { data, .. } => Ok(data),
             Fetched::NotModified => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_capacity;
+
+    #[test]
+    fn raw_capacity_fits_under_the_mmap_threshold_by_default_and_is_capped() {
+        let default = crate::config::default_batch_bytes();
+        assert!(raw_capacity(default) < 1 << 20, "{}", raw_capacity(default));
+        assert!(raw_capacity(default) > default);
+        assert_eq!(raw_capacity(usize::MAX), 64 << 20);
     }
 }

@@ -482,6 +482,12 @@ impl Meta {
         self.raw.values_slice().len()
     }
 
+    fn reserve_raw(&mut self, bytes: usize) {
+        if self.raw.is_empty() {
+            self.raw = StringBuilder::with_capacity(64, bytes);
+        }
+    }
+
     fn raw(&mut self, raw: Option<&str>) {
         match raw {
             Some(r) => self.raw.append_value(r),
@@ -495,6 +501,9 @@ pub trait TableRows: Send {
     fn rows(&self) -> usize;
     /// Bytes of `_RAW` text buffered (0 without `_RAW`): what makes a batch large.
     fn raw_bytes(&self) -> usize;
+    /// Size the `_RAW` buffer of a batch that has no rows yet (no-op once it has some), so
+    /// it is allocated once instead of grown by doubling, each step a copy.
+    fn reserve_raw(&mut self, bytes: usize);
     fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String>;
 }
 
@@ -506,6 +515,9 @@ macro_rules! table_rows {
             }
             fn raw_bytes(&self) -> usize {
                 self.meta.raw_bytes()
+            }
+            fn reserve_raw(&mut self, bytes: usize) {
+                self.meta.reserve_raw(bytes)
             }
             fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String> {
                 let cols: Vec<ArrayRef> = vec![$(Arc::new(self.$f.finish())),+];
@@ -1343,6 +1355,27 @@ mod tests {
     }
 
     const MIN_PR: &str = r#"{"id":3000000001,"number":1,"state":"open","title":"t","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","base":{"ref":"main","sha":"a"},"head":{"ref":"f","sha":"b"},"html_url":"u"}"#;
+
+    #[test]
+    fn reserving_raw_never_drops_rows_already_appended() {
+        let body = format!("[{MIN_PR}]");
+        let items = parse_page::<PrItem>(body.as_bytes(), true).unwrap();
+        let (p, raw) = &items[0];
+        let t = p.times().unwrap();
+        let mut b = PrRows::new(true);
+        b.reserve_raw(1 << 16);
+        b.append("o", "r", p, &t, *raw);
+        b.reserve_raw(1 << 16); // a batch with rows: no-op
+        b.append("o", "r", p, &t, *raw);
+        let batch = b.finish("o", &ctx(true)).unwrap();
+        let col = batch.column_by_name(flowctl_core::meta::RAW).unwrap();
+        let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(arrow::array::Array::len(col), 2);
+        assert!(col.iter().all(|v| v == Some(MIN_PR)), "{col:?}");
+        // After finish the builder is empty again and takes a new reservation.
+        b.reserve_raw(1 << 16);
+        assert_eq!((b.rows(), b.raw_bytes()), (0, 0));
+    }
 
     #[test]
     fn nulls_everywhere_optional_is_fine() {

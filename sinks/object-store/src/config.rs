@@ -38,8 +38,12 @@ pub(crate) fn default_row_group_decoded_bytes() -> usize {
 pub(crate) fn default_max_file_bytes() -> u64 {
     256 * 1024 * 1024
 }
+/// The S3/GCS minimum. Parts are buffered until uploaded (up to 4 at a time), so the part
+/// size is most of a writer's memory: 10 MiB parts peaked at 79-81 MiB RSS for 40k pull
+/// requests to S3, 5 MiB at 72-74 (BENCHMARKS.md, sixth session). A 256 MiB file is 52
+/// parts, far from the 10,000-part limit.
 pub(crate) fn default_upload_part_bytes() -> usize {
-    10 * 1024 * 1024
+    MIN_PART_BYTES
 }
 
 /// Parquet and upload sizing shared by every staging type (resolved from a config block).
@@ -109,8 +113,8 @@ pub struct GcsConfig {
     /// 100-250 MB best).
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
-    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum);
-    /// memory per open writer is about this plus one row group.
+    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
+    /// and the default); memory per open writer is about this plus one row group.
     #[serde(default = "default_upload_part_bytes")]
     pub upload_part_bytes: usize,
 }
@@ -166,7 +170,8 @@ pub struct S3Config {
     /// Start a new part file once a file reaches this many bytes.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
-    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3 minimum).
+    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3 minimum, and
+    /// the default); memory per open writer is about this plus one row group.
     #[serde(default = "default_upload_part_bytes")]
     pub upload_part_bytes: usize,
 }

@@ -34,6 +34,13 @@ pub(crate) struct PartWriter {
     done: Vec<StagedFile>,
 }
 
+/// Page size bound of `_RAW` (see `properties`).
+const RAW_PAGE_BYTES: usize = 512 * 1024;
+/// Rows the Parquet writer encodes between page-size checks when a table has `_RAW`: 16
+/// pull requests are ~300 KB, so a page closes at 512-800 KiB, under the mmap threshold
+/// even with Snappy's worst-case output buffer (input + 1/6).
+const RAW_WRITE_BATCH_ROWS: usize = 16;
+
 fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -46,11 +53,20 @@ fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
     // once the dictionary page is full) and min/max statistics of JSON text serve no
     // filter. Without both, Arrow -> Parquet with `_RAW` measured 20-40% faster
     // (`cargo bench --bench micro`, BENCHMARKS.md).
+    //
+    // Its pages are kept under 512 KiB: the writer closes a page only between mini-batches
+    // of `write_batch_size` rows (1,024 by default, ~19 MB of `_RAW`), so a page used to be
+    // a whole input batch, and each page's gather and Snappy buffers were 1 MiB+ fresh
+    // allocations: an `mmap` at flowctl's fixed 1 MiB threshold (`src/main.rs`) and a page
+    // fault for every 4 KiB, a third of the sync's page faults. Pages of ~512 KiB come from
+    // the heap and reuse its memory (40k PRs to S3: BENCHMARKS.md, sixth session).
     if schema.field_with_name(meta::RAW).is_ok() {
         let raw = ColumnPath::from(meta::RAW);
         props = props
             .set_column_dictionary_enabled(raw.clone(), false)
-            .set_column_statistics_enabled(raw, EnabledStatistics::None);
+            .set_column_statistics_enabled(raw.clone(), EnabledStatistics::None)
+            .set_column_data_page_size_limit(raw, RAW_PAGE_BYTES)
+            .set_write_batch_size(RAW_WRITE_BATCH_ROWS);
     }
     props.build()
 }

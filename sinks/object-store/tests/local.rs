@@ -397,3 +397,58 @@ async fn row_groups_are_bounded_by_decoded_size_too() {
         );
     }
 }
+
+/// `_RAW` pages stay well under 1 MiB even when one batch carries megabytes of it: the
+/// writer checks the page size only between mini-batches of rows, and with the default
+/// 1,024 rows a page was the whole batch (here 4 MB), whose gather and Snappy buffers were
+/// fresh 1 MiB+ allocations (an `mmap` and a page fault per 4 KiB, for every page).
+#[tokio::test]
+async fn raw_pages_stay_under_a_megabyte() {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = local(tmp.path(), |_| {});
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
+    ]));
+    // 200 distinct ~20 KB documents in one batch: 4 MB of `_RAW`.
+    let docs: Vec<String> = (0..200)
+        .map(|i| format!("{{\"id\":{i},\"body\":\"{}\"}}", "y".repeat(20_000)))
+        .collect();
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..200)),
+            Arc::new(StringArray::from_iter_values(docs.iter())),
+        ],
+    )
+    .unwrap();
+    let mut t = target("pull_request", "acme", "pages");
+    t.schema = schema;
+    let mut w = sink.writer(t).await.unwrap();
+    w.write(&batch).await.unwrap();
+    let files = w.finish().await.unwrap();
+    let bytes = fetch(&sink.location().unwrap(), &files[0]).await;
+    let reader = SerializedFileReader::new(bytes).unwrap();
+    let mut sizes = Vec::new();
+    for g in 0..reader.num_row_groups() {
+        let mut pages = reader
+            .get_row_group(g)
+            .unwrap()
+            .get_column_page_reader(1)
+            .unwrap();
+        while let Some(page) = pages.get_next_page().unwrap() {
+            sizes.push(page.buffer().len());
+        }
+    }
+    let total: usize = sizes.iter().sum();
+    assert!(total >= 200 * 20_000, "all of _RAW was written: {total}");
+    assert!(
+        sizes.iter().all(|&s| s < 900 * 1024),
+        "_RAW page sizes (decoded bytes): {sizes:?}"
+    );
+}
