@@ -1,8 +1,9 @@
-//! The engine loads tables concurrently, up to what the warehouse allows
+//! The engine prepares and loads tables concurrently, up to what the warehouse allows
 //! (`WarehouseLoader::max_concurrent_loads`; Snowflake's `load_concurrency`, default 4),
 //! and commits each stream's state after its own load. Real parts: the GitHub stand-in,
 //! the github source, local staging and DuckDB; the DuckDB loader is wrapped to count
-//! loads in flight and to hold each one 300 ms so that overlap is observable.
+//! table preparations and loads in flight, holding each one (100 / 300 ms) so that
+//! overlap is observable.
 
 use flowctl_core::engine::{self, Plugins, RunOptions};
 use flowctl_core::{
@@ -25,6 +26,8 @@ struct CountingLoader {
     limit: usize,
     in_flight: AtomicUsize,
     max_in_flight: Arc<AtomicUsize>,
+    preparing: AtomicUsize,
+    max_preparing: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -33,7 +36,12 @@ impl WarehouseLoader for CountingLoader {
         self.limit
     }
     async fn ensure_table(&self, table: &TableSpec) -> flowctl_core::Result<()> {
-        self.inner.ensure_table(table).await
+        let now = self.preparing.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_preparing.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let result = self.inner.ensure_table(table).await;
+        self.preparing.fetch_sub(1, Ordering::SeqCst);
+        result
     }
     async fn load(
         &self,
@@ -50,13 +58,23 @@ impl WarehouseLoader for CountingLoader {
     }
 }
 
-async fn run_with_limit(gh: &Standin, limit: usize) -> (usize, engine::RunSummary, Vec<String>) {
+/// Most loads and most table preparations seen in flight, the run's summary, and the
+/// streams whose state was committed.
+struct Seen {
+    loads: usize,
+    preparing: usize,
+    summary: engine::RunSummary,
+    committed: Vec<String>,
+}
+
+async fn run_with_limit(gh: &Standin, limit: usize) -> Seen {
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var("ENGINE_LOADS_TOKEN", "ghp_engine_loads_not_secret");
     let source = flowctl_core::find_source("github").unwrap();
     let staging = flowctl_core::find_staging("local").unwrap();
     let warehouse = flowctl_core::find_warehouse("duckdb").unwrap();
     let max_in_flight = Arc::new(AtomicUsize::new(0));
+    let max_preparing = Arc::new(AtomicUsize::new(0));
     let plugins = Plugins {
         source: (source.build)(json!({
             "base_url": gh.base_url(),
@@ -72,6 +90,8 @@ async fn run_with_limit(gh: &Standin, limit: usize) -> (usize, engine::RunSummar
             limit,
             in_flight: AtomicUsize::new(0),
             max_in_flight: max_in_flight.clone(),
+            preparing: AtomicUsize::new(0),
+            max_preparing: max_preparing.clone(),
         }),
     };
     let location = plugins.staging.location().unwrap();
@@ -80,12 +100,16 @@ async fn run_with_limit(gh: &Standin, limit: usize) -> (usize, engine::RunSummar
         .await
         .unwrap();
     let state = store.load("loads", None).await.unwrap();
-    let committed = state.streams.keys().cloned().collect();
-    (max_in_flight.load(Ordering::SeqCst), summary, committed)
+    Seen {
+        loads: max_in_flight.load(Ordering::SeqCst),
+        preparing: max_preparing.load(Ordering::SeqCst),
+        summary,
+        committed: state.streams.keys().cloned().collect(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tables_load_concurrently_up_to_the_warehouse_limit() {
+async fn tables_are_prepared_and_loaded_concurrently_up_to_the_warehouse_limit() {
     let gh = Standin::start(StandinConfig {
         orgs: 1,
         repos_per_org: 2,
@@ -100,9 +124,18 @@ async fn tables_load_concurrently_up_to_the_warehouse_limit() {
     .unwrap();
     let expected = gh.expected();
     for (limit, want_max) in [(4, 4), (1, 1), (8, 5)] {
-        let (max, summary, committed) = run_with_limit(&gh, limit).await;
+        let Seen {
+            loads,
+            preparing,
+            summary,
+            committed,
+        } = run_with_limit(&gh, limit).await;
         assert!(summary.ok, "limit {limit}: {summary:?}");
-        assert_eq!(max, want_max, "limit {limit}: loads in flight at most");
+        assert_eq!(loads, want_max, "limit {limit}: loads in flight at most");
+        assert_eq!(
+            preparing, want_max,
+            "limit {limit}: table preparations in flight at most"
+        );
         // Summaries keep the streams' order; every stream loaded and committed.
         let names: Vec<&str> = summary.streams.iter().map(|s| s.stream.as_str()).collect();
         assert_eq!(

@@ -361,14 +361,28 @@ async fn run_locked(
     let state = state_store.load(pipeline, opts.shard).await?;
     let tracker = Arc::new(Tracker::new(opts.progress_bars));
 
-    // Tables first: a warehouse we cannot reach fails the run before any API call.
+    // Tables first: a warehouse we cannot reach fails the run before any API call. As
+    // many at once as the warehouse loads at once: on Snowflake each table is three or
+    // more statements, each a network round trip and a turn in the warehouse's queue.
+    // The futures are boxed and collected first so that they are `Send` whatever they
+    // borrow (as the loads below).
+    let prepare: Vec<futures::future::BoxFuture<'_, Result<()>>> = streams
+        .iter()
+        .map(|s| {
+            let table = TableSpec {
+                name: s.table.clone(),
+                schema: s.schema.clone(),
+            };
+            async move { plugins.warehouse.ensure_table(&table).await }.boxed()
+        })
+        .collect();
+    let prepared: Vec<Result<()>> = futures::stream::iter(prepare)
+        .buffered(plugins.warehouse.max_concurrent_loads().max(1))
+        .collect()
+        .await;
     let mut table_errors: BTreeMap<String, String> = BTreeMap::new();
-    for s in streams {
-        let table = TableSpec {
-            name: s.table.clone(),
-            schema: s.schema.clone(),
-        };
-        if let Err(e) = plugins.warehouse.ensure_table(&table).await {
+    for (r, s) in prepared.into_iter().zip(streams) {
+        if let Err(e) = r {
             table_errors.insert(s.name.clone(), format!("preparing table {}: {e}", s.table));
         }
     }

@@ -392,9 +392,10 @@ pub trait WarehouseLoader: Send + Sync {
     /// columns new in the schema (never drop).
     async fn ensure_table(&self, table: &TableSpec) -> Result<()>;
 
-    /// How many tables the engine may load at once. 1 (the default) loads them one after
-    /// the other; a warehouse that runs statements of different tables in parallel
-    /// (Snowflake) says more, so the load phase of a run takes about its longest table.
+    /// How many tables the engine may load (and, before the read, prepare with
+    /// `ensure_table`) at once. 1 (the default) takes them one after the other; a
+    /// warehouse that runs statements of different tables in parallel (Snowflake) says
+    /// more, so the load phase of a run takes about its longest table.
     fn max_concurrent_loads(&self) -> usize {
         1
     }

@@ -57,7 +57,8 @@ pub struct SnowflakeConfig {
     pub poll_interval_ms: u64,
     /// Tables loaded at once: each table's COPY → MERGE → TRUNCATE runs in its own
     /// statements, so a run's load phase takes about its longest table instead of the
-    /// sum. 1 loads one table after the other.
+    /// sum. 1 loads one table after the other. Tables are also prepared (CREATE IF NOT
+    /// EXISTS, column check) this many at a time before the read.
     #[serde(default = "default_load_concurrency")]
     #[schemars(range(min = 1, max = 32))]
     pub load_concurrency: usize,
