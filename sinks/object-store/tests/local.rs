@@ -38,6 +38,32 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// `ID` and `_RAW`: the smallest table shape with `_RAW`.
+fn id_and_raw() -> std::sync::Arc<arrow::datatypes::Schema> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
+    ]))
+}
+
+/// A batch of `id_and_raw()`: IDs from `first`, one per document.
+fn id_raw_batch<'a>(
+    first: i64,
+    docs: impl ExactSizeIterator<Item = &'a str>,
+) -> arrow::record_batch::RecordBatch {
+    use arrow::array::{Int64Array, StringArray};
+    let n = docs.len() as i64;
+    arrow::record_batch::RecordBatch::try_new(
+        id_and_raw(),
+        vec![
+            std::sync::Arc::new(Int64Array::from_iter_values(first..first + n)),
+            std::sync::Arc::new(StringArray::from_iter_values(docs)),
+        ],
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn local_writes_snappy_parquet_at_hive_path_and_reads_back_equal() {
     let tmp = tempfile::tempdir().unwrap();
@@ -350,34 +376,20 @@ async fn raw_column_is_written_without_dictionary_or_statistics() {
 /// a reader never decodes more than about that at once. Every row is still written.
 #[tokio::test]
 async fn row_groups_are_bounded_by_decoded_size_too() {
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();
     let sink = local(tmp.path(), |c| c.row_group_decoded_bytes = 1 << 20);
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ID", DataType::Int64, false),
-        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
-    ]));
     let doc = format!("{{\"body\":\"{}\"}}", "x".repeat(20_000));
     let mut t = target("pull_request", "acme", "wide");
-    t.schema = schema.clone();
+    t.schema = id_and_raw();
     let mut w = sink.writer(t).await.unwrap();
     // Six batches of 100 rows, as the source sends them.
     for b in 0..6i64 {
-        let batch = arrow::record_batch::RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter_values(b * 100..(b + 1) * 100)),
-                Arc::new(StringArray::from_iter_values(
-                    (0..100).map(|_| doc.as_str()),
-                )),
-            ],
-        )
-        .unwrap();
-        w.write(&batch).await.unwrap();
+        let docs = vec![doc.as_str(); 100];
+        w.write(&id_raw_batch(b * 100, docs.into_iter()))
+            .await
+            .unwrap();
     }
     let files = w.finish().await.unwrap();
     assert_eq!(files.len(), 1);
@@ -404,33 +416,20 @@ async fn row_groups_are_bounded_by_decoded_size_too() {
 /// fresh 1 MiB+ allocations (an `mmap` and a page fault per 4 KiB, for every page).
 #[tokio::test]
 async fn raw_pages_stay_under_a_megabyte() {
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    use std::sync::Arc;
 
     let tmp = tempfile::tempdir().unwrap();
     let sink = local(tmp.path(), |_| {});
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ID", DataType::Int64, false),
-        Field::new(flowctl_core::meta::RAW, DataType::Utf8, true),
-    ]));
     // 200 distinct ~20 KB documents in one batch: 4 MB of `_RAW`.
     let docs: Vec<String> = (0..200)
         .map(|i| format!("{{\"id\":{i},\"body\":\"{}\"}}", "y".repeat(20_000)))
         .collect();
-    let batch = arrow::record_batch::RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(0..200)),
-            Arc::new(StringArray::from_iter_values(docs.iter())),
-        ],
-    )
-    .unwrap();
     let mut t = target("pull_request", "acme", "pages");
-    t.schema = schema;
+    t.schema = id_and_raw();
     let mut w = sink.writer(t).await.unwrap();
-    w.write(&batch).await.unwrap();
+    w.write(&id_raw_batch(0, docs.iter().map(String::as_str)))
+        .await
+        .unwrap();
     let files = w.finish().await.unwrap();
     let bytes = fetch(&sink.location().unwrap(), &files[0]).await;
     let reader = SerializedFileReader::new(bytes).unwrap();
