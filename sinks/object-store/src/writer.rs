@@ -54,12 +54,13 @@ fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
     // filter. Without both, Arrow -> Parquet with `_RAW` measured 20-40% faster
     // (`cargo bench --bench micro`, BENCHMARKS.md).
     //
-    // Its pages are kept under 512 KiB: the writer closes a page only between mini-batches
-    // of `write_batch_size` rows (1,024 by default, ~19 MB of `_RAW`), so a page used to be
-    // a whole input batch, and each page's gather and Snappy buffers were 1 MiB+ fresh
-    // allocations: an `mmap` at flowctl's fixed 1 MiB threshold (`src/main.rs`) and a page
-    // fault for every 4 KiB, a third of the sync's page faults. Pages of ~512 KiB come from
-    // the heap and reuse its memory (40k PRs to S3: BENCHMARKS.md, sixth session).
+    // Its pages close soon after 512 KiB (512-800 KiB with pull requests): the writer
+    // closes a page only between mini-batches of `write_batch_size` rows (1,024 by default,
+    // ~19 MB of `_RAW`), so a page used to be a whole input batch, and each page's gather
+    // and Snappy buffers were 1 MiB+ fresh allocations: an `mmap` at flowctl's fixed 1 MiB
+    // threshold (`src/main.rs`) and a page fault for every 4 KiB, nearly 40% of a sync's
+    // page faults. Smaller pages come from the heap and reuse its memory (40k PRs to S3:
+    // BENCHMARKS.md, sixth session).
     if schema.field_with_name(meta::RAW).is_ok() {
         let raw = ColumnPath::from(meta::RAW);
         props = props
