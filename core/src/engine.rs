@@ -366,6 +366,7 @@ async fn run_locked(
     // more statements, each a network round trip and a turn in the warehouse's queue.
     // The futures are boxed and collected first so that they are `Send` whatever they
     // borrow (as the loads below).
+    let concurrency = plugins.warehouse.max_concurrent_loads().max(1);
     let prepare: Vec<futures::future::BoxFuture<'_, Result<()>>> = streams
         .iter()
         .map(|s| {
@@ -377,7 +378,7 @@ async fn run_locked(
         })
         .collect();
     let prepared: Vec<Result<()>> = futures::stream::iter(prepare)
-        .buffered(plugins.warehouse.max_concurrent_loads().max(1))
+        .buffered(concurrency)
         .collect()
         .await;
     let mut table_errors: BTreeMap<String, String> = BTreeMap::new();
@@ -528,7 +529,6 @@ async fn run_locked(
             .boxed()
         })
         .collect();
-    let concurrency = plugins.warehouse.max_concurrent_loads().max(1);
     summaries.extend(
         futures::stream::iter(loads)
             .buffered(concurrency)
