@@ -31,8 +31,9 @@ pub struct DuckDbConfig {
     /// (the default): 128MB, or what a load's staged rows need if that is more (DuckDB
     /// pins ~1.5 row groups of `row_group_rows` rows of the widest column while it
     /// appends, and ~100 MB more per extra thread: ~90 MB for 19 KB `_RAW`, ~260 MB for
-    /// 75 KB commit patches; the raise is logged). With 128MB, 4,000 to 400,000 pull requests with `_RAW` load in
-    /// one transaction at 175-300 MB of RSS (see BENCHMARKS.md). Set, it is a hard limit;
+    /// 75 KB commit patches; the raise is logged). With 128MB, 4,000 to 400,000 pull
+    /// requests with `_RAW` load in one transaction at 190-290 MB of RSS (see
+    /// BENCHMARKS.md). Set, it is a hard limit;
     /// a load whose rows need more gets a warning first, and may fail "Out of Memory".
     /// Loads only: `flowctl query` has its own `--memory-limit` (default 1GB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
