@@ -12,7 +12,7 @@ use crate::{PluginError, Result};
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -647,7 +647,7 @@ async fn read_and_stage(
     capacity: usize,
     tracker: &Arc<Tracker>,
 ) -> StageOutput {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TaggedBatch>(capacity);
+    let (tx, mut rx) = crate::plugin::batch_channel(capacity);
     let schemas: HashMap<String, &StreamInfo> =
         streams.iter().map(|s| (s.name.clone(), *s)).collect();
     let date = ingested_at.date_naive();
@@ -656,11 +656,39 @@ async fn read_and_stage(
     let writer = async {
         let mut writers: HashMap<(String, String), Box<dyn StagedWriter>> = HashMap::new();
         let mut rows: HashMap<String, u64> = HashMap::new();
+        let mut out: HashMap<String, Staged> = HashMap::new();
+        // Orgs the source declared done: their writers are finished, and a later batch
+        // for one would reuse its file names.
+        let mut done_orgs: HashSet<String> = HashSet::new();
         let mut failure: Option<PluginError> = None;
-        while let Some(tb) = rx.recv().await {
+        while let Some(msg) = rx.recv_message().await {
             if failure.is_some() {
                 continue; // drain so the source is not blocked; it will see the result
             }
+            let tb = match msg {
+                SourceMessage::Batch(tb) => tb,
+                SourceMessage::OrgDone(org) => {
+                    // Complete this org's files now: their open row groups and upload
+                    // buffers would otherwise stay in memory until the whole read ends.
+                    let keys: Vec<(String, String)> =
+                        writers.keys().filter(|k| k.1 == org).cloned().collect();
+                    for key in keys {
+                        let Some(w) = writers.remove(&key) else {
+                            continue;
+                        };
+                        tracker.say(&key.0, format!("finishing staged files for org {org}"));
+                        match w.finish().await {
+                            Ok(files) => out.entry(key.0).or_default().files.extend(files),
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    done_orgs.insert(org);
+                    continue;
+                }
+            };
             let Some(info) = schemas.get(&tb.stream) else {
                 failure = Some(PluginError::other(format!(
                     "source sent a batch for stream `{}`, which was not requested",
@@ -668,6 +696,13 @@ async fn read_and_stage(
                 )));
                 continue;
             };
+            if done_orgs.contains(&tb.org) {
+                failure = Some(PluginError::other(format!(
+                    "source sent a batch for stream `{}` of org `{}` after declaring the org done",
+                    tb.stream, tb.org
+                )));
+                continue;
+            }
             let key = (tb.stream.clone(), tb.org.clone());
             if !writers.contains_key(&key) {
                 let target = StageTarget {
@@ -702,9 +737,13 @@ async fn read_and_stage(
             for (_, w) in writers {
                 w.abort().await;
             }
+            // Files of orgs completed before the failure will never load: they go the way
+            // of a failed stream's files.
+            for (stream, staged) in &out {
+                discard_unloaded(plugins, tracker, stream, &staged.files).await;
+            }
             return Err(e);
         }
-        let mut out: HashMap<String, Staged> = HashMap::new();
         for ((stream, org), w) in writers {
             tracker.say(&stream, format!("finishing staged files for org {org}"));
             let files = w.finish().await?;

@@ -87,7 +87,7 @@ async fn read(cfg: Value, state: Option<Value>) -> Run {
         shard: None,
         progress: warnings.clone(),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<flowctl_core::TaggedBatch>(4);
+    let (tx, mut rx) = flowctl_core::batch_channel(4);
     let reader = tokio::spawn(async move {
         let mut v = Vec::new();
         while let Some(b) = rx.recv().await {

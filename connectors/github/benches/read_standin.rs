@@ -34,7 +34,7 @@ async fn main() {
         }))
         .expect("config");
         let src = GithubSource::from_config(config).expect("source");
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let (tx, mut rx) = flowctl_core::batch_channel(4);
         let drain = tokio::spawn(async move {
             let mut rows = 0usize;
             while let Some(b) = rx.recv().await {

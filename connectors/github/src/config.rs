@@ -257,7 +257,16 @@ impl GithubConfig {
                 "source.orgs: at least one organisation is required",
             ));
         }
-        for o in &self.orgs {
+        for (i, o) in self.orgs.iter().enumerate() {
+            // Org names are case-insensitive on GitHub: a second entry would read the org
+            // twice in one run.
+            if let Some(first) = self.orgs[..i].iter().find(|p| p.eq_ignore_ascii_case(o)) {
+                return Err(PluginError::config(format!(
+                    "source.orgs: `{}` is listed twice (as `{}` before; org names are case-insensitive)",
+                    o.escape_debug(),
+                    first.escape_debug()
+                )));
+            }
             let ok_chars = o
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
@@ -411,6 +420,10 @@ mod tests {
             assert!(e.contains("source.orgs"), "{bad}: {e}");
         }
         assert!(GithubConfig::from_value(json!({"orgs": ["my-org_1.x"]})).is_ok());
+        let e = GithubConfig::from_value(json!({"orgs": ["acme", "other", "Acme"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`Acme` is listed twice"), "{e}");
     }
 
     #[test]

@@ -438,6 +438,12 @@ impl Run<'_> {
         self.flush(&accs.cm, org).await?;
         self.flush(&accs.cf, org).await?;
         self.flush(&accs.dp, org).await?;
+        // Orgs are read one after another: the engine can complete this org's staged
+        // files now rather than hold them open while the next org is read.
+        self.out
+            .org_done(org)
+            .await
+            .map_err(|e| PluginError::other(e.to_string()))?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ pub async fn run_source(
     progress: Progress,
 ) -> (Result<ReadOutcome>, Vec<TaggedBatch>) {
     let src = GithubSource::from_config(cfg).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<TaggedBatch>(8);
+    let (tx, mut rx) = flowctl_core::batch_channel(8);
     let collector = tokio::spawn(async move {
         let mut v = Vec::new();
         while let Some(b) = rx.recv().await {
