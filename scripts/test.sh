@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 "$PWD/scripts/fetch-libduckdb.sh"
 echo "== cargo fmt --check"; cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo clippy (flowctl without DuckDB: --no-default-features)"
+cargo clippy --bin flowctl --no-default-features -- -D warnings
 echo "== tests (with emulators)"
 scripts/with-emulators.sh cargo test --workspace --no-fail-fast -- --test-threads=2
 FLOWCTL="${CARGO_TARGET_DIR:-target}/debug/flowctl"
@@ -31,4 +33,19 @@ elif [[ "${FLOWCTL_REQUIRE_FUZZ:-0}" == 1 ]]; then
 else
     echo "SKIPPED: cargo-fuzz not installed (cargo install cargo-fuzz --locked)"
 fi
+echo "== flowctl without DuckDB (--no-default-features): no libduckdb linked, clear errors"
+# Last, because it replaces target/debug/flowctl with the lean build (the next cargo test
+# relinks the default one).
+cargo build -q --bin flowctl --no-default-features
+if ldd "$FLOWCTL" | grep -q duckdb; then
+  echo "the --no-default-features flowctl links libduckdb" >&2; exit 1
+fi
+"$FLOWCTL" plugins | grep -q '^warehouse  snowflake' || { echo "lean flowctl lacks snowflake" >&2; exit 1; }
+set +e
+q="$("$FLOWCTL" query pipelines/quickstart.yaml "SELECT 1" 2>&1)"; qrc=$?
+v="$(GITHUB_API_URL=http://127.0.0.1:1 "$FLOWCTL" validate pipelines/quickstart.yaml 2>&1)"; vrc=$?
+set -e
+[[ $qrc == 2 && "$q" == *"built without DuckDB"* ]] || { echo "lean query: exit $qrc: $q" >&2; exit 1; }
+[[ $vrc == 2 && "$v" == *duckdb* ]] || { echo "lean validate of a DuckDB spec: exit $vrc: $v" >&2; exit 1; }
+echo "ok: no libduckdb; query and a DuckDB spec are refused by name"
 echo "== all checks passed"

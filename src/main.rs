@@ -6,6 +6,7 @@ mod inspect;
 mod run;
 
 // Links every plugin crate so `inventory` sees their registrations.
+#[cfg(feature = "duckdb")]
 use flowctl_duckdb as _;
 use flowctl_file as _;
 use flowctl_github as _;

@@ -370,6 +370,16 @@ async fn state_inner(args: StateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+#[cfg(not(feature = "duckdb"))]
+async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
+    Err(Failure::usage(format!(
+        "query {}: this flowctl was built without DuckDB (cargo feature `duckdb`); \
+         use a default build to query DuckDB warehouses",
+        args.spec.display()
+    )))
+}
+
+#[cfg(feature = "duckdb")]
 async fn query_inner(args: QueryArgs) -> Result<(), Failure> {
     let spec = load(&args.spec)?;
     if spec.warehouse.type_name != "duckdb" {
