@@ -637,6 +637,27 @@ impl Load<'_> {
 
 type StageOutput = (Result<HashMap<String, Staged>>, Result<ReadOutcome>);
 
+/// Finish the writers whose (stream, org) key matches, moving their files into `out`. Stops
+/// at the first failure; the writers not yet finished stay in `writers` (to be aborted).
+async fn finish_writers(
+    writers: &mut HashMap<(String, String), Box<dyn StagedWriter>>,
+    matches: impl Fn(&(String, String)) -> bool,
+    tracker: &Tracker,
+    out: &mut HashMap<String, Staged>,
+) -> Result<()> {
+    let keys: Vec<(String, String)> = writers.keys().filter(|k| matches(k)).cloned().collect();
+    for key in keys {
+        let Some(w) = writers.remove(&key) else {
+            continue;
+        };
+        let (stream, org) = key;
+        tracker.say(&stream, format!("finishing staged files for org {org}"));
+        let files = w.finish().await?;
+        out.entry(stream).or_default().files.extend(files);
+    }
+    Ok(())
+}
+
 /// Run the source and the staging writers concurrently over a bounded channel.
 async fn read_and_stage(
     plugins: &Plugins,
@@ -670,20 +691,10 @@ async fn read_and_stage(
                 SourceMessage::OrgDone(org) => {
                     // Complete this org's files now: their open row groups and upload
                     // buffers would otherwise stay in memory until the whole read ends.
-                    let keys: Vec<(String, String)> =
-                        writers.keys().filter(|k| k.1 == org).cloned().collect();
-                    for key in keys {
-                        let Some(w) = writers.remove(&key) else {
-                            continue;
-                        };
-                        tracker.say(&key.0, format!("finishing staged files for org {org}"));
-                        match w.finish().await {
-                            Ok(files) => out.entry(key.0).or_default().files.extend(files),
-                            Err(e) => {
-                                failure = Some(e);
-                                break;
-                            }
-                        }
+                    if let Err(e) =
+                        finish_writers(&mut writers, |k| k.1 == org, tracker, &mut out).await
+                    {
+                        failure = Some(e);
                     }
                     done_orgs.insert(org);
                     continue;
@@ -733,6 +744,11 @@ async fn read_and_stage(
                 *rows.entry(tb.stream.clone()).or_default() += tb.batch.num_rows() as u64;
             }
         }
+        if failure.is_none() {
+            if let Err(e) = finish_writers(&mut writers, |_| true, tracker, &mut out).await {
+                failure = Some(e);
+            }
+        }
         if let Some(e) = failure {
             for (_, w) in writers {
                 w.abort().await;
@@ -743,11 +759,6 @@ async fn read_and_stage(
                 discard_unloaded(plugins, tracker, stream, &staged.files).await;
             }
             return Err(e);
-        }
-        for ((stream, org), w) in writers {
-            tracker.say(&stream, format!("finishing staged files for org {org}"));
-            let files = w.finish().await?;
-            out.entry(stream).or_default().files.extend(files);
         }
         for (stream, n) in rows {
             out.entry(stream).or_default().rows = n;
