@@ -243,16 +243,9 @@ pub enum SourceMessage {
 pub struct BatchSender(tokio::sync::mpsc::Sender<SourceMessage>);
 
 /// The engine closed its end: the source should stop and return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine stopped accepting batches")]
 pub struct ChannelClosed;
-
-impl std::fmt::Display for ChannelClosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the engine stopped accepting batches")
-    }
-}
-
-impl std::error::Error for ChannelClosed {}
 
 impl BatchSender {
     /// Send one batch, waiting while the channel is full.
