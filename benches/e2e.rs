@@ -19,6 +19,8 @@
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
 //! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only),
 //! `BENCH_SNOWFLAKE_LOAD_CONCURRENCY` (Snowflake `load_concurrency`).
+//! `BENCH_GZIP_LEVEL` (default 1): the stand-in gzips bodies as api.github.com does for
+//! clients that send `Accept-Encoding: gzip` (flowctl does); 0 serves plain JSON.
 //! `BENCH_WAREHOUSE=snowflake` stages on S3 (moto) and loads the Snowflake emulator instead
 //! of local staging + DuckDB; run it under `scripts/with-emulators.sh`.
 //! `BENCH_WRAP="heaptrack -o /tmp/flowctl"` runs flowctl under a profiler (its figures then
@@ -27,7 +29,7 @@
 //!
 //! Run: `cargo bench --bench e2e` or `scripts/bench-e2e.sh`.
 
-use flowctl_github_standin::{RequestStats, Standin, StandinConfig};
+use flowctl_github_standin::{RequestStats, Standin, StandinConfig, DEFAULT_GZIP_LEVEL};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,6 +64,7 @@ struct Measured {
     user: f64,
     sys: f64,
     max_rss_kb: i64,
+    mem: MemPeak,
     exit: i32,
     standin_cpu: f64,
     stats: RequestStats,
@@ -182,13 +185,12 @@ impl Bench {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("spawn flowctl");
-        let tracer = trace().then(|| rss_trace(child.id(), started));
+        let sampler = mem_sampler(child.id(), started);
         let (status, usage) = wait4(child.id() as libc::pid_t);
         let wall = started.elapsed();
-        if let Some(t) = tracer {
-            let _ = t.join();
-        }
-        let standin_cpu = self_cpu() - cpu0;
+        let mem = sampler.join().unwrap_or_default();
+        // The sampler thread's own CPU is the bench's, not the stand-in's.
+        let standin_cpu = self_cpu() - cpu0 - mem.sampler_cpu;
         let (user, sys) = cpu_secs(&usage);
         let summary = read_json(&summary_path);
         Measured {
@@ -196,6 +198,7 @@ impl Bench {
             user,
             sys,
             max_rss_kb: usage.ru_maxrss,
+            mem,
             exit: status,
             standin_cpu,
             stats: gh.stats(),
@@ -268,20 +271,65 @@ fn trace() -> bool {
     std::env::var("BENCH_RSS_TRACE").is_ok_and(|v| v == "1")
 }
 
-/// Print the child's resident set every 250 ms (to stderr, beside its log lines), to see
-/// which phase of a run holds the memory.
-fn rss_trace(pid: u32, started: Instant) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let Some(rss) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) else {
-            return; // exited (a zombie has no VmRSS)
-        };
-        eprintln!(
-            "[{:>6.2} s] flowctl RSS {}",
-            started.elapsed().as_secs_f64(),
-            rss.trim()
-        );
-        std::thread::sleep(Duration::from_millis(250));
+/// Peak memory of one run from `/proc/PID/status`, sampled every 10 ms.
+///
+/// `wait4`'s peak RSS counts file-backed pages too: the parts of the flowctl binary and
+/// libduckdb the run touched, clean and shared with the page cache. How many of those a
+/// process maps varies with the page cache (the kernel maps cached neighbours of a
+/// faulting page): the same `flowctl --version` measured 21.5 MB and 32.7 MB on two
+/// days. Anonymous RSS (heap, stacks, buffers) is what flowctl itself holds, and the
+/// figure to compare across sizes; a 10 ms sample can miss a shorter spike.
+#[derive(Default, Clone, Copy)]
+struct MemPeak {
+    anon_kb: u64,
+    /// File-backed RSS at the anonymous peak.
+    file_kb: u64,
+    sampler_cpu: f64,
+}
+
+fn status_kb(status: &str, key: &str) -> Option<u64> {
+    let v = status.lines().find_map(|l| l.strip_prefix(key))?;
+    v.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Samples the child's memory until it exits; with `BENCH_RSS_TRACE=1` also prints its
+/// resident set every 250 ms (to stderr, beside its log lines), to see which phase of a
+/// run holds the memory.
+fn mem_sampler(pid: u32, started: Instant) -> std::thread::JoinHandle<MemPeak> {
+    let trace = trace();
+    std::thread::spawn(move || {
+        let mut peak = MemPeak::default();
+        let mut last_print: Option<Instant> = None;
+        let path = format!("/proc/{pid}/status");
+        loop {
+            let status = std::fs::read_to_string(&path).unwrap_or_default();
+            // A zombie (exited, not yet reaped) has no VmRSS.
+            let (Some(rss), Some(anon), Some(file)) = (
+                status_kb(&status, "VmRSS:"),
+                status_kb(&status, "RssAnon:"),
+                status_kb(&status, "RssFile:"),
+            ) else {
+                break;
+            };
+            if anon > peak.anon_kb {
+                peak.anon_kb = anon;
+                peak.file_kb = file;
+            }
+            if trace && last_print.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                last_print = Some(Instant::now());
+                eprintln!(
+                    "[{:>6.2} s] flowctl RSS {rss} kB (anon {anon} kB, file {file} kB)",
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: getrusage only writes into the struct we pass.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut r) };
+        let (u, s) = cpu_secs(&r);
+        peak.sampler_cpu = u + s;
+        peak
     })
 }
 
@@ -342,6 +390,11 @@ fn report(label: &str, m: &Measured, min_requests: Option<u64>) {
         m.standin_cpu,
         m.max_rss_kb as f64 / 1024.0
     );
+    println!(
+        "  memory: peak anonymous RSS {:.1} MiB (+ {:.1} MiB file-backed then; sampled every 10 ms)",
+        m.mem.anon_kb as f64 / 1024.0,
+        m.mem.file_kb as f64 / 1024.0,
+    );
     let min = min_requests
         .map(|n| {
             format!(
@@ -358,6 +411,15 @@ fn report(label: &str, m: &Measured, min_requests: Option<u64>) {
         sum(&m.summary, "requests"),
         sum(&m.summary, "not_modified"),
     );
+    if m.stats.json_bytes > 0 {
+        println!(
+            "  bodies: {:.1} MB on the wire for {:.1} MB of JSON ({} of {} gzipped)",
+            m.stats.body_bytes as f64 / 1e6,
+            m.stats.json_bytes as f64 / 1e6,
+            m.stats.gzipped,
+            m.stats.total - m.stats.not_modified,
+        );
+    }
     println!(
         "  rows {} ({:.0} rows/s wall, {:.0} rows per flowctl CPU second) | staged {:.1} MB in {} files",
         rows,
@@ -395,9 +457,19 @@ fn config(prs: usize) -> StandinConfig {
     }
 }
 
+/// The stand-in, gzipping bodies at `BENCH_GZIP_LEVEL` (default the stand-in's own, as
+/// api.github.com compresses for clients that accept gzip, which flowctl does; 0 = off).
+fn start_standin(rt: &tokio::runtime::Runtime, cfg: StandinConfig) -> Standin {
+    let gh = rt.block_on(Standin::start(cfg)).expect("start stand-in");
+    let level = env_num("BENCH_GZIP_LEVEL", u64::from(DEFAULT_GZIP_LEVEL));
+    gh.set_gzip_level(u32::try_from(level).unwrap_or(9));
+    println!("stand-in: gzip level {level} (BENCH_GZIP_LEVEL; 0 = plain JSON)");
+    gh
+}
+
 fn pr_scenarios(rt: &tokio::runtime::Runtime) {
     let cfg = config(env_num("BENCH_PRS", 4000) as usize);
-    let gh = rt.block_on(Standin::start(cfg)).expect("start stand-in");
+    let gh = start_standin(rt, cfg);
     println!(
         "world: {} orgs x {} repos x {} PRs = {} PRs, latency {} ms a request",
         cfg.orgs,
@@ -438,7 +510,7 @@ fn pr_scenarios(rt: &tokio::runtime::Runtime) {
 
 fn all_streams(rt: &tokio::runtime::Runtime, prs: usize) {
     let cfg = config(prs);
-    let gh = rt.block_on(Standin::start(cfg)).expect("start stand-in");
+    let gh = start_standin(rt, cfg);
     println!(
         "world: {} orgs x {} repos x {} PRs ({} reviews a PR, {} commits a repo, {} files a commit)",
         cfg.orgs,

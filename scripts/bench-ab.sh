@@ -34,7 +34,9 @@ for s in $sizes; do
     for i in "${!bins[@]}"; do
       out="$(BENCH_WRAP="$wrapdir/$i.sh" BENCH_PRS="$s" cargo bench --bench e2e 2>&1)" || {
         echo "$out" | tail -20 >&2; exit 1; }
-      echo "${bins[$i]} prs/repo=$s: $(echo "$out" | grep -A1 -- '--- full sync' | tail -1)"
+      full="$(echo "$out" | sed -n '/--- full sync/,/--- re-run/p')"
+      echo "${bins[$i]} prs/repo=$s: $(echo "$full" | grep 'wall')"
+      echo "$full" | grep 'memory:\|bodies:' || true
     done
   done
 done

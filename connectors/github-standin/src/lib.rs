@@ -12,6 +12,7 @@
 
 pub mod data;
 mod server;
+pub use server::DEFAULT_GZIP_LEVEL;
 
 use hyper_util::rt::TokioIo;
 use server::Shared;
@@ -95,6 +96,11 @@ pub struct RequestStats {
     pub by_kind: BTreeMap<String, u64>,
     pub by_status: BTreeMap<u16, u64>,
     pub faults_injected: u64,
+    /// Bytes of 200 bodies as sent (gzipped or not) and as JSON before compression.
+    pub body_bytes: u64,
+    pub json_bytes: u64,
+    /// 200 answers sent gzipped (the client sent `Accept-Encoding: gzip`).
+    pub gzipped: u64,
 }
 
 impl RequestStats {
@@ -190,6 +196,14 @@ impl Standin {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// gzip level for clients that accept gzip (0 = never compress; default
+    /// [`DEFAULT_GZIP_LEVEL`], as api.github.com compresses).
+    pub fn set_gzip_level(&self, level: u32) {
+        self.shared
+            .gzip_level
+            .store(level.min(9), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn reset_stats(&self) {

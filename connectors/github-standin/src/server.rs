@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub type Resp = Response<Full<Bytes>>;
@@ -55,7 +55,14 @@ pub struct Shared {
     pub touch_seq: AtomicU64,
     /// Per repo: deployments, oldest first (changed by `add_deployment*`).
     pub deploys: Mutex<Vec<Vec<data::Deploy>>>,
+    /// gzip level of 200 bodies for clients that send `Accept-Encoding: gzip`, as
+    /// api.github.com does (0 = never compress). Default [`DEFAULT_GZIP_LEVEL`].
+    pub gzip_level: AtomicU32,
 }
+
+/// api.github.com answers `Accept-Encoding: gzip` with gzip; level 1 (nginx's default)
+/// keeps the stand-in's own CPU low. `Standin::set_gzip_level` changes it.
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -89,6 +96,7 @@ impl Shared {
             rate: Mutex::new(RateState::new(DEFAULT_LIMIT, 3600)),
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
+            gzip_level: AtomicU32::new(DEFAULT_GZIP_LEVEL),
         }
     }
 
@@ -155,6 +163,7 @@ pub async fn handle(
             .into_owned()
             .collect();
     let n = sh.request_no.fetch_add(1, Ordering::SeqCst);
+    let gzip = accepts_gzip(req.headers());
     let mut resp = match fault(&sh, &req, k, n).await {
         Some(r) => r,
         None => route(&sh, &req, &segs, &query),
@@ -183,8 +192,17 @@ pub async fn handle(
     if status == StatusCode::OK && k != "rate_limit" {
         resp = maybe_truncate(&sh, resp, n);
     }
+    let level = sh.gzip_level.load(Ordering::Relaxed);
+    if gzip && level > 0 && status == StatusCode::OK {
+        resp = compress(resp, level);
+    }
     let mut st = sh.stats.lock().unwrap_or_else(|p| p.into_inner());
     st.total += 1;
+    if let Some(b) = resp.extensions().get::<Sent>() {
+        st.body_bytes += b.wire;
+        st.json_bytes += b.json;
+        st.gzipped += u64::from(b.gzipped);
+    }
     if resp.status() == StatusCode::NOT_MODIFIED {
         st.not_modified += 1;
     }
@@ -315,7 +333,76 @@ fn maybe_truncate(sh: &Shared, resp: Resp, n: u64) -> Resp {
     let bytes = parts.extensions.get::<Bytes>().cloned().unwrap_or_default();
     drop(body);
     let cut = bytes.slice(0..bytes.len() / 2);
+    let mut parts = parts;
+    parts.extensions.insert(cut.clone());
+    parts.extensions.insert(Sent::plain(cut.len()));
     Response::from_parts(parts, Full::new(cut))
+}
+
+/// Body sizes of a 200 answer, for [`RequestStats`]: on the wire and as JSON.
+#[derive(Clone, Copy)]
+struct Sent {
+    wire: u64,
+    json: u64,
+    gzipped: bool,
+}
+
+impl Sent {
+    fn plain(len: usize) -> Sent {
+        Sent {
+            wire: len as u64,
+            json: len as u64,
+            gzipped: false,
+        }
+    }
+}
+
+/// Does the request accept gzip (`Accept-Encoding: gzip`, `gzip, deflate`, `gzip;q=1`)?
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|c| {
+            let mut it = c.split(';');
+            let name = it.next().unwrap_or("").trim();
+            let refused = it.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// gzip the rendered body (kept in the response's `Bytes` extension) as GitHub does,
+/// with `Content-Encoding: gzip` and `Vary: Accept-Encoding`.
+fn compress(resp: Resp, level: u32) -> Resp {
+    use std::io::Write as _;
+    let (mut parts, body) = resp.into_parts();
+    let Some(bytes) = parts.extensions.get::<Bytes>().cloned() else {
+        return Response::from_parts(parts, body);
+    };
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 8 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
+    let zipped = match enc.write_all(&bytes).and_then(|_| enc.finish()) {
+        Ok(z) => z,
+        Err(_) => return Response::from_parts(parts, body),
+    };
+    drop(body);
+    parts.extensions.insert(Sent {
+        wire: zipped.len() as u64,
+        json: bytes.len() as u64,
+        gzipped: true,
+    });
+    parts.headers.insert(
+        hyper::header::CONTENT_ENCODING,
+        hyper::header::HeaderValue::from_static("gzip"),
+    );
+    parts.headers.insert(
+        hyper::header::VARY,
+        hyper::header::HeaderValue::from_static("Accept-Encoding"),
+    );
+    Response::from_parts(parts, Full::new(Bytes::from(zipped)))
 }
 
 fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String, String>) -> Resp {
@@ -447,6 +534,7 @@ fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: 
         let bytes = Bytes::from(p.body);
         let mut r = json_resp(StatusCode::OK, String::new());
         *r.body_mut() = Full::new(bytes.clone());
+        r.extensions_mut().insert(Sent::plain(bytes.len()));
         r.extensions_mut().insert(bytes);
         r
     };
@@ -650,6 +738,7 @@ fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {
             let bytes = Bytes::from(body);
             let mut r = json_resp(StatusCode::OK, String::new());
             *r.body_mut() = Full::new(bytes.clone());
+            r.extensions_mut().insert(Sent::plain(bytes.len()));
             r.extensions_mut().insert(bytes);
             r
         }

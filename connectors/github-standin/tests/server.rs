@@ -215,3 +215,61 @@ async fn commits_filter_by_since_and_single_commit_has_files() {
     assert_eq!(c["files"].as_array().unwrap().len(), 3);
     assert_eq!(s.expected().orgs[1].commit_files, 2 * 120 * 3);
 }
+
+/// A client that does not decompress, so the test sees what went over the wire.
+async fn get_encoded(url: &str, accept: Option<&str>) -> reqwest::Response {
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let mut rb = client.get(url);
+    if let Some(a) = accept {
+        rb = rb.header("accept-encoding", a);
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn bodies_are_gzipped_for_clients_that_accept_gzip_as_github_does() {
+    use std::io::Read;
+    let s = Standin::start(cfg()).await.unwrap();
+    let url = format!(
+        "{}/repos/standin-org-0/repo-1/pulls?state=all&per_page=100",
+        s.base_url()
+    );
+
+    let plain = get_encoded(&url, None).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert!(serde_json::from_slice::<Vec<Value>>(&plain).is_ok());
+
+    s.reset_stats();
+    let zipped = get_encoded(&url, Some("gzip, deflate, br")).await;
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "Accept-Encoding");
+    assert!(
+        zipped.headers().contains_key("link"),
+        "pagination headers survive compression"
+    );
+    let wire = zipped.bytes().await.unwrap();
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&wire[..])
+        .read_to_end(&mut json)
+        .unwrap();
+    assert_eq!(json, plain, "the gzip body decodes to the same JSON");
+    assert!(
+        wire.len() * 4 < plain.len(),
+        "{} -> {}",
+        plain.len(),
+        wire.len()
+    );
+    let st = s.stats();
+    assert_eq!(st.gzipped, 1);
+    assert_eq!(st.body_bytes, wire.len() as u64);
+    assert_eq!(st.json_bytes, plain.len() as u64);
+
+    // Refused by q=0, or turned off on the server: plain JSON.
+    let refused = get_encoded(&url, Some("gzip;q=0, identity")).await;
+    assert!(refused.headers().get("content-encoding").is_none());
+    s.set_gzip_level(0);
+    let off = get_encoded(&url, Some("gzip")).await;
+    assert!(off.headers().get("content-encoding").is_none());
+    assert_eq!(off.bytes().await.unwrap(), plain);
+}

@@ -892,3 +892,50 @@ async fn secondary_backoff_past_the_max_wait_fails_the_stream() {
     assert_eq!(out.events.waits(), vec!["secondary rate limit".to_string()]);
     assert_eq!(fx.standin.stats().total, 2);
 }
+
+/// api.github.com gzips bodies for clients that ask (`Accept-Encoding: gzip`), ~10x fewer
+/// bytes for pull request pages. The source must ask, and read the same rows either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_come_gzipped_and_read_the_same_as_plain_json() {
+    let fx = fixture(small()).await;
+    let zipped = read(
+        fx.config(json!({})),
+        &["pull_request"],
+        BTreeMap::new(),
+        None,
+    )
+    .await;
+    let st = fx.standin.stats();
+    let answered = st.total - st.not_modified;
+    assert_eq!(st.gzipped, answered, "every 200 was sent gzipped: {st:?}");
+    assert!(
+        st.body_bytes * 4 < st.json_bytes,
+        "{} bytes on the wire for {} of JSON",
+        st.body_bytes,
+        st.json_bytes
+    );
+
+    fx.standin.set_gzip_level(0);
+    fx.standin.reset_stats();
+    let plain = read(
+        fx.config(json!({})),
+        &["pull_request"],
+        BTreeMap::new(),
+        None,
+    )
+    .await;
+    let st = fx.standin.stats();
+    assert_eq!((st.gzipped, st.body_bytes), (0, st.json_bytes));
+    assert_eq!(zipped.rows("pull_request"), 500);
+    // Repositories are read concurrently: compare (ID, NUMBER) pairs in order.
+    let pairs = |o: &Output| {
+        let mut v: Vec<_> = o
+            .ints("pull_request", "ID")
+            .into_iter()
+            .zip(o.ints("pull_request", "NUMBER"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(pairs(&zipped), pairs(&plain));
+}

@@ -2,7 +2,7 @@
 //! line is `GITHUB_API_URL=http://127.0.0.1:PORT`, so scripts can read it and go.
 
 use clap::Parser;
-use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_github_standin::{Standin, StandinConfig, DEFAULT_GZIP_LEVEL};
 use std::io::Write;
 
 #[derive(Parser)]
@@ -24,6 +24,10 @@ struct Args {
     latency_ms: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// gzip level for clients that send `Accept-Encoding: gzip`, as api.github.com
+    /// compresses (0 = never).
+    #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL)]
+    gzip_level: u32,
     /// 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -43,6 +47,7 @@ async fn main() -> std::io::Result<()> {
         seed: a.seed,
     };
     let s = Standin::start_on(cfg, a.port).await?;
+    s.set_gzip_level(a.gzip_level);
     // One write: a reader that takes only the first line and closes the pipe must not
     // make a second write fail (and stop the server).
     let banner = format!(
