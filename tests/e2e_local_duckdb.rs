@@ -187,3 +187,47 @@ async fn query_reads_raw_back_from_a_table_of_full_row_groups() {
         "{stderr}"
     );
 }
+
+/// DuckDB checkpoints (folds its WAL into the database file) when flowctl closes it. Under
+/// a `memory_limit` too small for that checkpoint it used to fail silently and leave
+/// `warehouse.duckdb.wal` behind: rows safe, but replayed on every open, and missing from a
+/// copy of the `.duckdb` file alone. A run must either leave no WAL or say why, naming the
+/// field to raise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_leaves_no_wal_or_says_which_limit_kept_it() {
+    let gh = Standin::start(StandinConfig {
+        orgs: 1,
+        // (a fourth repository would be archived, which the source skips by default)
+        repos_per_org: 3,
+        prs_per_repo: 1400,
+        ..StandinConfig::default()
+    })
+    .await
+    .unwrap();
+    let env = Env::new(&gh, &["pull_request"]);
+    let yaml = std::fs::read_to_string(&env.spec).unwrap();
+    let yaml = yaml.replace(
+        "  retry_backoff_ms: 10\n",
+        "  retry_backoff_ms: 10\n  include_raw: false\n",
+    ) + "  memory_limit: \"32MB\"\n";
+    std::fs::write(&env.spec, yaml).unwrap();
+    let wal = env.dir.path().join("warehouse.duckdb.wal");
+    for run in 0..2 {
+        if run == 1 {
+            gh.touch_pull_requests(50);
+        }
+        let out = env.apply(&[]);
+        assert_eq!(out.code, 0, "run {run}: {}", out.stderr);
+        if wal.exists() {
+            assert!(
+                out.stderr.contains("warehouse.memory_limit") && out.stderr.contains("WAL"),
+                "run {run} left {} without saying why: {}",
+                wal.display(),
+                out.stderr
+            );
+        }
+    }
+    let prs: usize = gh.expected().orgs.iter().map(|o| o.prs).sum();
+    assert!(prs > 2048, "enough rows for more than one DuckDB row group");
+    assert_eq!(env.table_counts()["PULL_REQUEST"], prs as i64);
+}

@@ -87,6 +87,36 @@ impl DuckDbLoader {
     }
 }
 
+/// Checkpoints before the connection closes, to say when it fails. DuckDB checkpoints on
+/// close by itself (folding the WAL into the database file), but silently: under a
+/// `memory_limit` too small for the checkpoint it left `<file>.wal` behind with no word
+/// (BENCHMARKS.md, eighth session). The rows are committed either way.
+impl Drop for DuckDbLoader {
+    fn drop(&mut self) {
+        let Ok(mut guard) = self.conn.lock() else {
+            return;
+        };
+        let Some(conn) = guard.take() else {
+            return;
+        };
+        let path = self.database_path();
+        if path.as_os_str() == ":memory:" {
+            return;
+        }
+        if let Err(e) = conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(
+                "duckdb: the checkpoint when closing {} failed under warehouse.memory_limit {}: {e}\n\
+                 (the loaded rows are committed in its WAL, {}.wal, which DuckDB replays on \
+                 every open; copy both files together, and raise warehouse.memory_limit or \
+                 unset it so the next run folds the WAL into the database file)",
+                path.display(),
+                self.config.memory_limit(),
+                path.display()
+            );
+        }
+    }
+}
+
 /// Catalog name the warehouse file is attached under (`USE`d, so queries need no prefix).
 const CATALOG: &str = "warehouse";
 
