@@ -198,10 +198,12 @@ pub async fn handle(
     }
     let mut st = sh.stats.lock().unwrap_or_else(|p| p.into_inner());
     st.total += 1;
-    if let Some(b) = resp.extensions().get::<Sent>() {
-        st.body_bytes += b.wire;
-        st.json_bytes += b.json;
-        st.gzipped += u64::from(b.gzipped);
+    // A rendered 200 keeps its JSON in a `Bytes` extension (see `ok_json`).
+    if let Some(json) = resp.extensions().get::<Bytes>() {
+        let zipped = resp.extensions().get::<Gzipped>();
+        st.json_bytes += json.len() as u64;
+        st.body_bytes += zipped.map_or(json.len() as u64, |z| z.0);
+        st.gzipped += u64::from(zipped.is_some());
     }
     if resp.status() == StatusCode::NOT_MODIFIED {
         st.not_modified += 1;
@@ -335,27 +337,21 @@ fn maybe_truncate(sh: &Shared, resp: Resp, n: u64) -> Resp {
     let cut = bytes.slice(0..bytes.len() / 2);
     let mut parts = parts;
     parts.extensions.insert(cut.clone());
-    parts.extensions.insert(Sent::plain(cut.len()));
     Response::from_parts(parts, Full::new(cut))
 }
 
-/// Body sizes of a 200 answer, for [`RequestStats`]: on the wire and as JSON.
-#[derive(Clone, Copy)]
-struct Sent {
-    wire: u64,
-    json: u64,
-    gzipped: bool,
+/// A 200 of rendered JSON. The bytes are also kept in an extension: faults rebuild the
+/// body from them, `compress` gzips them, and the stats count them.
+fn ok_json(bytes: Bytes) -> Resp {
+    let mut r = json_resp(StatusCode::OK, String::new());
+    *r.body_mut() = Full::new(bytes.clone());
+    r.extensions_mut().insert(bytes);
+    r
 }
 
-impl Sent {
-    fn plain(len: usize) -> Sent {
-        Sent {
-            wire: len as u64,
-            json: len as u64,
-            gzipped: false,
-        }
-    }
-}
+/// Marks a body sent gzipped: its size on the wire.
+#[derive(Clone, Copy)]
+struct Gzipped(u64);
 
 /// Does the request accept gzip (`Accept-Encoding: gzip`, `gzip, deflate`, `gzip;q=1`)?
 fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
@@ -389,11 +385,7 @@ fn compress(resp: Resp, level: u32) -> Resp {
         Err(_) => return Response::from_parts(parts, body),
     };
     drop(body);
-    parts.extensions.insert(Sent {
-        wire: zipped.len() as u64,
-        json: bytes.len() as u64,
-        gzipped: true,
-    });
+    parts.extensions.insert(Gzipped(zipped.len() as u64));
     parts.headers.insert(
         hyper::header::CONTENT_ENCODING,
         hyper::header::HeaderValue::from_static("gzip"),
@@ -531,12 +523,7 @@ fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: 
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let bytes = Bytes::from(p.body);
-        let mut r = json_resp(StatusCode::OK, String::new());
-        *r.body_mut() = Full::new(bytes.clone());
-        r.extensions_mut().insert(Sent::plain(bytes.len()));
-        r.extensions_mut().insert(bytes);
-        r
+        ok_json(Bytes::from(p.body))
     };
     set(&mut resp, "etag", etag);
     let base = sh
@@ -735,12 +722,7 @@ fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {
         Some(c) => {
             let mut body = String::new();
             data::render_commit_full(w, ri, c, &mut body);
-            let bytes = Bytes::from(body);
-            let mut r = json_resp(StatusCode::OK, String::new());
-            *r.body_mut() = Full::new(bytes.clone());
-            r.extensions_mut().insert(Sent::plain(bytes.len()));
-            r.extensions_mut().insert(bytes);
-            r
+            ok_json(Bytes::from(body))
         }
         None => message(StatusCode::UNPROCESSABLE_ENTITY, "No commit found for SHA"),
     }
