@@ -4,8 +4,11 @@
 
 use crate::auth::Auth;
 use crate::config::GithubConfig;
+use crate::gunzip::{encoding, gunzip, Encoding, GunzipError};
 use flowctl_core::progress::{Progress, ProgressEvent};
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER,
+};
 use reqwest::StatusCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -59,6 +62,9 @@ pub struct Client {
     reserve: u64,
     secondary_wait: u64,
     progress: Progress,
+    /// Bodies as they came (gzip, ~200 KB a pulls page) and inflated JSON (~1.7 MB) are
+    /// pooled apart, so a buffer is reused for the size it grew to.
+    wires: BodyPool,
     bodies: BodyPool,
 }
 
@@ -76,6 +82,10 @@ struct BodyPool {
 const MAX_POOLED_BODY: usize = 8 << 20;
 /// Largest `Content-Length` reserved up front (a hint from the server, not trusted further).
 const MAX_BODY_HINT: u64 = 64 << 20;
+/// Most a gzip body may inflate to: far above any page GitHub sends (a pulls page is
+/// ~1.7 MB, a commit with 300 files a few MB), low enough that a hostile or broken
+/// server cannot make one response take the machine's memory.
+const MAX_INFLATED_BODY: usize = 512 << 20;
 
 impl BodyPool {
     fn take(&self) -> Vec<u8> {
@@ -227,7 +237,10 @@ impl Client {
                 attempt.follow()
             }
         });
+        // Bodies are inflated by `gunzip` in one call (much faster than reqwest's
+        // streaming decoder), so reqwest neither asks for gzip nor decodes it.
         let builder = reqwest::Client::builder()
+            .no_gzip()
             .user_agent(concat!("flowctl/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(cfg.request_timeout_seconds))
             .connect_timeout(Duration::from_secs(cfg.request_timeout_seconds.min(30)))
@@ -245,6 +258,10 @@ impl Client {
             max_wait: cfg.max_rate_limit_wait_seconds,
             reserve: cfg.rate_limit_reserve,
             secondary_wait: cfg.secondary_limit_wait_seconds,
+            wires: BodyPool {
+                free: Mutex::new(Vec::new()),
+                keep: cfg.max_concurrency,
+            },
             bodies: BodyPool {
                 free: Mutex::new(Vec::new()),
                 keep: cfg.max_concurrency,
@@ -343,6 +360,7 @@ impl Client {
             .http
             .get(url)
             .header(ACCEPT, "application/vnd.github+json")
+            .header(ACCEPT_ENCODING, "gzip")
             .header("X-GitHub-Api-Version", "2022-11-28");
         match self.auth.header(self).await {
             Ok(Some(h)) => rb = rb.header(AUTHORIZATION, h),
@@ -365,18 +383,58 @@ impl Client {
             });
             return Step::Done(Ok(Fetched::NotModified));
         }
-        let mut body = self.bodies.take();
+        let coding = match encoding(&headers) {
+            Ok(c) => c,
+            Err(e) => {
+                return Step::Done(Err(HttpError::Failed(format!(
+                    "GET {url}: unexpected answer (HTTP {}): {e}",
+                    status.as_u16()
+                ))))
+            }
+        };
+        let mut wire = self.wires.take();
         if let Some(n) = resp.content_length() {
-            body.reserve(n.min(MAX_BODY_HINT) as usize);
+            wire.reserve(n.min(MAX_BODY_HINT) as usize);
         }
         let step = loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => break self.judge(url, status, &headers, &body, parse, secondary),
+                Ok(Some(chunk)) => wire.extend_from_slice(&chunk),
+                Ok(None) => {
+                    break self
+                        .inflate_and_judge(url, status, &headers, coding, &wire, parse, secondary)
+                }
                 Err(e) => {
                     break Step::Retry(format!("reading the body failed: {}", describe(e)));
                 }
             }
+        };
+        self.wires.give_back(wire);
+        step
+    }
+
+    /// `judge` the body as it came, or once inflated when it came gzipped.
+    #[allow(clippy::too_many_arguments)]
+    fn inflate_and_judge<T>(
+        &self,
+        url: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        coding: Encoding,
+        wire: &[u8],
+        parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
+        secondary: u32,
+    ) -> Step<T> {
+        if coding == Encoding::Identity {
+            return self.judge(url, status, headers, wire, parse, secondary);
+        }
+        let mut body = self.bodies.take();
+        let step = match gunzip(wire, &mut body, MAX_INFLATED_BODY) {
+            Ok(()) => self.judge(url, status, headers, &body, parse, secondary),
+            Err(GunzipError::Corrupt(e)) => Step::Retry(format!("{e} ({} bytes came)", wire.len())),
+            Err(GunzipError::TooLarge(e)) => Step::Done(Err(HttpError::Failed(format!(
+                "GET {url}: {e} (HTTP {})",
+                status.as_u16()
+            )))),
         };
         self.bodies.give_back(body);
         step
