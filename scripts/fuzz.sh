@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${FUZZ_SECONDS:-${1:-20}}"
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then shift; fi
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(link_header spec_loader json_arrow)
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(link_header spec_loader json_arrow gunzip)
 # Address sanitizer doubles build time and finds little in safe Rust; opt in with
 # FUZZ_SANITIZER=address.
 SANITIZER="${FUZZ_SANITIZER:-none}"

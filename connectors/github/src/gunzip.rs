@@ -45,7 +45,7 @@ pub(crate) fn encoding(h: &HeaderMap) -> Result<Encoding, String> {
 
 /// Why a body did not inflate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GunzipError {
+pub enum GunzipError {
     /// Not valid gzip (corrupt, truncated, not gzip at all): worth another request.
     Corrupt(String),
     /// More than the bound: asking again would only download it again.
@@ -61,7 +61,7 @@ impl std::fmt::Display for GunzipError {
 }
 
 /// Inflates the gzip body `gz` into `out` (cleared first), at most `max` bytes.
-pub(crate) fn gunzip(gz: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), GunzipError> {
+pub fn gunzip(gz: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), GunzipError> {
     out.clear();
     if let Some(size) = single_member_size(gz, max) {
         if Inflater::new().is_some_and(|mut d| d.whole_single_member(gz, out, size)) {

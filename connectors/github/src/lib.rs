@@ -8,7 +8,7 @@
 
 pub mod auth;
 pub mod config;
-mod gunzip;
+pub mod gunzip;
 pub mod http;
 pub mod read;
 pub mod rows;
