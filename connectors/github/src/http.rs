@@ -385,12 +385,15 @@ impl Client {
         }
         let coding = match encoding(&headers) {
             Ok(c) => c,
-            Err(e) => {
+            Err(e) if status.is_success() => {
                 return Step::Done(Err(HttpError::Failed(format!(
                     "GET {url}: unexpected answer (HTTP {}): {e}",
                     status.as_u16()
                 ))))
             }
+            // An error answer (a proxy's 502, say) is still judged by its status and
+            // headers; its body is only quoted.
+            Err(_) => Encoding::Identity,
         };
         let mut wire = self.wires.take();
         if let Some(n) = resp.content_length() {
