@@ -139,3 +139,21 @@ async fn an_encoding_not_asked_for_fails_a_page_but_not_an_error_answer() {
     assert_eq!(page(get(&s).await), "[]");
     assert_eq!(s.requests().len(), 2);
 }
+
+#[tokio::test]
+async fn an_error_answer_whose_body_does_not_inflate_is_judged_by_its_status() {
+    // A proxy's plain 404 page marked gzip: not found, at once (not retried as corrupt).
+    let s = serve(vec![encoded(
+        404,
+        "gzip",
+        b"<html>Not Found</html>".to_vec(),
+    )]);
+    match get(&s).await {
+        Err(HttpError::NotFound(m)) => {
+            assert!(m.contains("HTTP 404") && m.contains("Not Found"), "{m}")
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a 404 read as a page"),
+    }
+    assert_eq!(s.requests().len(), 1);
+}

@@ -433,6 +433,11 @@ impl Client {
         let mut body = self.bodies.take();
         let step = match gunzip(wire, &mut body, MAX_INFLATED_BODY) {
             Ok(()) => self.judge(url, status, headers, &body, parse, secondary),
+            // An error answer whose body does not inflate (a proxy's plain 404 page
+            // marked gzip, say) is still judged by its status; its body is quoted as it came.
+            Err(GunzipError::Corrupt(_)) if !status.is_success() => {
+                self.judge(url, status, headers, wire, parse, secondary)
+            }
             Err(GunzipError::Corrupt(e)) => Step::Retry(format!("{e} ({} bytes came)", wire.len())),
             Err(GunzipError::TooLarge(e)) => Step::Done(Err(HttpError::Failed(format!(
                 "GET {url}: {e} (HTTP {})",
