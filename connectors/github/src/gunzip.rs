@@ -103,12 +103,13 @@ impl Inflater {
             )
         };
         // Success decodes only the first member: it must be the whole body.
-        if r != libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS || used != gz.len() {
+        let ok = libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS;
+        if r != ok || used != gz.len() || made != size {
             return false;
         }
-        // SAFETY: libdeflate initialized `made` (<= size <= spare capacity) bytes.
+        // SAFETY: libdeflate initialized `made` (== size <= spare capacity) bytes.
         unsafe { out.set_len(out.len() + made) };
-        made == size
+        true
     }
 }
 
