@@ -88,6 +88,14 @@ const MAX_BODY_HINT: u64 = 64 << 20;
 const MAX_INFLATED_BODY: usize = 512 << 20;
 
 impl BodyPool {
+    /// A pool keeping at most `keep` buffers (one per concurrent request).
+    fn new(keep: usize) -> BodyPool {
+        BodyPool {
+            free: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
     fn take(&self) -> Vec<u8> {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         free.pop().unwrap_or_default()
@@ -258,14 +266,8 @@ impl Client {
             max_wait: cfg.max_rate_limit_wait_seconds,
             reserve: cfg.rate_limit_reserve,
             secondary_wait: cfg.secondary_limit_wait_seconds,
-            wires: BodyPool {
-                free: Mutex::new(Vec::new()),
-                keep: cfg.max_concurrency,
-            },
-            bodies: BodyPool {
-                free: Mutex::new(Vec::new()),
-                keep: cfg.max_concurrency,
-            },
+            wires: BodyPool::new(cfg.max_concurrency),
+            bodies: BodyPool::new(cfg.max_concurrency),
             progress,
         })
     }
@@ -653,10 +655,7 @@ mod tests {
 
     #[test]
     fn body_buffers_are_reused_empty_and_bounded() {
-        let pool = BodyPool {
-            free: std::sync::Mutex::new(Vec::new()),
-            keep: 2,
-        };
+        let pool = BodyPool::new(2);
         let mut a = pool.take();
         a.extend_from_slice(&[7u8; 2_000_000]);
         let (ptr, cap) = (a.as_ptr(), a.capacity());
