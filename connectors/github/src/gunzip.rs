@@ -126,11 +126,16 @@ const MAX_RATIO: usize = 1032;
 /// before a byte is checked, so a corrupt one must not cost more than this.
 const MAX_FAST_BYTES: usize = 64 << 20;
 
+/// The gzip header flag FHCRC: a CRC-16 of the header follows it. libdeflate skips that
+/// CRC without checking it (flate2 checks it; fuzz target `gunzip` found the difference),
+/// so such a body takes the streaming path. GitHub does not set it.
+const FHCRC: u8 = 0x02;
+
 /// The ISIZE of the body's last gzip trailer, when it is plausible: within the bound,
-/// deflate's ratio and `MAX_FAST_BYTES`.
+/// deflate's ratio and `MAX_FAST_BYTES`; None for a header with FHCRC.
 fn single_member_size(gz: &[u8], max: usize) -> Option<usize> {
     // 10-byte header + at least a 2-byte deflate block + 8-byte trailer.
-    if gz.len() < 20 {
+    if gz.len() < 20 || gz[3] & FHCRC != 0 {
         return None;
     }
     let at = gz.len() - 4;
@@ -210,6 +215,22 @@ mod tests {
         let mut out = Vec::new();
         assert!(!d.whole_single_member(&two, &mut out, data.len()));
         assert!(out.is_empty(), "untouched when refused");
+    }
+
+    #[test]
+    fn a_header_crc_is_checked() {
+        // Found by the fuzz target: every header flag set, a header CRC-16 of zero (wrong),
+        // an empty deflate stream with a right data CRC and size. libdeflate took it.
+        let body = b"\x1f\x8b\x08\x1f\x8b\x08\x26\x00\x00\x02\x11\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc6\x0e\x6b\x00\
+                     \x00\x0e\xff\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+        assert_eq!(single_member_size(body, 1 << 20), None);
+        let mut out = Vec::new();
+        let e = gunzip(body, &mut out, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&e, GunzipError::Corrupt(m) if m.contains("checksum")),
+            "{e}"
+        );
     }
 
     #[test]
