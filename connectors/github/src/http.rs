@@ -10,8 +10,9 @@ use reqwest::header::{
     HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER,
 };
 use reqwest::StatusCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 /// Why a request gave up.
@@ -42,7 +43,40 @@ pub enum Fetched<T> {
         data: T,
         etag: Option<String>,
         next: Option<String>,
+        /// The client's parse turn this page was parsed under (see [`Turn`]).
+        turn: Turn,
     },
+}
+
+/// The right to inflate and parse a successful body: one body at a time per client.
+///
+/// Requests run concurrently (`max_concurrency`), but every body is parsed on the same
+/// thread, and the rows a page yields can only go as fast as the engine takes batches.
+/// Without turns, each request that finished while the engine's channel was full
+/// inflated its body (~1.7 MB for a pulls page) and built its batches (~0.9 MB each),
+/// then waited with them: at 4 concurrent requests that was ~8 batches and 2 inflated
+/// bodies beyond the channel's own, ~13 MB of a 28 MB heap peak (heaptrack,
+/// BENCHMARKS.md). With turns a finished request waits holding only the body as it
+/// came (~200 KB gzipped), and the next body is inflated once the page before it has
+/// been handed on.
+///
+/// A caller keeps the turn of a page until its batches are sent, and must drop it
+/// before it requests anything else: a task holding a turn that waits for another
+/// would wait forever. Bind it by name: a `..` in the pattern leaves it in the matched
+/// value, which lets go of it only when that value goes out of scope.
+#[must_use = "hold the turn until the page's rows are handed on, then drop it"]
+pub struct Turn(Option<OwnedSemaphorePermit>);
+
+impl Turn {
+    /// No turn (a body that needed none, or a page built without the client).
+    pub fn none() -> Turn {
+        Turn(None)
+    }
+
+    /// Whether this holds the client's turn (for tests).
+    pub fn is_held(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 #[derive(Default)]
@@ -66,6 +100,8 @@ pub struct Client {
     /// pooled apart, so a buffer is reused for the size it grew to.
     wires: BodyPool,
     bodies: BodyPool,
+    /// One permit: the [`Turn`] to inflate and parse a successful body.
+    turns: Arc<Semaphore>,
 }
 
 /// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
@@ -267,7 +303,10 @@ impl Client {
             reserve: cfg.rate_limit_reserve,
             secondary_wait: cfg.secondary_limit_wait_seconds,
             wires: BodyPool::new(cfg.max_concurrency),
-            bodies: BodyPool::new(cfg.max_concurrency),
+            // Successful bodies are inflated one at a time (`Turn`); error answers
+            // inflate without a turn, into a fresh buffer when this one is in use.
+            bodies: BodyPool::new(1),
+            turns: Arc::new(Semaphore::new(1)),
             progress,
         })
     }
@@ -405,8 +444,18 @@ impl Client {
             match resp.chunk().await {
                 Ok(Some(chunk)) => wire.extend_from_slice(&chunk),
                 Ok(None) => {
-                    break self
-                        .inflate_and_judge(url, status, &headers, coding, &wire, parse, secondary)
+                    // Wait for the turn holding only the body as it came: see `Turn`.
+                    let turn = if status.is_success() {
+                        Turn(self.turns.clone().acquire_owned().await.ok())
+                    } else {
+                        Turn::none()
+                    };
+                    let mut step = self
+                        .inflate_and_judge(url, status, &headers, coding, &wire, parse, secondary);
+                    if let Step::Done(Ok(Fetched::Page { turn: t, .. })) = &mut step {
+                        *t = turn;
+                    }
+                    break step;
                 }
                 Err(e) => {
                     break Step::Retry(format!("reading the body failed: {}", describe(e)));
@@ -477,7 +526,12 @@ impl Client {
                         .get(LINK)
                         .and_then(|v| v.to_str().ok())
                         .and_then(next_link);
-                    Step::Done(Ok(Fetched::Page { data, etag, next }))
+                    Step::Done(Ok(Fetched::Page {
+                        data,
+                        etag,
+                        next,
+                        turn: Turn::none(),
+                    }))
                 }
                 Err(e) => Step::Retry(format!(
                     "malformed or truncated JSON ({} bytes): {e}",

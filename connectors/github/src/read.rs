@@ -6,7 +6,7 @@
 
 use crate::auth::Auth;
 use crate::config::{GithubConfig, StreamKind};
-use crate::http::{Client, Fetched, HttpError};
+use crate::http::{Client, Fetched, HttpError, Turn};
 use crate::rows::{latest_status, parse_deployments, DeploymentRows, LatestStatus};
 use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
@@ -326,13 +326,17 @@ impl Run<'_> {
         }
     }
 
+    /// Sends a page's full batches, then gives up the page's parse turn (so the next
+    /// body is inflated only once these batches are with the engine).
     async fn deliver<X>(
         &self,
         kind: StreamKind,
         org: &str,
         page: PageOut<X>,
+        turn: Turn,
     ) -> std::result::Result<X, Stop> {
         self.send(kind, org, page.full).await?;
+        drop(turn);
         if let Some(e) = page.fatal {
             return Err(Stop::Fatal(PluginError::other(format!(
                 "building {} rows: {e}",
@@ -354,10 +358,13 @@ impl Run<'_> {
         org: &str,
         got: Fetched<PageOut<()>>,
     ) -> std::result::Result<Option<String>, Stop> {
-        let Fetched::Page { data, next, .. } = got else {
+        let Fetched::Page {
+            data, next, turn, ..
+        } = got
+        else {
             return Ok(None);
         };
-        self.deliver(kind, org, data).await?;
+        self.deliver(kind, org, data, turn).await?;
         Ok(next)
     }
 
@@ -514,12 +521,17 @@ impl Run<'_> {
                     let c = cached.cloned().unwrap_or_default();
                     return Ok((c.repos.clone(), Some(c)));
                 }
-                Fetched::Page { data, etag, next } => {
+                Fetched::Page {
+                    data,
+                    etag,
+                    next,
+                    turn,
+                } => {
                     pages += 1;
                     if pages == 1 {
                         first_etag = etag;
                     }
-                    repos.extend(self.deliver(Repository, org, data).await?);
+                    repos.extend(self.deliver(Repository, org, data, turn).await?);
                     match next {
                         Some(n) => url = n,
                         None => break,
@@ -696,7 +708,7 @@ impl Run<'_> {
                     },
                 )
                 .await?;
-            let (data, etag_now, next) = match got {
+            let (data, etag_now, next, turn) = match got {
                 Fetched::NotModified => {
                     return Ok([(PullRequest, old_pr), (PullRequestReview, old_rv)]
                         .into_iter()
@@ -704,12 +716,18 @@ impl Run<'_> {
                         .map(|(k, c)| (k, Ok(c)))
                         .collect());
                 }
-                Fetched::Page { data, etag, next } => (data, etag, next),
+                Fetched::Page {
+                    data,
+                    etag,
+                    next,
+                    turn,
+                } => (data, etag, next, turn),
             };
             if first {
                 new_etag = etag_now;
             }
-            let (stop, pmax, targets) = self.deliver(PullRequest, org, data).await?;
+            // The turn goes with the delivery, before the reviews are requested.
+            let (stop, pmax, targets) = self.deliver(PullRequest, org, data, turn).await?;
             pr_max = max_opt(pr_max, pmax);
             if rv_want && rv_err.is_none() {
                 match self.reviews(a, r, &targets).await {
@@ -882,6 +900,7 @@ impl Run<'_> {
                 data,
                 etag: etag_now,
                 next,
+                turn,
             } = got
             else {
                 return Ok(olds
@@ -894,7 +913,8 @@ impl Run<'_> {
                 new_etag = etag_now;
             }
             pages += 1;
-            let (stop, max, targets) = self.deliver(Commit, org, data).await?;
+            // The turn goes with the delivery, before the files are requested.
+            let (stop, max, targets) = self.deliver(Commit, org, data, turn).await?;
             cm_max = max_opt(cm_max, max);
             if cf_want && cf_err.is_none() {
                 match self.files(a, r, &targets).await {
@@ -1047,9 +1067,19 @@ impl Run<'_> {
                     },
                 )
                 .await?;
-            let Fetched::Page { data, etag, next } = got else {
+            let Fetched::Page {
+                data,
+                etag,
+                next,
+                turn,
+            } = got
+            else {
                 return Ok(old);
             };
+            // Each deployment's status is a request of its own, which needs the turn, and
+            // the rows are built after them: give it up now (a field left in `got` would
+            // only be dropped at the end of the iteration).
+            drop(turn);
             if first {
                 new_etag = etag;
             }
@@ -1069,7 +1099,7 @@ impl Run<'_> {
                 rows: n,
                 extra: (),
             };
-            self.deliver(Deployment, org, page).await?;
+            self.deliver(Deployment, org, page, Turn::none()).await?;
             match next {
                 Some(n) if !stop => url = n,
                 _ => break,

@@ -77,3 +77,64 @@ async fn link_to_another_host_is_not_followed() {
     }
     assert_eq!(s.stats().total, 0);
 }
+
+/// A successful body is inflated and parsed only once the page before it has given its
+/// turn up (`http::Turn`): a request that finishes meanwhile is answered, then waits
+/// with its body as it came. Error answers need no turn.
+#[tokio::test]
+async fn a_body_is_parsed_only_after_the_page_before_gave_its_turn_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let s = Standin::start(StandinConfig {
+        prs_per_repo: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = client(&s).await;
+    let url = format!("{}/rate_limit", s.base_url());
+    let Ok(Fetched::Page { turn, .. }) = c.get("x", &url, None, |b| Ok(b.len())).await else {
+        panic!("no page");
+    };
+    assert!(turn.is_held(), "a successful page comes with the turn");
+
+    // An error answer is judged without waiting for the turn.
+    let gone = format!("{}/repos/acme/no-such-repo/pulls", s.base_url());
+    let judged = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.get("x", &gone, None, |b| Ok(b.len())),
+    )
+    .await;
+    assert!(
+        matches!(judged, Ok(Err(HttpError::NotFound(_)))),
+        "a 404 waited for the turn or was not a 404"
+    );
+
+    let parsed = AtomicBool::new(false);
+    let second = c.get("x", &url, None, |b| {
+        parsed.store(true, Ordering::SeqCst);
+        Ok(b.len())
+    });
+    tokio::pin!(second);
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(
+        early.is_err(),
+        "the second page came back while the first held the turn"
+    );
+    assert_eq!(
+        s.stats().total,
+        3,
+        "the second request was answered meanwhile"
+    );
+    assert!(
+        !parsed.load(Ordering::SeqCst),
+        "parsed while the first page held the turn"
+    );
+
+    drop(turn);
+    let Ok(Fetched::Page { turn, .. }) = second.await else {
+        panic!("no second page");
+    };
+    assert!(parsed.load(Ordering::SeqCst));
+    assert!(turn.is_held());
+}
