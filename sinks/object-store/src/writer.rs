@@ -35,11 +35,10 @@ pub(crate) struct PartWriter {
 }
 
 /// Page size bound of `_RAW` (see `properties`).
-const RAW_PAGE_BYTES: usize = 512 * 1024;
-/// Rows the Parquet writer encodes between page-size checks when a table has `_RAW`: 16
-/// pull requests are ~300 KB, so a page closes at 512-800 KiB, under the mmap threshold
-/// even with Snappy's worst-case output buffer (input + 1/6).
-const RAW_WRITE_BATCH_ROWS: usize = 16;
+const RAW_PAGE_BYTES: usize = 256 * 1024;
+/// Rows the Parquet writer encodes between page-size checks when a table has `_RAW`: 8
+/// pull requests are ~150 KB, so a page closes at 256-420 KiB.
+const RAW_WRITE_BATCH_ROWS: usize = 8;
 
 fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
     let mut props = WriterProperties::builder()
@@ -54,13 +53,17 @@ fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
     // filter. Without both, Arrow -> Parquet with `_RAW` measured 20-40% faster
     // (`cargo bench --bench micro`, BENCHMARKS.md).
     //
-    // Its pages close soon after 512 KiB (512-800 KiB with pull requests): the writer
+    // Its pages close soon after 256 KiB (256-420 KiB with pull requests): the writer
     // closes a page only between mini-batches of `write_batch_size` rows (1,024 by default,
     // ~19 MB of `_RAW`), so a page used to be a whole input batch, and each page's gather
     // and Snappy buffers were 1 MiB+ fresh allocations: an `mmap` at flowctl's fixed 1 MiB
     // threshold (`src/main.rs`) and a page fault for every 4 KiB, nearly 40% of a sync's
-    // page faults. Smaller pages come from the heap and reuse its memory (40k PRs to S3:
-    // BENCHMARKS.md, sixth session).
+    // page faults (sixth session). Pages of 512-800 KiB still faulted: parquet allocates
+    // each page's Snappy output at the page's size and then grows it to Snappy's bound
+    // (+1/6), a `realloc` that moved it onto fresh heap pages most of the time, ~80% of
+    // the remaining faults. At 256 KiB: 40k PRs to S3, page faults 363-387k -> 66-82k,
+    // CPU -20%, Parquet +1.7% (Snappy compresses in 64 KiB blocks, and a page's last
+    // block is partial); 128 KiB cost +5% for no more speed (BENCHMARKS.md, tenth session).
     if schema.field_with_name(meta::RAW).is_ok() {
         let raw = ColumnPath::from(meta::RAW);
         props = props

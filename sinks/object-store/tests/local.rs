@@ -410,12 +410,13 @@ async fn row_groups_are_bounded_by_decoded_size_too() {
     }
 }
 
-/// `_RAW` pages stay well under 1 MiB even when one batch carries megabytes of it: the
+/// `_RAW` pages stay under half a MiB even when one batch carries megabytes of it: the
 /// writer checks the page size only between mini-batches of rows, and with the default
 /// 1,024 rows a page was the whole batch (here 4 MB), whose gather and Snappy buffers were
-/// fresh 1 MiB+ allocations (an `mmap` and a page fault per 4 KiB, for every page).
+/// fresh 1 MiB+ allocations (an `mmap` and a page fault per 4 KiB, for every page). Pages
+/// of 512-800 KiB still faulted when Snappy's output buffer grew (`writer.rs`).
 #[tokio::test]
-async fn raw_pages_stay_under_a_megabyte() {
+async fn raw_pages_stay_under_half_a_megabyte() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     let tmp = tempfile::tempdir().unwrap();
@@ -447,7 +448,7 @@ async fn raw_pages_stay_under_a_megabyte() {
     let total: usize = sizes.iter().sum();
     assert!(total >= 200 * 20_000, "all of _RAW was written: {total}");
     assert!(
-        sizes.iter().all(|&s| s < 900 * 1024),
+        sizes.iter().all(|&s| s < 512 * 1024),
         "_RAW page sizes (decoded bytes): {sizes:?}"
     );
 }
