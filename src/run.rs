@@ -217,7 +217,10 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
             .then_some(Duration::from_secs(24 * 3600)),
         lease_ttl: spec.state.lease_ttl_seconds.map(Duration::from_secs),
         progress_bars: std::io::stderr().is_terminal(),
-        channel_batches: 4,
+        // Batches waiting between the source and the Parquet writer (~0.9 MB each with
+        // `_RAW`). Both run on one thread, so more buys no overlap: 40k PRs on the
+        // production path, 4 -> 2: anonymous peak -2 to -5 MiB, CPU within noise.
+        channel_batches: 2,
         cancel: None,
     })
 }
