@@ -9,6 +9,18 @@ use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Standin, StandinConfig};
 use std::sync::Arc;
 
+/// A one-PR stand-in and a client pointed at it.
+async fn standin_and_client() -> (Standin, Client) {
+    let s = Standin::start(StandinConfig {
+        prs_per_repo: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = client(&s).await;
+    (s, c)
+}
+
 async fn client(s: &Standin) -> Client {
     let cfg =
         GithubConfig::from_value(serde_json::json!({"orgs": ["acme"], "base_url": s.base_url()}))
@@ -23,13 +35,7 @@ async fn client(s: &Standin) -> Client {
 
 #[tokio::test]
 async fn cross_host_redirect_is_refused_and_same_host_followed() {
-    let s = Standin::start(StandinConfig {
-        prs_per_repo: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let c = client(&s).await;
+    let (s, c) = standin_and_client().await;
     let port = s.base_url().rsplit(':').next().unwrap().to_string();
     // localhost is another origin than 127.0.0.1, though it reaches the same server.
     let away = format!(
@@ -59,13 +65,7 @@ async fn cross_host_redirect_is_refused_and_same_host_followed() {
 
 #[tokio::test]
 async fn link_to_another_host_is_not_followed() {
-    let s = Standin::start(StandinConfig {
-        prs_per_repo: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let c = client(&s).await;
+    let (s, c) = standin_and_client().await;
     let port = s.base_url().rsplit(':').next().unwrap().to_string();
     let foreign = format!("http://localhost:{port}/repositories/1/pulls?page=2");
     match c.get("x", &foreign, None, |b| Ok(b.len())).await {
@@ -85,13 +85,7 @@ async fn link_to_another_host_is_not_followed() {
 async fn a_body_is_parsed_only_after_the_page_before_gave_its_turn_up() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
-    let s = Standin::start(StandinConfig {
-        prs_per_repo: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let c = client(&s).await;
+    let (s, c) = standin_and_client().await;
     let url = format!("{}/rate_limit", s.base_url());
     let Ok(Fetched::Page { turn, .. }) = c.get("x", &url, None, |b| Ok(b.len())).await else {
         panic!("no page");
