@@ -107,8 +107,10 @@ pub struct Client {
 /// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
 /// a fresh `mmap` (flowctl keeps glibc's mmap threshold at 1 MiB, `src/main.rs`), ~430
 /// page faults to fill and an `munmap` after, for every page of a sync. A buffer taken
-/// from here is already mapped. At most `keep` buffers (one per concurrent request) of at
-/// most `MAX_POOLED_BODY` bytes are kept; larger ones are freed after use.
+/// from here is already mapped. At most `keep` buffers (as many as are in use at once:
+/// one per concurrent request for bodies as they came, one for inflated bodies, which
+/// are inflated a `Turn` at a time) of at most `MAX_POOLED_BODY` bytes are kept; larger
+/// ones are freed after use.
 struct BodyPool {
     free: Mutex<Vec<Vec<u8>>>,
     keep: usize,
@@ -124,7 +126,7 @@ const MAX_BODY_HINT: u64 = 64 << 20;
 const MAX_INFLATED_BODY: usize = 512 << 20;
 
 impl BodyPool {
-    /// A pool keeping at most `keep` buffers (one per concurrent request).
+    /// A pool keeping at most `keep` buffers.
     fn new(keep: usize) -> BodyPool {
         BodyPool {
             free: Mutex::new(Vec::new()),
