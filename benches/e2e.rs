@@ -17,7 +17,7 @@
 //! `BENCH_BATCH_ROWS` (source `batch_rows`), `BENCH_BATCH_BYTES` (source `batch_bytes`), `BENCH_DUCKDB_MEMORY_LIMIT` (e.g. `256MB`),
 //! `BENCH_DUCKDB_THREADS`, `BENCH_DUCKDB_SLICE_BYTES`, `BENCH_DUCKDB_STORAGE_VERSION`, `BENCH_DUCKDB_ROW_GROUP_ROWS` (warehouse settings), `BENCH_PR_RUNS=0` skips the PR scenarios,
 //! `BENCH_RSS_TRACE=1` prints flowctl's RSS every 250 ms beside its info log.
-//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` (S3 only),
+//! `BENCH_ROW_GROUP_BYTES` (staging `row_group_bytes`), `BENCH_ROW_GROUP_DECODED_BYTES`, `BENCH_MAX_FILE_BYTES`, `BENCH_UPLOAD_PART_BYTES` and `BENCH_SPOOL` (`disk`/`memory`; S3 only),
 //! `BENCH_SNOWFLAKE_LOAD_CONCURRENCY` (Snowflake `load_concurrency`).
 //! `BENCH_GZIP_LEVEL` (default 1): the stand-in gzips bodies as api.github.com does for
 //! clients that send `Accept-Encoding: gzip` (flowctl does); 0 serves plain JSON.
@@ -105,6 +105,9 @@ impl Bench {
         }
         if let (Ok(b), Some(_)) = (std::env::var("BENCH_UPLOAD_PART_BYTES"), cloud()) {
             staging_extra.push_str(&format!("  upload_part_bytes: {b}\n"));
+        }
+        if let (Ok(s), Some(_)) = (std::env::var("BENCH_SPOOL"), cloud()) {
+            staging_extra.push_str(&format!("  spool: {s}\n"));
         }
         let (staging, warehouse) = match cloud() {
             Some(c) => c.blocks(&staging_extra),

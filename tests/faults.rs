@@ -492,6 +492,23 @@ fn s3_endpoint() -> Option<String> {
     emulator("FLOWCTL_TEST_S3_ENDPOINT")
 }
 
+/// Multipart uploads started and neither completed nor aborted in `bucket`
+/// (ListMultipartUploads).
+fn open_multipart_uploads(endpoint: &str, bucket: &str) -> usize {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET /{bucket}?uploads HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    resp.matches("<UploadId>").count()
+}
+
 fn create_bucket(endpoint: &str, bucket: &str) {
     use std::io::{Read, Write};
     let host = endpoint.trim_start_matches("http://");
@@ -628,6 +645,8 @@ fn s3_errors_mid_multipart_upload_are_retried_or_fail_cleanly_then_converge() {
         env.state_show_with_env(AWS)["streams"]["pull_request"].is_null(),
         "state advanced"
     );
+    // The failed file's multipart upload was aborted, not left to be billed.
+    assert_eq!(open_multipart_uploads(&endpoint, &b2), 0);
     let out = env.apply_with_env(&[], AWS);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let got = env.content_snapshot();

@@ -16,6 +16,20 @@ pub enum Cleanup {
     DeleteAfterLoad,
 }
 
+/// Where a staged file's bytes wait until they are uploaded (`gcs` and `s3`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Spool {
+    /// In an unnamed temporary file in `spool_dir`, uploaded part by part from there:
+    /// memory holds only the parts being sent, and the writer never waits on the network.
+    /// Nothing is left on disk however flowctl stops.
+    #[default]
+    Disk,
+    /// In memory: the part being filled plus up to 4 being sent (5 MiB each by default).
+    /// For machines without a writable local disk.
+    Memory,
+}
+
 pub(crate) fn default_prefix() -> String {
     "github".to_string()
 }
@@ -38,8 +52,9 @@ pub(crate) fn default_row_group_decoded_bytes() -> usize {
 pub(crate) fn default_max_file_bytes() -> u64 {
     256 * 1024 * 1024
 }
-/// The S3/GCS minimum. Parts are buffered until uploaded (up to 4 at a time), so the part
-/// size is most of a writer's memory: 10 MiB parts peaked at 79-81 MiB RSS for 40k pull
+/// The S3/GCS minimum. Parts are held in memory while uploaded (2 at a time from a spool
+/// file, or the one filling plus up to 4 with `spool: memory`), so the part size is most
+/// of a writer's memory: 10 MiB parts peaked at 79-81 MiB RSS for 40k pull
 /// requests to S3, 5 MiB at 72-74 (BENCHMARKS.md, sixth session). A 256 MiB file is 52
 /// parts, far from the 10,000-part limit.
 pub(crate) fn default_upload_part_bytes() -> usize {
@@ -114,9 +129,19 @@ pub struct GcsConfig {
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
     /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
-    /// and the default); memory per open writer is about this plus one row group.
+    /// and the default). Memory per open writer is about two of these (`spool: disk`) or
+    /// five (`spool: memory`), plus one row group.
     #[serde(default = "default_upload_part_bytes")]
     pub upload_part_bytes: usize,
+    /// Where a file's bytes wait until uploaded: `disk` (default), an unnamed temporary
+    /// file in `spool_dir`, or `memory`.
+    #[serde(default)]
+    pub spool: Spool,
+    /// Folder of the spool files (`~` is expanded; default: the system's temporary folder,
+    /// `$TMPDIR` or `/tmp`). Needs room for the files being written at once, each at most
+    /// `max_file_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<String>,
 }
 
 /// Stage Parquet files in an S3 bucket or an S3-compatible store (MinIO, R2, Ceph).
@@ -171,9 +196,19 @@ pub struct S3Config {
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
     /// Size of each multipart upload part in bytes (at least 5 MiB, the S3 minimum, and
-    /// the default); memory per open writer is about this plus one row group.
+    /// the default). Memory per open writer is about two of these (`spool: disk`) or five
+    /// (`spool: memory`), plus one row group.
     #[serde(default = "default_upload_part_bytes")]
     pub upload_part_bytes: usize,
+    /// Where a file's bytes wait until uploaded: `disk` (default), an unnamed temporary
+    /// file in `spool_dir`, or `memory`.
+    #[serde(default)]
+    pub spool: Spool,
+    /// Folder of the spool files (`~` is expanded; default: the system's temporary folder,
+    /// `$TMPDIR` or `/tmp`). Needs room for the files being written at once, each at most
+    /// `max_file_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<String>,
 }
 
 /// Stage Parquet files in a folder on this machine (the quickstart: no cloud account;

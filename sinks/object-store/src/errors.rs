@@ -86,6 +86,14 @@ impl StoreContext {
         if let Some(store) = store_error_in(&e) {
             return self.store_error(action, uri, store);
         }
+        if let ParquetError::External(inner) = &e {
+            if let Some(spool) = inner.downcast_ref::<crate::spool::SpoolError>() {
+                return PluginError::other(format!(
+                    "{} staging: {action} {uri}: {spool}",
+                    self.kind
+                ));
+            }
+        }
         PluginError::other(format!(
             "{} staging: {action} {uri}: parquet: {e}",
             self.kind

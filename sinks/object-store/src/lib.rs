@@ -5,17 +5,20 @@
 //! Files land at `{prefix}/{table}/org={org}/date={YYYY-MM-DD}/{table}-{batch_id}-{part:05}.parquet`.
 //! Batches stream into a multipart upload as they arrive (an object becomes visible only
 //! when its upload completes; `local` writes a temporary file and renames it), so memory
-//! per open writer is bounded by one row group plus the upload parts in flight.
+//! per open writer is bounded by one row group plus the upload parts in flight. For `gcs`
+//! and `s3` the bytes wait in an unnamed local file until sent (`spool: disk`, see
+//! [`spool`]), or in memory (`spool: memory`).
 
 mod aws_profile;
 pub mod config;
 mod errors;
 mod paths;
 mod sink;
+mod spool;
 mod stores;
 mod writer;
 
-pub use config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
+pub use config::{Cleanup, GcsConfig, LocalConfig, S3Config, Spool, WriteOptions};
 pub use paths::{staged_path, validate_segment};
 pub use sink::ObjectStoreSink;
 pub use stores::{

@@ -15,6 +15,8 @@ pub(crate) struct Inner {
     pub ctx: StoreContext,
     pub cleanup: Cleanup,
     pub write: WriteOptions,
+    /// Folder of the spool files (`spool: disk`); `None`: parts are buffered in memory.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Inner {
@@ -67,6 +69,19 @@ impl StagingSink for ObjectStoreSink {
         )];
         if let Some(ep) = &i.ctx.endpoint {
             lines.push(format!("staging endpoint: {ep}"));
+        }
+        if i.location.local_dir.is_none() {
+            lines.push(match &i.spool_dir {
+                Some(dir) => format!(
+                    "uploads: {} MiB parts, spooled to an unnamed file in {}",
+                    w.upload_part_bytes >> 20,
+                    dir.display()
+                ),
+                None => format!(
+                    "uploads: {} MiB parts, buffered in memory",
+                    w.upload_part_bytes >> 20
+                ),
+            });
         }
         lines.push(format!(
             "row groups <= {} rows / {} MiB / {} MiB decoded; files <= {} MiB{}; cleanup: {}",

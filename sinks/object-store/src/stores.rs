@@ -7,7 +7,7 @@ use crate::config::{
     default_max_file_bytes, default_row_group_bytes, default_row_group_decoded_bytes,
     default_row_group_rows,
 };
-use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, WriteOptions};
+use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, Spool, WriteOptions};
 use crate::errors::StoreContext;
 use crate::paths::normalize_prefix;
 use crate::sink::{Inner, ObjectStoreSink};
@@ -69,6 +69,7 @@ fn sink(
     ctx: StoreContext,
     cleanup: Cleanup,
     write: WriteOptions,
+    spool_dir: Option<PathBuf>,
 ) -> ObjectStoreSink {
     ObjectStoreSink {
         inner: Arc::new(Inner {
@@ -76,8 +77,34 @@ fn sink(
             ctx,
             cleanup,
             write,
+            spool_dir,
         }),
     }
+}
+
+/// The folder of `spool: disk` (`None` for `spool: memory`). Only checked here, not
+/// written to: building a sink (`flowctl validate`, `plan`) leaves the disk alone.
+fn spool_dir(kind: &str, spool: Spool, dir: Option<&str>) -> Result<Option<PathBuf>> {
+    if spool == Spool::Memory {
+        return Ok(None);
+    }
+    let path = match dir {
+        Some(d) => PathBuf::from(expand_home(d)),
+        None => std::env::temp_dir(),
+    };
+    if !path.is_dir() {
+        let what = if dir.is_some() {
+            "spool_dir"
+        } else {
+            "the temporary folder ($TMPDIR) for spool files"
+        };
+        return Err(PluginError::config(format!(
+            "{kind} staging: {what} {} does not exist or is not a folder; set `spool_dir` \
+             to one, or `spool: memory`",
+            path.display()
+        )));
+    }
+    Ok(Some(path))
 }
 
 /// Fills keys (and a region) from an AWS profile when the builder has no keys yet.
@@ -122,6 +149,7 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
 pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("s3", &cfg.bucket)?;
+    let spool = spool_dir("s3", cfg.spool, cfg.spool_dir.as_deref())?;
     let (b, settings) = s3_builder(base, &cfg)?;
     let store = b.build().map_err(|e| {
         PluginError::config(format!(
@@ -145,7 +173,7 @@ pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStore
         credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials \
                            profile, web identity or instance role",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write))
+    Ok(sink(location, ctx, cfg.cleanup, write, spool))
 }
 
 /// The effective connection settings of an `s3` sink (config over environment).
@@ -224,6 +252,7 @@ pub fn build_gcs(cfg: GcsConfig) -> Result<ObjectStoreSink> {
 pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result<ObjectStoreSink> {
     let write = cfg.write_options()?;
     check_bucket("gcs", &cfg.bucket)?;
+    let spool = spool_dir("gcs", cfg.spool, cfg.spool_dir.as_deref())?;
     let mut b = base.with_bucket_name(&cfg.bucket);
     if let Some(file) = &cfg.service_account_file {
         let path = expand_home(file);
@@ -265,7 +294,7 @@ pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result
         endpoint: cfg.base_url.clone(),
         credentials_hint: "service_account_file or application default credentials",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write))
+    Ok(sink(location, ctx, cfg.cleanup, write, spool))
 }
 
 /// Makes `dir` absolute and removes `.`/`..` without touching the disk (the folder may
@@ -325,7 +354,7 @@ pub fn build_local(cfg: LocalConfig) -> Result<ObjectStoreSink> {
         endpoint: None,
         credentials_hint: "file permissions",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write))
+    Ok(sink(location, ctx, cfg.cleanup, write, None))
 }
 
 const URI_OPTIONS: [&str; 5] = [
@@ -382,6 +411,9 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
             upload_part_bytes: default_upload_part_bytes(),
+            // Built to read and delete staged files, not to write them.
+            spool: Spool::Memory,
+            spool_dir: None,
         })?
     } else if let Some(rest) = uri.strip_prefix("gs://") {
         let (bucket, prefix) = split_bucket(uri, rest)?;
@@ -397,6 +429,9 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             max_file_rows: None,
             max_file_bytes: default_max_file_bytes(),
             upload_part_bytes: default_upload_part_bytes(),
+            // Built to read and delete staged files, not to write them.
+            spool: Spool::Memory,
+            spool_dir: None,
         })?
     } else {
         let path = if uri.starts_with("file://") {

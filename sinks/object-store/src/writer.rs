@@ -1,25 +1,64 @@
 //! Streaming Parquet writer: each batch is encoded into the current row group, and each
 //! finished row group is pushed into a multipart upload, so memory stays bounded by one
-//! row group plus the upload parts in flight, whatever the table size.
+//! row group plus the upload parts in flight, whatever the table size. With a spool
+//! folder (`spool: disk`) finished row groups go to a local file first and parts are
+//! read back from it as they are sent ([`crate::spool`]).
 
 use crate::paths::{relative_file, staged_path};
 use crate::sink::Inner;
+use crate::spool::{self, SpoolUpload};
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use flowctl_core::{async_trait, meta, PluginError, Result, StageTarget, StagedFile, StagedWriter};
+use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 use object_store::ObjectStoreExt;
-use parquet::arrow::async_writer::{AsyncArrowWriter, ParquetObjectWriter};
+use parquet::arrow::async_writer::{AsyncArrowWriter, AsyncFileWriter, ParquetObjectWriter};
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::sync::Arc;
 
-/// Concurrent part uploads per file: enough to keep a link busy, small enough to bound memory.
+/// Concurrent part uploads per file when parts are buffered in memory (`spool: memory`,
+/// and `local`): enough to keep a link busy, small enough to bound memory.
 const UPLOAD_CONCURRENCY: usize = 4;
 
+/// Where the encoded bytes of a file go.
+enum Upload {
+    /// Buffered in memory, parts sent as they fill (`object_store`'s `BufWriter`).
+    Buffered(ParquetObjectWriter),
+    /// Through a spool file.
+    Spooled(SpoolUpload),
+}
+
+impl Upload {
+    async fn abort(self) -> object_store::Result<()> {
+        match self {
+            Upload::Buffered(w) => w.into_inner().abort().await,
+            Upload::Spooled(s) => s.abort().await,
+        }
+    }
+}
+
+impl AsyncFileWriter for Upload {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        match self {
+            Upload::Buffered(w) => w.write(bs),
+            Upload::Spooled(s) => s.write(bs),
+        }
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        match self {
+            Upload::Buffered(w) => w.complete(),
+            Upload::Spooled(s) => s.complete(),
+        }
+    }
+}
+
 struct OpenPart {
-    writer: AsyncArrowWriter<ParquetObjectWriter>,
+    writer: AsyncArrowWriter<Upload>,
     relative: String,
     uri: String,
     rows: u64,
@@ -94,14 +133,32 @@ impl PartWriter {
             let uri = self.inner.file_uri(&relative);
             let loc = &self.inner.location;
             let path = staged_path(&loc.root, &relative)?;
-            let buf = BufWriter::with_capacity(
-                loc.store.clone(),
-                path,
-                self.inner.write.upload_part_bytes,
-            )
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
+            let part_bytes = self.inner.write.upload_part_bytes;
+            let upload = match &self.inner.spool_dir {
+                Some(dir) => {
+                    let file = spool::open(dir).map_err(|e| {
+                        PluginError::other(format!(
+                            "{} staging: cannot create a spool file in {} for {uri}: {e} \
+                             (set `spool_dir` to a writable folder, or `spool: memory`)",
+                            self.inner.ctx.kind,
+                            dir.display()
+                        ))
+                    })?;
+                    Upload::Spooled(SpoolUpload::new(
+                        loc.store.clone(),
+                        path,
+                        dir.clone(),
+                        file,
+                        part_bytes,
+                    ))
+                }
+                None => Upload::Buffered(ParquetObjectWriter::from_buf_writer(
+                    BufWriter::with_capacity(loc.store.clone(), path, part_bytes)
+                        .with_max_concurrency(UPLOAD_CONCURRENCY),
+                )),
+            };
             let writer = AsyncArrowWriter::try_new(
-                ParquetObjectWriter::from_buf_writer(buf),
+                upload,
                 self.target.schema.clone(),
                 Some(self.props.clone()),
             )
@@ -124,8 +181,13 @@ impl PartWriter {
             return Ok(());
         };
         if let Err(e) = part.writer.finish().await {
-            // The upload may already be completed or half shut down; aborting is best effort.
-            return Err(self.inner.ctx.parquet_error("writing", &part.uri, e));
+            // The upload may already be completed or half shut down; aborting is best effort,
+            // so a failed file leaves no multipart upload behind where that can be helped.
+            let err = self.inner.ctx.parquet_error("writing", &part.uri, e);
+            if let Err(e) = part.writer.into_inner().abort().await {
+                tracing::debug!("staging: aborting upload of {} failed: {e}", part.uri);
+            }
+            return Err(err);
         }
         self.done.push(StagedFile {
             uri: part.uri,
@@ -208,8 +270,7 @@ impl StagedWriter for PartWriter {
 
     async fn abort(mut self: Box<Self>) {
         if let Some(part) = self.open.take() {
-            let mut buf = part.writer.into_inner().into_inner();
-            if let Err(e) = buf.abort().await {
+            if let Err(e) = part.writer.into_inner().abort().await {
                 tracing::warn!("staging: aborting upload of {} failed: {e}", part.uri);
             }
         }

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use flowctl_core::StagingSink;
-use flowctl_object_store::{build_s3_from, S3Config};
+use flowctl_object_store::{build_s3_from, S3Config, Spool};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
@@ -45,7 +45,20 @@ async fn create_bucket(endpoint: &str, bucket: &str) {
 }
 
 #[tokio::test]
-async fn s3_multipart_upload_of_several_parts_reads_back_equal() {
+async fn s3_multipart_upload_of_several_parts_reads_back_equal_spooled_to_disk() {
+    let spool = tempfile::tempdir().unwrap();
+    multipart_reads_back_equal(Spool::Disk, Some(spool.path())).await;
+    // The spool file has no name: nothing is left in the folder.
+    let left: Vec<_> = std::fs::read_dir(spool.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn s3_multipart_upload_of_several_parts_reads_back_equal_buffered_in_memory() {
+    multipart_reads_back_equal(Spool::Memory, None).await;
+}
+
+async fn multipart_reads_back_equal(spool: Spool, dir: Option<&std::path::Path>) {
     let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
@@ -54,6 +67,8 @@ async fn s3_multipart_upload_of_several_parts_reads_back_equal() {
     let mut cfg = config(&ep, &bucket);
     cfg.upload_part_bytes = 5 * 1024 * 1024;
     cfg.row_group_bytes = 2 * 1024 * 1024;
+    cfg.spool = spool;
+    cfg.spool_dir = dir.map(|d| d.display().to_string());
     let sink = build_s3_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
     assert_eq!(loc.root_uri, format!("s3://{bucket}/github/"));
@@ -223,4 +238,64 @@ fn s3_http_endpoint_without_allow_http_says_what_to_set() {
     cfg.upload_part_bytes = 1024;
     let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
     assert!(err.contains("upload_part_bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn s3_spool_folder_problems_name_the_folder_and_the_way_out() {
+    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    let bucket = unique("flowctl-spool");
+    create_bucket(&ep, &bucket).await;
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Not a folder: refused when the sink is built (at `flowctl validate`).
+    let mut cfg = config(&ep, &bucket);
+    let missing = tmp.path().join("missing");
+    cfg.spool_dir = Some(missing.display().to_string());
+    let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("spool_dir") && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("spool: memory"), "{err}");
+
+    // Gone by the time a file is opened: the writer says where it tried to spool.
+    let dir = tmp.path().join("spool");
+    std::fs::create_dir(&dir).unwrap();
+    let mut cfg = config(&ep, &bucket);
+    cfg.spool_dir = Some(dir.display().to_string());
+    let sink = build_s3_from(builder(), cfg).unwrap();
+    let plan = sink.plan().join("\n");
+    assert!(
+        plan.contains(&format!("spooled to an unnamed file in {}", dir.display())),
+        "{plan}"
+    );
+    std::fs::remove_dir(&dir).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-sp"))
+        .await
+        .unwrap();
+    let err = w.write(&batch(0, 10, 10)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("spool file") && err.contains(&dir.display().to_string()),
+        "{err}"
+    );
+    w.abort().await;
+
+    // `spool: memory` needs no folder at all.
+    let mut cfg = config(&ep, &bucket);
+    cfg.spool = Spool::Memory;
+    cfg.spool_dir = Some(missing.display().to_string());
+    let sink = build_s3_from(builder(), cfg).unwrap();
+    assert!(sink.plan().join("\n").contains("buffered in memory"));
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-mem"))
+        .await
+        .unwrap();
+    let b = batch(0, 10, 10);
+    w.write(&b).await.unwrap();
+    let files = w.finish().await.unwrap();
+    let loc = sink.location().unwrap();
+    assert_eq!(concat(&read_parquet(fetch(&loc, &files[0]).await)), b);
 }

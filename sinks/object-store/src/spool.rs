@@ -1,0 +1,254 @@
+//! `spool: disk`: a staged file is written to an unnamed temporary file while it is
+//! encoded, and uploaded from there part by part. The Parquet writer never waits on
+//! the network, and memory holds only the parts being sent (read back from the file
+//! just before each is sent), not the part being filled as well.
+//!
+//! The file is unnamed (`O_TMPFILE` where the system has it, else unlinked at once), so
+//! nothing is left behind when flowctl stops, however it stops. Its pages are the
+//! kernel's page cache, not the process's memory.
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use object_store::path::Path as StorePath;
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::async_writer::AsyncFileWriter;
+use parquet::errors::{ParquetError, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Parts of one file in flight at once. The file is on disk, so the writer goes on
+/// while they are sent; more in flight would only hold more parts in memory.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// A local disk problem (not the store's): shown as is, naming the folder and the knobs.
+#[derive(Debug)]
+pub(crate) struct SpoolError(pub String);
+
+impl std::fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for SpoolError {}
+
+fn io_error(dir: &Path, action: &str, e: std::io::Error) -> ParquetError {
+    ParquetError::External(Box::new(SpoolError(format!(
+        "{action} the spool file in {} failed: {e} (set `spool_dir` to a folder with free \
+         space, or `spool: memory`)",
+        dir.display()
+    ))))
+}
+
+fn store_error(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+// Not built on this project's CI (Linux): the same loops over Windows' positioned I/O.
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut std::mem::take(&mut buf)[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens an unnamed file in `dir` for spooling.
+pub(crate) fn open(dir: &Path) -> std::io::Result<File> {
+    tempfile::tempfile_in(dir)
+}
+
+/// The upload of one staged object through a spool file.
+pub(crate) struct SpoolUpload {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    dir: PathBuf,
+    file: Arc<File>,
+    part_bytes: usize,
+    /// Bytes in the spool file.
+    written: u64,
+    /// Bytes handed to parts so far.
+    sent: u64,
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: JoinSet<object_store::Result<()>>,
+}
+
+impl SpoolUpload {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        path: StorePath,
+        dir: PathBuf,
+        file: File,
+        part_bytes: usize,
+    ) -> Self {
+        Self {
+            store,
+            path,
+            dir,
+            file: Arc::new(file),
+            part_bytes,
+            written: 0,
+            sent: 0,
+            upload: None,
+            in_flight: JoinSet::new(),
+        }
+    }
+
+    /// Reads `len` bytes at `offset` of the spool file (off the async threads).
+    fn read(&self, offset: u64, len: usize) -> impl std::future::Future<Output = Result<Bytes>> {
+        let file = self.file.clone();
+        let dir = self.dir.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len];
+                read_at(&file, &mut buf, offset)
+                    .map(|()| Bytes::from(buf))
+                    .map_err(|e| io_error(&dir, "reading", e))
+            })
+            .await
+            .map_err(|e| ParquetError::External(Box::new(e)))?
+        }
+    }
+
+    /// Collects finished parts; with `wait`, waits for one first. A failed part fails
+    /// the file (object_store has already retried it).
+    async fn reap(&mut self, wait: bool) -> Result<()> {
+        if wait {
+            if let Some(done) = self.in_flight.join_next().await {
+                done.map_err(|e| ParquetError::External(Box::new(e)))?
+                    .map_err(store_error)?;
+            }
+        }
+        while let Some(done) = self.in_flight.try_join_next() {
+            done.map_err(|e| ParquetError::External(Box::new(e)))?
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next `len` bytes of the file as a part.
+    async fn send_part(&mut self, len: usize) -> Result<()> {
+        let data = self.read(self.sent, len).await?;
+        let upload = match &mut self.upload {
+            Some(u) => u,
+            None => self.upload.insert(
+                self.store
+                    .put_multipart(&self.path)
+                    .await
+                    .map_err(store_error)?,
+            ),
+        };
+        // Parts are numbered in the order put_part is called, not the order they finish.
+        self.in_flight
+            .spawn(upload.put_part(PutPayload::from(data)));
+        self.sent += len as u64;
+        Ok(())
+    }
+
+    /// Starts every full part there is room for, without waiting.
+    async fn pump(&mut self) -> Result<()> {
+        self.reap(false).await?;
+        while self.written - self.sent >= self.part_bytes as u64
+            && self.in_flight.len() < PARTS_IN_FLIGHT
+        {
+            self.send_part(self.part_bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn append(&mut self, bs: Bytes) -> Result<()> {
+        let file = self.file.clone();
+        let dir = self.dir.clone();
+        let offset = self.written;
+        let len = bs.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            write_at(&file, &bs, offset).map_err(|e| io_error(&dir, "writing", e))
+        })
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))??;
+        self.written += len;
+        self.pump().await
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.upload.is_none() {
+            // Never reached a full part: one PUT.
+            let len = usize::try_from(self.written)
+                .map_err(|_| ParquetError::General("spool file too large".into()))?;
+            let data = self.read(0, len).await?;
+            self.store
+                .put(&self.path, PutPayload::from(data))
+                .await
+                .map_err(store_error)?;
+            return Ok(());
+        }
+        while self.sent < self.written {
+            if self.in_flight.len() >= PARTS_IN_FLIGHT {
+                self.reap(true).await?;
+            }
+            let rest = self.written - self.sent;
+            let len = usize::try_from(rest.min(self.part_bytes as u64)).unwrap_or(self.part_bytes);
+            self.send_part(len).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.reap(true).await?;
+        }
+        if let Some(upload) = &mut self.upload {
+            upload.complete().await.map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the parts in flight and aborts the multipart upload, if one was started.
+    pub async fn abort(mut self) -> object_store::Result<()> {
+        self.in_flight.shutdown().await;
+        match self.upload.take() {
+            Some(mut u) => u.abort().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl AsyncFileWriter for SpoolUpload {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, Result<()>> {
+        self.append(bs).boxed()
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, Result<()>> {
+        self.finish().boxed()
+    }
+}
