@@ -492,34 +492,31 @@ fn s3_endpoint() -> Option<String> {
     emulator("FLOWCTL_TEST_S3_ENDPOINT")
 }
 
-/// Multipart uploads started and neither completed nor aborted in `bucket`
-/// (ListMultipartUploads).
-fn open_multipart_uploads(endpoint: &str, bucket: &str) -> usize {
+/// One bodiless request to the S3 emulator (unsigned: moto accepts it); the whole answer.
+fn s3_request(endpoint: &str, method: &str, target: &str) -> String {
     use std::io::{Read, Write};
     let host = endpoint.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(host).unwrap();
     write!(
         s,
-        "GET /{bucket}?uploads HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
+    resp
+}
+
+/// Multipart uploads started and neither completed nor aborted in `bucket`
+/// (ListMultipartUploads).
+fn open_multipart_uploads(endpoint: &str, bucket: &str) -> usize {
+    let resp = s3_request(endpoint, "GET", &format!("/{bucket}?uploads"));
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     resp.matches("<UploadId>").count()
 }
 
 fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
+    let resp = s3_request(endpoint, "PUT", &format!("/{bucket}"));
     assert!(
         resp.starts_with("HTTP/1.1 200") || resp.contains("BucketAlreadyOwnedByYou"),
         "{resp}"
