@@ -218,7 +218,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    println!("local staging, {BATCH_ROWS}-row batches, default row groups (100k rows / 1 MiB encoded), files <= 256 MiB");
+    println!("local staging, {BATCH_ROWS}-row batches, default row groups (100k rows / 4 MiB encoded / 16 MiB decoded), files <= 128 MiB");
     println!("peak RSS at start: {:.0} MiB", peak_rss_mib());
     rt.block_on(run(dir.path(), 100_000));
     rt.block_on(run(dir.path(), 1_000_000));

@@ -49,13 +49,18 @@ pub(crate) fn default_row_group_bytes() -> usize {
 pub(crate) fn default_row_group_decoded_bytes() -> usize {
     16 * 1024 * 1024
 }
+/// 128 MiB (134 MB): inside the 100-250 MB Snowflake recommends for parallel loads. The
+/// Parquet writer keeps every row group's metadata (column chunks, page indexes) until
+/// the file's footer is written, ~25 KB a row group of pull requests; 256 MiB files held
+/// ~4 MB of it at their end, and a sync of 400k PRs peaked 4 MiB higher than one of 40k
+/// (BENCHMARKS.md, eleventh session).
 pub(crate) fn default_max_file_bytes() -> u64 {
-    256 * 1024 * 1024
+    128 * 1024 * 1024
 }
 /// The S3/GCS minimum. Parts are held in memory while uploaded (2 at a time from a spool
 /// file, or the one filling plus up to 4 with `spool: memory`), so the part size is most
 /// of a writer's memory: 10 MiB parts peaked at 79-81 MiB RSS for 40k pull
-/// requests to S3, 5 MiB at 72-74 (BENCHMARKS.md, sixth session). A 256 MiB file is 52
+/// requests to S3, 5 MiB at 72-74 (BENCHMARKS.md, sixth session). A 128 MiB file is 26
 /// parts, far from the 10,000-part limit.
 pub(crate) fn default_upload_part_bytes() -> usize {
     MIN_PART_BYTES
@@ -125,7 +130,7 @@ pub struct GcsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_rows: Option<u64>,
     /// Start a new part file once a file reaches this many bytes (Snowflake loads files of
-    /// 100-250 MB best).
+    /// 100-250 MB best; the writer holds each row group's metadata until a file ends).
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
     /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
