@@ -252,3 +252,84 @@ impl AsyncFileWriter for SpoolUpload {
         self.finish().boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn upload(store: &Arc<InMemory>, dir: &Path, file: File, part_bytes: usize) -> SpoolUpload {
+        SpoolUpload::new(
+            store.clone(),
+            StorePath::from("t/f.parquet"),
+            dir.to_path_buf(),
+            file,
+            part_bytes,
+        )
+    }
+
+    async fn stored(store: &InMemory) -> Vec<u8> {
+        store
+            .get(&StorePath::from("t/f.parquet"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Writes of uneven sizes, parts of 1,000 bytes (object_store's in-memory store takes
+    /// any part size): the object is the bytes in order, whether it went as one PUT or as
+    /// many parts finishing in any order.
+    #[tokio::test]
+    async fn the_object_is_every_byte_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for total in [10usize, 999, 1000, 1001, 25_017] {
+            let store = Arc::new(InMemory::new());
+            let mut up = upload(&store, dir.path(), open(dir.path()).unwrap(), 1000);
+            let want: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+            let mut at = 0;
+            let mut step = 1;
+            while at < total {
+                let end = (at + step).min(total);
+                up.write(Bytes::copy_from_slice(&want[at..end]))
+                    .await
+                    .unwrap();
+                at = end;
+                step = step * 3 % 2048 + 1;
+            }
+            assert!(up.in_flight.len() <= PARTS_IN_FLIGHT);
+            up.complete().await.unwrap();
+            assert_eq!(up.upload.is_some(), total >= 1000, "{total} bytes");
+            assert_eq!(stored(&store).await, want, "{total} bytes");
+        }
+        // Unnamed files: the folder stays empty.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failing_spool_file_names_the_folder_and_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read-only");
+        std::fs::write(&path, b"x").unwrap();
+        let store = Arc::new(InMemory::new());
+        // Opened for reading only: the first append fails.
+        let mut up = upload(&store, dir.path(), File::open(&path).unwrap(), 1000);
+        let err = up.write(Bytes::from_static(b"PAR1")).await.unwrap_err();
+        let ParquetError::External(inner) = &err else {
+            panic!("{err}");
+        };
+        let msg = inner
+            .downcast_ref::<SpoolError>()
+            .expect("a SpoolError")
+            .0
+            .clone();
+        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(
+            msg.contains("spool_dir") && msg.contains("spool: memory"),
+            "{msg}"
+        );
+        up.abort().await.unwrap();
+    }
+}
