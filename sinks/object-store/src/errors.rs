@@ -86,13 +86,8 @@ impl StoreContext {
         if let Some(store) = store_error_in(&e) {
             return self.store_error(action, uri, store);
         }
-        if let ParquetError::External(inner) = &e {
-            if let Some(spool) = inner.downcast_ref::<crate::spool::SpoolError>() {
-                return PluginError::other(format!(
-                    "{} staging: {action} {uri}: {spool}",
-                    self.kind
-                ));
-            }
+        if let Some(spool) = error_in::<crate::spool::SpoolError>(&e) {
+            return PluginError::other(format!("{} staging: {action} {uri}: {spool}", self.kind));
         }
         PluginError::other(format!(
             "{} staging: {action} {uri}: parquet: {e}",
@@ -101,24 +96,25 @@ impl StoreContext {
     }
 }
 
-/// The object_store error under a parquet error. Completing an upload goes through
-/// `AsyncWrite::shutdown`, which wraps the store's error in an `io::Error`, and the async
-/// writer may wrap errors in `External` twice: look through both.
+/// The object_store error under a parquet error.
 fn store_error_in(e: &ParquetError) -> Option<&object_store::Error> {
+    error_in(e)
+}
+
+/// An error of type `E` under a parquet error. Completing an upload goes through
+/// `AsyncWrite::shutdown`, which wraps the store's error in an `io::Error`, and the async
+/// writer wraps its sink's errors in `External` once more: look through both.
+fn error_in<E: std::error::Error + 'static>(e: &ParquetError) -> Option<&E> {
     let ParquetError::External(inner) = e else {
         return None;
     };
-    if let Some(store) = inner.downcast_ref::<object_store::Error>() {
-        return Some(store);
+    if let Some(found) = inner.downcast_ref::<E>() {
+        return Some(found);
     }
     if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-        return io
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<object_store::Error>());
+        return io.get_ref().and_then(|e| e.downcast_ref::<E>());
     }
-    inner
-        .downcast_ref::<ParquetError>()
-        .and_then(store_error_in)
+    inner.downcast_ref::<ParquetError>().and_then(error_in)
 }
 
 #[cfg(test)]
@@ -166,6 +162,16 @@ mod tests {
             .parquet_error("writing", "s3://data/p", wrapped)
             .to_string();
         assert!(msg.contains("bucket `data` does not exist"), "{msg}");
+        let spool = ParquetError::External(Box::new(ParquetError::External(Box::new(
+            crate::spool::SpoolError("writing the spool file in /x failed".into()),
+        ))));
+        let msg = ctx()
+            .parquet_error("writing", "s3://data/p", spool)
+            .to_string();
+        assert_eq!(
+            msg,
+            "s3 staging: writing s3://data/p: writing the spool file in /x failed"
+        );
         let other = ctx().parquet_error("writing", "u", ParquetError::General("boom".into()));
         assert!(
             other.to_string().contains("parquet: Parquet error: boom"),
