@@ -46,6 +46,21 @@ fn store_error(e: object_store::Error) -> ParquetError {
     ParquetError::External(Box::new(e))
 }
 
+/// Runs blocking file I/O off the async threads.
+async fn on_disk<T: Send + 'static>(io: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(io)
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))?
+}
+
+/// The outcome of a part's task.
+fn part_outcome(
+    done: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+) -> Result<()> {
+    done.map_err(|e| ParquetError::External(Box::new(e)))?
+        .map_err(store_error)
+}
+
 #[cfg(unix)]
 fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
@@ -132,16 +147,12 @@ impl SpoolUpload {
     fn read(&self, offset: u64, len: usize) -> impl std::future::Future<Output = Result<Bytes>> {
         let file = self.file.clone();
         let dir = self.dir.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; len];
-                read_at(&file, &mut buf, offset)
-                    .map(|()| Bytes::from(buf))
-                    .map_err(|e| io_error(&dir, "reading", e))
-            })
-            .await
-            .map_err(|e| ParquetError::External(Box::new(e)))?
-        }
+        on_disk(move || {
+            let mut buf = vec![0u8; len];
+            read_at(&file, &mut buf, offset)
+                .map(|()| Bytes::from(buf))
+                .map_err(|e| io_error(&dir, "reading", e))
+        })
     }
 
     /// Collects finished parts; with `wait`, waits for one first. A failed part fails
@@ -149,13 +160,11 @@ impl SpoolUpload {
     async fn reap(&mut self, wait: bool) -> Result<()> {
         if wait {
             if let Some(done) = self.in_flight.join_next().await {
-                done.map_err(|e| ParquetError::External(Box::new(e)))?
-                    .map_err(store_error)?;
+                part_outcome(done)?;
             }
         }
         while let Some(done) = self.in_flight.try_join_next() {
-            done.map_err(|e| ParquetError::External(Box::new(e)))?
-                .map_err(store_error)?;
+            part_outcome(done)?;
         }
         Ok(())
     }
@@ -195,11 +204,8 @@ impl SpoolUpload {
         let dir = self.dir.clone();
         let offset = self.written;
         let len = bs.len() as u64;
-        tokio::task::spawn_blocking(move || {
-            write_at(&file, &bs, offset).map_err(|e| io_error(&dir, "writing", e))
-        })
-        .await
-        .map_err(|e| ParquetError::External(Box::new(e)))??;
+        on_disk(move || write_at(&file, &bs, offset).map_err(|e| io_error(&dir, "writing", e)))
+            .await?;
         self.written += len;
         self.pump().await
     }
