@@ -31,6 +31,15 @@ fn unique(name: &str) -> String {
     format!("{name}{}", flowctl_core::testing::unique())
 }
 
+/// The emulator's endpoint and a fresh bucket made there, or None (test skipped) without
+/// the emulator.
+async fn moto_bucket(name: &str) -> Option<(String, String)> {
+    let ep = emulator("FLOWCTL_TEST_S3_ENDPOINT")?;
+    let bucket = unique(name);
+    create_bucket(&ep, &bucket).await;
+    Some((ep, bucket))
+}
+
 async fn create_bucket(endpoint: &str, bucket: &str) {
     let resp = reqwest::Client::new()
         .put(format!("{endpoint}/{bucket}"))
@@ -59,11 +68,9 @@ async fn s3_multipart_upload_of_several_parts_reads_back_equal_buffered_in_memor
 }
 
 async fn multipart_reads_back_equal(spool: Spool, dir: Option<&std::path::Path>) {
-    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some((ep, bucket)) = moto_bucket("flowctl-mp").await else {
         return;
     };
-    let bucket = unique("flowctl-mp");
-    create_bucket(&ep, &bucket).await;
     let mut cfg = config(&ep, &bucket);
     cfg.upload_part_bytes = 5 * 1024 * 1024;
     cfg.row_group_bytes = 2 * 1024 * 1024;
@@ -134,11 +141,9 @@ async fn multipart_uploads(endpoint: &str, bucket: &str) -> usize {
 
 #[tokio::test]
 async fn s3_small_file_abort_and_cleanup() {
-    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some((ep, bucket)) = moto_bucket("flowctl-small").await else {
         return;
     };
-    let bucket = unique("flowctl-small");
-    create_bucket(&ep, &bucket).await;
     let mut cfg = config(&ep, &bucket);
     cfg.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
     cfg.row_group_bytes = 2 * 1024 * 1024;
@@ -242,11 +247,9 @@ fn s3_http_endpoint_without_allow_http_says_what_to_set() {
 
 #[tokio::test]
 async fn s3_spool_folder_problems_name_the_folder_and_the_way_out() {
-    let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some((ep, bucket)) = moto_bucket("flowctl-spool").await else {
         return;
     };
-    let bucket = unique("flowctl-spool");
-    create_bucket(&ep, &bucket).await;
     let tmp = tempfile::tempdir().unwrap();
 
     // Not a folder: refused when the sink is built (at `flowctl validate`).
