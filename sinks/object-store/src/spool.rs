@@ -1,11 +1,12 @@
 //! `spool: disk`: a staged file is written to an unnamed temporary file while it is
 //! encoded, and uploaded from there part by part. The Parquet writer never waits on
-//! the network, and memory holds only the parts being sent (read back from the file
-//! just before each is sent), not the part being filled as well.
+//! the network, and memory holds only the parts being sent, not the part being filled
+//! as well.
 //!
 //! The file is unnamed (`O_TMPFILE` where the system has it, else unlinked at once), so
 //! nothing is left behind when flowctl stops, however it stops. Its pages are the
-//! kernel's page cache, not the process's memory.
+//! kernel's page cache, not the process's memory; a part is sent from a read-only map of
+//! them, so it is not copied into a buffer first either.
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -66,11 +67,6 @@ fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
 }
 
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
 // Not built on this project's CI (Linux): the same loops over Windows' positioned I/O.
 #[cfg(windows)]
 fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
@@ -87,19 +83,23 @@ fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()>
     Ok(())
 }
 
-#[cfg(windows)]
-fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut std::mem::take(&mut buf)[n..];
-                offset += n as u64;
-            }
-        }
+/// `len` bytes at `offset` of the spool file, as a read-only map of its pages: the part
+/// is sent straight from the page cache, not copied into a buffer of its own first.
+fn map_part(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    if len == 0 {
+        return Ok(Bytes::new());
     }
-    Ok(())
+    // SAFETY: a map must not see its file change or shrink under it. The spool file is
+    // unnamed, so no other process can open it; this upload only appends to it, past the
+    // bytes it has already handed to parts, and never truncates it.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::from_owner(map))
 }
 
 /// Opens an unnamed file in `dir` for spooling.
@@ -143,16 +143,12 @@ impl SpoolUpload {
         }
     }
 
-    /// Reads `len` bytes at `offset` of the spool file (off the async threads).
+    /// Maps `len` bytes at `offset` of the spool file (off the async threads: the pages
+    /// are faulted in at once, from the page cache or the disk).
     fn read(&self, offset: u64, len: usize) -> impl std::future::Future<Output = Result<Bytes>> {
         let file = self.file.clone();
         let dir = self.dir.clone();
-        on_disk(move || {
-            let mut buf = vec![0u8; len];
-            read_at(&file, &mut buf, offset)
-                .map(|()| Bytes::from(buf))
-                .map_err(|e| io_error(&dir, "reading", e))
-        })
+        on_disk(move || map_part(&file, offset, len).map_err(|e| io_error(&dir, "reading", e)))
     }
 
     /// Collects finished parts; with `wait`, waits for one first. A failed part fails
