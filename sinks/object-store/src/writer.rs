@@ -2,7 +2,7 @@
 //! finished row group is pushed into a multipart upload, so memory stays bounded by one
 //! row group plus the upload parts in flight, whatever the table size. With a spool
 //! folder (`spool: disk`) finished row groups go to a local file first and parts are
-//! read back from it as they are sent ([`crate::spool`]).
+//! sent from it, mapped rather than copied ([`crate::spool`]).
 
 use crate::paths::{relative_file, staged_path};
 use crate::sink::Inner;
