@@ -91,7 +91,11 @@ fn map_part(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
     }
     // SAFETY: a map must not see its file change or shrink under it. The spool file is
     // unnamed, so no other process can open it; this upload only appends to it, past the
-    // bytes it has already handed to parts, and never truncates it.
+    // bytes it has already handed to parts, and never truncates it. (What a map cannot
+    // turn into an error is a disk read error while its pages are faulted back in, after
+    // the kernel dropped them from the page cache: that stops the process, as it would
+    // for the binary's own pages, and the run ends as a killed one does: nothing it had
+    // not committed counts, and the next run converges, tests/crash_convergence.rs.)
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
