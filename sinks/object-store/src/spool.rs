@@ -262,6 +262,7 @@ impl AsyncFileWriter for SpoolUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use object_store::memory::InMemory;
 
     fn upload(store: &Arc<InMemory>, dir: &Path, file: File, part_bytes: usize) -> SpoolUpload {
@@ -337,5 +338,39 @@ mod tests {
             "{msg}"
         );
         up.abort().await.unwrap();
+    }
+
+    /// A spool file that cannot be mapped (here: opened for writing only) fails the file
+    /// when its bytes are sent, naming the folder, instead of sending anything.
+    #[tokio::test]
+    async fn a_spool_file_that_cannot_be_read_back_fails_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("write-only");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        for part_bytes in [1000, 1 << 20] {
+            let store = Arc::new(InMemory::new());
+            let mut up = upload(&store, dir.path(), file.try_clone().unwrap(), part_bytes);
+            // Under one part the writes succeed and the read-back comes at the end;
+            // over one, it comes with the write that fills the first part.
+            let wrote = up.write(Bytes::from(vec![7u8; 1500])).await;
+            let err = match wrote {
+                Err(e) => e,
+                Ok(()) => up.complete().await.unwrap_err(),
+            };
+            let ParquetError::External(inner) = &err else {
+                panic!("{err}");
+            };
+            let msg = &inner.downcast_ref::<SpoolError>().expect("a SpoolError").0;
+            assert!(msg.starts_with("reading the spool file in "), "{msg}");
+            assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+            let listed = store.list(None).next().await;
+            assert!(listed.is_none(), "nothing may be stored: {listed:?}");
+            up.abort().await.unwrap();
+        }
     }
 }
