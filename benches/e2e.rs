@@ -75,6 +75,21 @@ struct Bench {
     dir: tempfile::TempDir,
     spec: PathBuf,
     runs: u32,
+    _schema: EmulatorSchema,
+}
+
+/// A bench's schema in the Snowflake emulator, dropped when the bench ends. The emulator
+/// keeps every schema in memory: at 40,000 PRs a repo it grew by GBs a run, and later
+/// runs under the same `with-emulators.sh` competed with its CPU (BENCHMARKS.md, twelfth
+/// session).
+struct EmulatorSchema(Option<(Cloud, String)>);
+
+impl Drop for EmulatorSchema {
+    fn drop(&mut self) {
+        if let Some((cloud, schema)) = &self.0 {
+            cloud.drop_schema(schema);
+        }
+    }
 }
 
 impl Bench {
@@ -109,8 +124,13 @@ impl Bench {
         if let (Ok(s), Some(_)) = (std::env::var("BENCH_SPOOL"), cloud()) {
             staging_extra.push_str(&format!("  spool: {s}\n"));
         }
+        let mut schema = None;
         let (staging, warehouse) = match cloud() {
-            Some(c) => c.blocks(&staging_extra),
+            Some(c) => {
+                let (staging, warehouse, name) = c.blocks(&staging_extra);
+                schema = Some((c, name));
+                (staging, warehouse)
+            }
             None => (
                 format!(
                     "staging:\n  type: local\n  path: {}/staging\n{staging_extra}",
@@ -147,7 +167,12 @@ impl Bench {
             yaml.push_str(&format!("  load_slice_bytes: {b}\n"));
         }
         std::fs::write(&spec, yaml).expect("write spec");
-        Bench { dir, spec, runs: 0 }
+        Bench {
+            dir,
+            spec,
+            runs: 0,
+            _schema: EmulatorSchema(schema),
+        }
     }
 
     /// Run `flowctl apply` once and measure it.
@@ -238,8 +263,9 @@ fn cloud() -> Option<Cloud> {
 }
 
 impl Cloud {
-    /// The staging and warehouse blocks of a spec, with a fresh bucket and schema.
-    fn blocks(&self, staging_extra: &str) -> (String, String) {
+    /// The staging and warehouse blocks of a spec, with a fresh bucket and schema, and
+    /// the schema's name.
+    fn blocks(&self, staging_extra: &str) -> (String, String, String) {
         let id = flowctl_core::testing::unique();
         let bucket = format!("bench{id}");
         let ok = Command::new("curl")
@@ -266,7 +292,29 @@ impl Cloud {
                     .map(|n| format!("  load_concurrency: {n}\n"))
                     .unwrap_or_default()
             ),
+            format!("RAW_BENCH_{id}"),
         )
+    }
+
+    /// Drops a bench's schema in the Snowflake emulator (which takes any bearer token),
+    /// best effort: a failure is printed, the figures stand.
+    fn drop_schema(&self, schema: &str) {
+        let body = serde_json::json!({
+            "statement": format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            "database": "GITHUB_PIPELINES",
+        });
+        let ok = Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-X", "POST"])
+            .args(["-H", "Authorization: Bearer bench-cleanup"])
+            .args(["-H", "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT"])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data", &body.to_string()])
+            .arg(format!("{}/api/v2/statements", self.snowflake))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("bench: dropping {schema} in the Snowflake emulator failed");
+        }
     }
 }
 
