@@ -83,7 +83,7 @@ impl StoreContext {
     }
 
     pub fn parquet_error(&self, action: &str, uri: &str, e: ParquetError) -> PluginError {
-        if let Some(store) = store_error_in(&e) {
+        if let Some(store) = error_in::<object_store::Error>(&e) {
             return self.store_error(action, uri, store);
         }
         if let Some(spool) = error_in::<crate::spool::SpoolError>(&e) {
@@ -94,11 +94,6 @@ impl StoreContext {
             self.kind
         ))
     }
-}
-
-/// The object_store error under a parquet error.
-fn store_error_in(e: &ParquetError) -> Option<&object_store::Error> {
-    error_in(e)
 }
 
 /// An error of type `E` under a parquet error. Completing an upload goes through
