@@ -75,19 +75,27 @@ struct Bench {
     dir: tempfile::TempDir,
     spec: PathBuf,
     runs: u32,
-    _schema: EmulatorSchema,
+    _emulators: EmulatorState,
 }
 
-/// A bench's schema in the Snowflake emulator, dropped when the bench ends. The emulator
-/// keeps every schema in memory (2.7 GB after one run of 4,000 PRs a repo, 1.9 GB with
-/// the drop), and later runs under the same `with-emulators.sh` competed with its CPU
-/// (BENCHMARKS.md, twelfth session).
-struct EmulatorSchema(Option<(Cloud, String)>);
+/// A bench's schema in the Snowflake emulator and its bucket in moto, both removed when
+/// the bench ends. The Snowflake emulator keeps every schema in memory (2.7 GB after one
+/// run of 4,000 PRs a repo, 1.9 GB with the drop), and later runs under the same
+/// `with-emulators.sh` competed with its CPU (BENCHMARKS.md, twelfth session); moto keeps
+/// every staged object until its bucket is emptied.
+struct EmulatorState(Option<(Cloud, CloudNames)>);
 
-impl Drop for EmulatorSchema {
+/// What `Cloud::blocks` created for one bench.
+struct CloudNames {
+    bucket: String,
+    schema: String,
+}
+
+impl Drop for EmulatorState {
     fn drop(&mut self) {
-        if let Some((cloud, schema)) = &self.0 {
-            cloud.drop_schema(schema);
+        if let Some((cloud, names)) = &self.0 {
+            cloud.drop_schema(&names.schema);
+            cloud.remove_bucket(&names.bucket);
         }
     }
 }
@@ -124,11 +132,11 @@ impl Bench {
         if let (Ok(s), Some(_)) = (std::env::var("BENCH_SPOOL"), cloud()) {
             staging_extra.push_str(&format!("  spool: {s}\n"));
         }
-        let mut schema = None;
+        let mut cloud_names = None;
         let (staging, warehouse) = match cloud() {
             Some(c) => {
-                let (staging, warehouse, name) = c.blocks(&staging_extra);
-                schema = Some((c, name));
+                let (staging, warehouse, names) = c.blocks(&staging_extra);
+                cloud_names = Some((c, names));
                 (staging, warehouse)
             }
             None => (
@@ -171,7 +179,7 @@ impl Bench {
             dir,
             spec,
             runs: 0,
-            _schema: EmulatorSchema(schema),
+            _emulators: EmulatorState(cloud_names),
         }
     }
 
@@ -264,8 +272,8 @@ fn cloud() -> Option<Cloud> {
 
 impl Cloud {
     /// The staging and warehouse blocks of a spec, with a fresh bucket and schema, and
-    /// the schema's name.
-    fn blocks(&self, staging_extra: &str) -> (String, String, String) {
+    /// their names.
+    fn blocks(&self, staging_extra: &str) -> (String, String, CloudNames) {
         let id = flowctl_core::testing::unique();
         let bucket = format!("bench{id}");
         let schema = format!("RAW_BENCH_{id}");
@@ -293,7 +301,7 @@ impl Cloud {
                     .map(|n| format!("  load_concurrency: {n}\n"))
                     .unwrap_or_default()
             ),
-            schema,
+            CloudNames { bucket, schema },
         )
     }
 
@@ -315,6 +323,49 @@ impl Cloud {
             .is_ok_and(|s| s.success());
         if !ok {
             eprintln!("bench: dropping {schema} in the Snowflake emulator failed");
+        }
+    }
+
+    /// Deletes every object of a bench's bucket in moto, then the bucket, best effort
+    /// like `drop_schema`. moto takes unsigned requests. ListObjectsV2 returns at most
+    /// 1,000 keys a call, so it lists again until the bucket is empty (bounded).
+    fn remove_bucket(&self, bucket: &str) {
+        let curl = |method: &str, url: &str| {
+            Command::new("curl")
+                .args(["-sf", "-X", method, url])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let mut deleted = 0usize;
+        for _ in 0..100 {
+            let Some(listing) = curl("GET", &format!("{}/{bucket}?list-type=2", self.s3)) else {
+                break;
+            };
+            let keys: Vec<&str> = listing
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|k| k.split("</Key>").next())
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            let before = deleted;
+            for key in keys {
+                // Staged keys are ASCII paths (`org=…/date=…/…parquet`): no XML escapes.
+                if curl("DELETE", &format!("{}/{bucket}/{key}", self.s3)).is_some() {
+                    deleted += 1;
+                }
+            }
+            if deleted == before {
+                break;
+            }
+        }
+        if curl("DELETE", &format!("{}/{bucket}", self.s3)).is_none() {
+            eprintln!(
+                "bench: removing bucket {bucket} from moto failed ({deleted} objects deleted)"
+            );
         }
     }
 }
