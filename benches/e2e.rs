@@ -327,12 +327,16 @@ impl Cloud {
     }
 
     /// Deletes every object of a bench's bucket in moto, then the bucket, best effort
-    /// like `drop_schema`. moto takes unsigned requests. ListObjectsV2 returns at most
-    /// 1,000 keys a call, so it lists again until the bucket is empty (bounded).
+    /// like `drop_schema`. moto does not check signatures, but answers an object DELETE
+    /// without an `Authorization` header with 403, so the requests carry a dummy SigV4
+    /// header. ListObjectsV2 returns at most 1,000 keys a call, so it lists again until
+    /// the bucket is empty (bounded).
     fn remove_bucket(&self, bucket: &str) {
+        const AUTH: &str = "Authorization: AWS4-HMAC-SHA256 \
+            Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
         let curl = |method: &str, url: &str| {
             Command::new("curl")
-                .args(["-sf", "-X", method, url])
+                .args(["-sf", "-H", AUTH, "-X", method, url])
                 .output()
                 .ok()
                 .filter(|o| o.status.success())
