@@ -208,7 +208,10 @@ fn a_fifo_instead_of_a_file_does_not_hang() {
 /// tests/specs/hostile/gaps/): explicit tags (`!!binary`, `!!python/object:...`) were
 /// accepted silently; `start_date: 2024-13-45` passed (`format` was not asserted);
 /// `type: [github]` picked no branch and passed; 50,000 `[` took ~50 s to parse
-/// (quadratic) and are now refused by a linear depth pre-scan before any parser runs.
+/// (quadratic) and are now refused by a linear depth pre-scan before any parser runs;
+/// `lookback: 100000000d` and `lease_ttl_seconds: 9000000000000` validated and then made
+/// `apply` panic on date arithmetic; an org listed twice passed `validate` (only `plan` and
+/// `apply` ran the plugin's own checks).
 #[test]
 fn known_gaps_in_spec_validation() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,6 +242,15 @@ fn known_gaps_in_spec_validation() {
             "source.type: expected a string plugin name",
         ),
         ("deep_flow_50k.yaml", "deeper than 128 levels"),
+        // Both passed validation and then panicked in a run (chrono's date arithmetic).
+        ("type_lookback_past_year_zero.yaml", "at most 36500d"),
+        (
+            "type_lease_ttl_past_any_date.yaml",
+            "state.lease_ttl_seconds",
+        ),
+        // `validate` said ok and `plan`/`apply` refused it: the plugins' own checks now
+        // run at every spec load.
+        ("semantic_org_listed_twice.yaml", "`Acme` is listed twice"),
     ] {
         let p = cases.iter().find(|p| p.ends_with(file)).unwrap();
         let (_, _, err) = validate(p);

@@ -53,6 +53,7 @@ flowctl_core::inventory::submit! {
         description: "test-only source registered by tests/spec_test_plugin.rs",
         config_schema: || schemars::schema_for!(TestConfig),
         build: |_| Ok(Box::new(TestSource)),
+        check: |_| Ok(()),
     }
 }
 

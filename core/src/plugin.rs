@@ -16,6 +16,7 @@
 //!         description: "GitHub REST API: pull requests, reviews, commits, files, repositories",
 //!         config_schema: || flowctl_core::schemars::schema_for!(GithubConfig),
 //!         build: |cfg| Ok(Box::new(GithubSource::from_config(serde_json::from_value(cfg)?)?)),
+//!         check: |cfg| GithubConfig::from_value(cfg).map(drop),
 //!     }
 //! }
 //! ```
@@ -31,6 +32,10 @@ use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Checks a config block (already validated against `config_schema`, `${VAR}`
+/// interpolated) with no I/O: the error says what is wrong, naming the key.
+pub type CheckFn = fn(serde_json::Value) -> Result<()>;
 
 /// Builds a plugin from its config block (already validated against `config_schema`,
 /// with `${VAR}` interpolated; secret references are still unresolved).
@@ -49,6 +54,10 @@ macro_rules! registration {
             pub config_schema: fn() -> schemars::Schema,
             /// Constructor from the validated config block (without the `type` key).
             pub build: BuildFn<dyn $trait>,
+            /// The config checks the JSON schema cannot express, without files, network
+            /// or environment (those wait for `build` and the run). Every spec load runs
+            /// it, so `flowctl validate` refuses what `apply` would.
+            pub check: CheckFn,
         }
         inventory::collect!($name);
     };
@@ -128,6 +137,17 @@ pub fn registered_plugins() -> Vec<PluginInfo> {
     }
     out.sort_by(|a, b| (a.kind, a.name).cmp(&(b.kind, b.name)));
     out
+}
+
+/// Runs the `check` of the plugin a block names (nothing when no linked plugin has that
+/// name: the composed schema has already refused it).
+pub fn check_block(kind: PluginKind, type_name: &str, config: serde_json::Value) -> Result<()> {
+    let check = match kind {
+        PluginKind::Source => find_source(type_name).map(|r| r.check),
+        PluginKind::Staging => find_staging(type_name).map(|r| r.check),
+        PluginKind::Warehouse => find_warehouse(type_name).map(|r| r.check),
+    };
+    check.map_or(Ok(()), |f| f(config))
 }
 
 pub fn find_source(name: &str) -> Option<&'static SourceRegistration> {

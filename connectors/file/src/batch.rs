@@ -73,6 +73,24 @@ impl Col {
     }
 }
 
+/// A batch is cut once its text columns hold this much, whatever `batch_rows` says: an
+/// Arrow string column holds at most 2 GiB (more panics in the builder), and a row's text
+/// is at most [`MAX_ROW_TEXT_BYTES`], so a batch stays well below that.
+pub const MAX_BATCH_TEXT_BYTES: usize = 256 << 20;
+/// Most text one row may carry: more makes it a bad row, not a batch that cannot be built.
+pub const MAX_ROW_TEXT_BYTES: usize = 1 << 30;
+
+/// Bytes of text in a row's cells.
+pub fn text_bytes(cells: &[Cell]) -> usize {
+    cells
+        .iter()
+        .map(|c| match c {
+            Cell::Str(s) => s.len(),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// Data columns followed by the four metadata columns.
 pub struct BatchBuilder {
     schema: SchemaRef,
@@ -82,6 +100,10 @@ pub struct BatchBuilder {
     org: StringBuilder,
     batch_id: StringBuilder,
     rows: usize,
+    /// Bytes of text in the data columns since the last `finish`.
+    text_bytes: usize,
+    /// `full` once `text_bytes` reaches this (see [`MAX_BATCH_TEXT_BYTES`]).
+    text_limit: usize,
     meta: RowMeta,
 }
 
@@ -108,6 +130,8 @@ impl BatchBuilder {
             org: StringBuilder::new(),
             batch_id: StringBuilder::new(),
             rows: 0,
+            text_bytes: 0,
+            text_limit: MAX_BATCH_TEXT_BYTES,
             meta,
         })
     }
@@ -122,10 +146,23 @@ impl BatchBuilder {
         self.org.append_value(&self.meta.org);
         self.batch_id.append_value(&self.meta.batch_id);
         self.rows += 1;
+        self.text_bytes = self.text_bytes.saturating_add(text_bytes(cells));
     }
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Whether the batch should be handed on: `batch_rows` rows, or its text columns hold
+    /// `MAX_BATCH_TEXT_BYTES`, whichever comes first.
+    pub fn full(&self, batch_rows: usize) -> bool {
+        self.rows >= batch_rows || self.text_bytes >= self.text_limit
+    }
+
+    /// The text bound of [`Self::full`], for tests that cannot afford 256 MiB of text.
+    pub fn with_text_limit(mut self, bytes: usize) -> Self {
+        self.text_limit = bytes;
+        self
     }
 
     /// The rows so far as a batch; the builder starts over empty.
@@ -136,6 +173,42 @@ impl BatchBuilder {
         arrays.push(Arc::new(self.org.finish()));
         arrays.push(Arc::new(self.batch_id.finish()));
         self.rows = 0;
+        self.text_bytes = 0;
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchBuilder, Cell, RowMeta};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use flowctl_core::meta;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_batch_is_full_at_its_rows_or_its_text_whichever_comes_first() {
+        let mut fields = vec![
+            Field::new("NAME", DataType::Utf8, true),
+            Field::new("N", DataType::Int64, true),
+        ];
+        fields.extend(meta::metadata_fields());
+        let meta = RowMeta {
+            ingested_at_us: 0,
+            org: "o".into(),
+            batch_id: "b".into(),
+        };
+        let mut b = BatchBuilder::new(Arc::new(Schema::new(fields)), meta)
+            .unwrap()
+            .with_text_limit(100);
+        let row = |s: &str| vec![Cell::Str(s.to_string()), Cell::Int(1)];
+        b.push(&row(&"x".repeat(60)), "k1");
+        assert!(!b.full(10));
+        b.push(&row(&"y".repeat(40)), "k2");
+        assert!(b.full(10), "100 bytes of text reach the limit");
+        assert_eq!(b.finish().unwrap().num_rows(), 2);
+        assert!(!b.full(10), "finish starts the count over");
+        b.push(&[Cell::Null, Cell::Int(2)], "k3");
+        b.push(&[Cell::Null, Cell::Int(3)], "k4");
+        assert!(b.full(2), "two rows reach batch_rows 2");
     }
 }

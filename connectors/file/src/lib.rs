@@ -143,6 +143,18 @@ impl From<PluginError> for Stop {
     }
 }
 
+/// A row's text is bounded, so a batch's text columns stay within Arrow's 2 GiB.
+fn check_row_text(cells: &[value::Cell]) -> Result<(), String> {
+    let n = batch::text_bytes(cells);
+    if n > batch::MAX_ROW_TEXT_BYTES {
+        return Err(format!(
+            "the row holds {n} bytes of text, more than the {} a row may hold",
+            batch::MAX_ROW_TEXT_BYTES
+        ));
+    }
+    Ok(())
+}
+
 impl ReadRun<'_> {
     async fn flush(&mut self) -> Result<(), Stop> {
         if self.builder.rows() == 0 {
@@ -175,6 +187,7 @@ impl ReadRun<'_> {
         let mut bad: Vec<(u64, String)> = Vec::new();
         for row in parse::rows(&bytes, &self.src.cfg, &file.name)? {
             let checked = row.cells.and_then(|cells| {
+                check_row_text(&cells)?;
                 self.check_key_present(&cells)?;
                 let key = self.row_key(&cells);
                 self.check_unique(&key, row.line)?;
@@ -183,7 +196,7 @@ impl ReadRun<'_> {
             match checked {
                 Ok((cells, key)) => {
                     self.builder.push(&cells, &key);
-                    if self.builder.rows() >= self.src.cfg.batch_rows {
+                    if self.builder.full(self.src.cfg.batch_rows) {
                         self.flush().await?;
                     }
                 }
@@ -373,5 +386,6 @@ inventory::submit! {
         description: "CSV or JSON Lines files (local path, glob, s3:// gs:// file:// URL) into one table",
         config_schema: || schemars::schema_for!(FileConfig),
         build,
+        check: |cfg| FileConfig::from_value(cfg).map(drop),
     }
 }

@@ -189,12 +189,14 @@ pub struct GithubConfig {
     /// against records that became visible late). Re-read rows are yielded again and
     /// count as updates in MERGE; 0 yields only rows strictly newer than the cursor.
     #[serde(default = "default_overlap")]
+    #[schemars(range(max = 31_536_000))]
     pub cursor_overlap_seconds: u64,
     /// deployment stream: deployments created within this many days are read again on
     /// every run (with their latest status), so a status that changes after the
     /// deployment was first read (queued → success, success → inactive) is picked up.
     /// Older deployments are read once; 0 reads each deployment only once.
     #[serde(default = "default_status_window")]
+    #[schemars(range(max = 3650))]
     pub deployment_status_window_days: u32,
 }
 
@@ -290,6 +292,18 @@ impl GithubConfig {
         if let Some(l) = &self.lookback {
             parse_lookback(l)?;
         }
+        if self.cursor_overlap_seconds > 31_536_000 {
+            return Err(PluginError::config(format!(
+                "source.cursor_overlap_seconds: {} is more than a year (31536000)",
+                self.cursor_overlap_seconds
+            )));
+        }
+        if self.deployment_status_window_days > 3650 {
+            return Err(PluginError::config(format!(
+                "source.deployment_status_window_days: {} is more than ten years (3650)",
+                self.deployment_status_window_days
+            )));
+        }
         if self.streams.is_empty() {
             return Err(PluginError::config(
                 "source.streams: list at least one stream",
@@ -326,7 +340,9 @@ impl GithubConfig {
             return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
         }
         let l = self.lookback.as_deref()?;
-        parse_lookback(l).ok().map(|d| now - d)
+        parse_lookback(l)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
     }
 
     /// Whether repository `name` passes include/exclude.
@@ -345,14 +361,25 @@ pub fn parse_lookback(s: &str) -> Result<Duration> {
     };
     let (num, unit) = s.split_at(s.len().saturating_sub(1));
     let n: i64 = num.parse().map_err(|_| bad())?;
-    match unit {
+    let d = match unit {
         "d" => Duration::try_days(n),
         "h" => Duration::try_hours(n),
         "m" => Duration::try_minutes(n),
         _ => None,
     }
-    .ok_or_else(bad)
+    .ok_or_else(bad)?;
+    if d > Duration::days(MAX_LOOKBACK_DAYS) {
+        return Err(PluginError::config(format!(
+            "source.lookback `{s}`: at most {MAX_LOOKBACK_DAYS}d (100 years); leave `lookback` \
+             out to read all history"
+        )));
+    }
+    Ok(d)
 }
+
+/// Longest `lookback`: GitHub is younger than this, so a longer one means all history,
+/// which is what leaving `lookback` out says.
+const MAX_LOOKBACK_DAYS: i64 = 36_500;
 
 /// Case-insensitive glob with `*` (any run) and `?` (one char), as GitHub names are
 /// case-insensitive.
@@ -427,6 +454,31 @@ mod tests {
     }
 
     #[test]
+    fn durations_past_what_dates_hold_are_refused() {
+        for (key, v, want) in [
+            (
+                "cursor_overlap_seconds",
+                json!(9_300_000_000_000u64),
+                "more than a year",
+            ),
+            (
+                "deployment_status_window_days",
+                json!(200_000),
+                "more than ten years",
+            ),
+            ("lookback", json!("100000000d"), "at most 36500d"),
+        ] {
+            let e = GithubConfig::from_value(json!({"orgs": ["a"], key: v}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains(want), "{key}: {e}");
+        }
+        let c = GithubConfig::from_value(json!({"orgs": ["a"], "lookback": "36500d"})).unwrap();
+        let now = Utc::now();
+        assert_eq!(c.first_run_floor(now), Some(now - Duration::days(36_500)));
+    }
+
+    #[test]
     fn token_and_app_are_exclusive() {
         let v = json!({"orgs": ["a"], "token": {"env": "T"},
             "app": {"app_id": 1, "private_key": {"file": "k.pem"}, "installation_id": 2}});
@@ -441,6 +493,13 @@ mod tests {
         assert_eq!(parse_lookback("30d").unwrap(), Duration::days(30));
         assert_eq!(parse_lookback("12h").unwrap(), Duration::hours(12));
         assert!(parse_lookback("12x").is_err() && parse_lookback("d").is_err());
+        // Long enough to reach before year -262143, where chrono's subtraction panics.
+        let err = parse_lookback("100000000d").unwrap_err().to_string();
+        assert!(
+            err.contains("source.lookback") && err.contains("at most 36500d"),
+            "{err}"
+        );
+        assert!(parse_lookback("876000h").is_ok() && parse_lookback("876001h").is_err());
         assert!(glob_match("api-*", "API-gateway"));
         assert!(glob_match("*-svc", "billing-svc") && !glob_match("*-svc", "billing-svc2"));
         assert!(glob_match("r?po", "repo") && !glob_match("r?po", "rpo"));

@@ -81,5 +81,6 @@ inventory::submit! {
         description: "GitHub REST API: pull requests, reviews, commits, commit files, repositories, deployments",
         config_schema: || schemars::schema_for!(GithubConfig),
         build,
+        check: |cfg| GithubConfig::from_value(cfg).map(drop),
     }
 }

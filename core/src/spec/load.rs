@@ -248,6 +248,22 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
     let source = take_block(PluginKind::Source);
     let staging = take_block(PluginKind::Staging);
     let warehouse = take_block(PluginKind::Warehouse);
+    // What the schema cannot say (two keys that exclude each other, an org listed twice,
+    // ...), checked by each plugin without I/O, located at its block.
+    let mut errors = Vec::new();
+    for b in [&source, &staging, &warehouse] {
+        let key = b.kind.spec_key();
+        if let Err(e) = crate::plugin::check_block(b.kind, &b.type_name, b.config.clone()) {
+            let msg = match e {
+                crate::PluginError::Config(m) => m,
+                other => other.to_string(),
+            };
+            errors.push(ctx.err(&format!("/{key}"), true, key, msg));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(SpecErrors(errors));
+    }
     let state = match doc.get("state") {
         None | Some(Value::Null) => StateSettings::default(),
         Some(v) => serde_json::from_value(v.clone())

@@ -126,7 +126,8 @@ fn state_schema() -> Value {
             "lease_ttl_seconds": {
                 "type": "integer",
                 "minimum": 1,
-                "description": "How long a run's lease lasts without renewal before another run may take over."
+                "maximum": crate::state::MAX_LEASE_TTL.as_secs(),
+                "description": "How long a run's lease lasts without renewal before another run may take over (at most 365 days)."
             }
         }
     })

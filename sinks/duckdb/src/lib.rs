@@ -28,5 +28,11 @@ inventory::submit! {
                 .map_err(|e| flowctl_core::PluginError::config(format!("warehouse (duckdb): {e}")))?;
             Ok(Box::new(DuckDbLoader::from_config(config)?))
         },
+        // `from_config` opens nothing (the database opens at the first statement).
+        check: |cfg| {
+            let config: DuckDbConfig = serde_json::from_value(cfg)
+                .map_err(|e| flowctl_core::PluginError::config(format!("warehouse (duckdb): {e}")))?;
+            DuckDbLoader::from_config(config).map(drop)
+        },
     }
 }

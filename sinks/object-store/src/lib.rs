@@ -50,6 +50,7 @@ inventory::submit! {
         description: "Google Cloud Storage bucket: Snappy Parquet under gs://bucket/prefix/",
         config_schema: || schemars::schema_for!(GcsConfig),
         build: build_gcs_sink,
+        check: |cfg| stores::check_gcs(&parse("gcs", cfg)?),
     }
 }
 inventory::submit! {
@@ -58,6 +59,7 @@ inventory::submit! {
         description: "Amazon S3 or an S3-compatible store (MinIO, R2): Snappy Parquet under s3://bucket/prefix/",
         config_schema: || schemars::schema_for!(S3Config),
         build: build_s3_sink,
+        check: |cfg| stores::check_s3(&parse("s3", cfg)?),
     }
 }
 inventory::submit! {
@@ -66,5 +68,6 @@ inventory::submit! {
         description: "A folder on this machine: Snappy Parquet files DuckDB can read directly",
         config_schema: || schemars::schema_for!(LocalConfig),
         build: build_local_sink,
+        check: |cfg| stores::check_local(&parse("local", cfg)?),
     }
 }

@@ -138,6 +138,37 @@ fn with_profile(mut b: AmazonS3Builder, configured: Option<&str>) -> Result<Amaz
     Ok(b)
 }
 
+/// The checks of an `s3` block that need no environment, files or network (run by every
+/// spec load; `build_s3` repeats them).
+pub fn check_s3(cfg: &S3Config) -> Result<()> {
+    cfg.write_options()?;
+    check_bucket("s3", &cfg.bucket)?;
+    if let Some(ep) = &cfg.endpoint {
+        // Whether plain http is allowed may come from AWS_ALLOW_HTTP: checked at build.
+        check_http("s3", ep, true, "endpoint")?;
+    }
+    root_of("s3", "s3", &cfg.bucket, &cfg.prefix).map(drop)
+}
+
+/// The checks of a `gcs` block that need no environment, files or network.
+pub fn check_gcs(cfg: &GcsConfig) -> Result<()> {
+    cfg.write_options()?;
+    check_bucket("gcs", &cfg.bucket)?;
+    if let Some(url) = &cfg.base_url {
+        check_http("gcs", url, true, "base_url")?;
+    }
+    root_of("gcs", "gs", &cfg.bucket, &cfg.prefix).map(drop)
+}
+
+/// The checks of a `local` block that need no files.
+pub fn check_local(cfg: &LocalConfig) -> Result<()> {
+    cfg.write_options()?;
+    if cfg.path.trim().is_empty() {
+        return Err(PluginError::config("local staging: `path` is empty"));
+    }
+    Ok(())
+}
+
 /// The `s3` sink. Credentials and defaults come from the AWS environment
 /// (`AmazonS3Builder::from_env`); the config block overrides them.
 pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {

@@ -33,5 +33,12 @@ flowctl_core::inventory::submit! {
                 .map_err(|e| PluginError::config(format!("warehouse (snowflake): {e}")))?;
             Ok(Box::new(SnowflakeLoader::from_config(cfg)?))
         },
+        // `from_config` reads no key and opens no connection (both wait for the first
+        // statement), so it is the check.
+        check: |cfg| {
+            let cfg: SnowflakeConfig = serde_json::from_value(cfg)
+                .map_err(|e| PluginError::config(format!("warehouse (snowflake): {e}")))?;
+            SnowflakeLoader::from_config(cfg).map(drop)
+        },
     }
 }
