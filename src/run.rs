@@ -480,8 +480,12 @@ async fn serve_one(spec: Spec, mut stop: tokio::sync::watch::Receiver<bool>) {
         };
         // A run in progress finishes even when SIGTERM arrives: stopping mid-run would
         // be safe (state commits after MERGE) but wasteful.
-        if let Err(f) = apply_inner(args).await {
-            tracing::error!(pipeline = %spec.name, "run failed: {}", f.message);
+        // Each run is a task of its own: should a run panic, the panic ends that run (it
+        // commits nothing, as any failed run), is logged, and the schedule goes on.
+        match tokio::spawn(apply_inner(args)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(f)) => tracing::error!(pipeline = %spec.name, "run failed: {}", f.message),
+            Err(e) => tracing::error!(pipeline = %spec.name, "run failed: it panicked ({e})"),
         }
         if *stop.borrow() {
             return;
@@ -509,7 +513,11 @@ async fn serve_inner(args: ServeArgs) -> Result<(), Failure> {
     wait_for_shutdown().await;
     tracing::info!("shutting down: waiting for runs in progress to finish");
     let _ = tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!("a pipeline's schedule ended: {e}");
+        }
+    }
     Ok(())
 }
 

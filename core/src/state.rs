@@ -158,8 +158,7 @@ impl StateStore {
                 host: hostname(),
                 pid: std::process::id(),
                 acquired_at: now,
-                expires_at: now
-                    + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1)),
+                expires_at: lease_expiry(now, ttl),
             };
             let body = serde_json::to_vec(&info)
                 .map_err(|e| PluginError::other(format!("serialising lease: {e}")))?;
@@ -257,11 +256,38 @@ impl Lease {
 }
 
 impl Drop for Lease {
+    /// A lease dropped unreleased belongs to a run that ended without reaching its release:
+    /// it panicked, or its future was dropped. Inside a runtime that goes on (`serve`), the
+    /// lease is removed, or the pipeline's next run would find it held by this live process
+    /// until it expired. Elsewhere the process is ending, and its lease is stale at once.
     fn drop(&mut self) {
-        if !self.released {
-            tracing::debug!(lease = %self.path, "lease dropped without release");
+        if self.released {
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(lease = %self.path, "lease dropped without release");
+            return;
+        };
+        tracing::warn!(lease = %self.path, "a run ended without releasing its lease; removing it");
+        let (store, path) = (self.store.clone(), self.path.clone());
+        rt.spawn(async move {
+            if let Err(e) = store.delete(&path).await {
+                tracing::warn!(lease = %path, error = %e, "could not release the lease");
+            }
+        });
     }
+}
+
+/// Longest lease a run takes (`state.lease_ttl_seconds` is validated against it too).
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// When a lease taken at `now` for `ttl` expires; `ttl` is capped at [`MAX_LEASE_TTL`], so
+/// the time is always representable.
+fn lease_expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    let ttl =
+        chrono::Duration::from_std(ttl.min(MAX_LEASE_TTL)).unwrap_or(chrono::Duration::hours(1));
+    now.checked_add_signed(ttl)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn hostname() -> String {
@@ -331,6 +357,36 @@ mod tests {
         l1.release().await;
         let l2 = s.acquire_lease("p", None, ttl, None).await.unwrap();
         l2.release().await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_dropped_unreleased_is_removed_so_the_next_run_may_start() {
+        // What `serve` sees after a run panicked with its lease held: the process lives
+        // on, so the lease is not stale by its pid, and only its removal lets the
+        // pipeline's next run start before the TTL.
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let ttl = Duration::from_secs(3600);
+        let held = s.acquire_lease("p", None, ttl, None).await.unwrap();
+        let run = tokio::spawn(async move {
+            let _lease = held;
+            panic!("a run panicked");
+        });
+        assert!(run.await.unwrap_err().is_panic());
+        let again = s
+            .acquire_lease("p", None, ttl, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        again.release().await;
+    }
+
+    #[test]
+    fn a_lease_ttl_past_any_date_is_capped() {
+        let now = Utc::now();
+        let far = lease_expiry(now, Duration::from_secs(9_000_000_000_000));
+        assert_eq!(far, now + chrono::Duration::days(365));
+        let t = lease_expiry(now, Duration::from_secs(60));
+        assert_eq!(t, now + chrono::Duration::seconds(60));
     }
 
     #[tokio::test]
