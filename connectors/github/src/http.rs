@@ -102,6 +102,9 @@ pub struct Client {
     bodies: BodyPool,
     /// One permit: the [`Turn`] to inflate and parse a successful body.
     turns: Arc<Semaphore>,
+    /// Most bytes a response body may hold, as it came and once inflated
+    /// ([`MAX_BODY`]; smaller in tests).
+    max_body: usize,
 }
 
 /// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
@@ -120,10 +123,10 @@ struct BodyPool {
 const MAX_POOLED_BODY: usize = 8 << 20;
 /// Largest `Content-Length` reserved up front (a hint from the server, not trusted further).
 const MAX_BODY_HINT: u64 = 64 << 20;
-/// Most a gzip body may inflate to: far above any page GitHub sends (a pulls page is
-/// ~1.7 MB, a commit with 300 files a few MB), low enough that a hostile or broken
-/// server cannot make one response take the machine's memory.
-const MAX_INFLATED_BODY: usize = 512 << 20;
+/// Most a response body may hold, as it came and once inflated: far above any page GitHub
+/// sends (a pulls page is ~1.7 MB, a commit with 300 files a few MB), low enough that a
+/// hostile or broken server cannot make one response take the machine's memory.
+const MAX_BODY: usize = 512 << 20;
 
 impl BodyPool {
     /// A pool keeping at most `keep` buffers.
@@ -309,8 +312,16 @@ impl Client {
             // inflate without a turn, into a fresh buffer when this one is in use.
             bodies: BodyPool::new(1),
             turns: Arc::new(Semaphore::new(1)),
+            max_body: MAX_BODY,
             progress,
         })
+    }
+
+    /// Bound response bodies at `bytes` instead of 512 MiB, as they came and once inflated
+    /// (tests of the bound, which cannot afford to send 512 MiB).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// `{base_url}/{path}` (path without a leading slash).
@@ -369,7 +380,7 @@ impl Client {
                     }
                     let base = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
                     tokio::time::sleep(Duration::from_millis(
-                        base + jitter(self.backoff_ms.max(1)),
+                        base.saturating_add(jitter(self.backoff_ms.max(1))),
                     ))
                     .await;
                 }
@@ -444,6 +455,14 @@ impl Client {
         }
         let step = loop {
             match resp.chunk().await {
+                Ok(Some(chunk)) if wire.len().saturating_add(chunk.len()) > self.max_body => {
+                    break Step::Done(Err(HttpError::Failed(format!(
+                        "GET {url}: the response body is over {} bytes (HTTP {}), the most \
+                         flowctl reads in one response; no GitHub page is that large",
+                        self.max_body,
+                        status.as_u16()
+                    ))));
+                }
                 Ok(Some(chunk)) => wire.extend_from_slice(&chunk),
                 Ok(None) => {
                     // Wait for the turn holding only the body as it came: see `Turn`.
@@ -484,7 +503,7 @@ impl Client {
             return self.judge(url, status, headers, wire, parse, secondary);
         }
         let mut body = self.bodies.take();
-        let step = match gunzip(wire, &mut body, MAX_INFLATED_BODY) {
+        let step = match gunzip(wire, &mut body, self.max_body) {
             Ok(()) => self.judge(url, status, headers, &body, parse, secondary),
             // An error answer whose body does not inflate (a proxy's plain 404 page
             // marked gzip, say) is still judged by its status; its body is quoted as it came.
@@ -565,9 +584,11 @@ impl Client {
     ) -> Option<Step<T>> {
         if header_u64(h, "x-ratelimit-remaining") == Some(0) {
             let reset = header_u64(h, "x-ratelimit-reset")
-                .map(|v| v as i64)
-                .unwrap_or(now_secs() + 60);
-            let wait = (reset - now_secs()).max(0) as u64 + 1;
+                .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+                .unwrap_or(now_secs().saturating_add(60));
+            let wait = u64::try_from(reset.saturating_sub(now_secs()))
+                .unwrap_or(0)
+                .saturating_add(1);
             if wait > self.max_wait {
                 return Some(Step::Done(Err(HttpError::Failed(format!(
                     "GitHub rate limit exhausted; it resets at {} ({wait} s away, more than max_rate_limit_wait_seconds = {})",

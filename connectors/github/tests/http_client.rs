@@ -132,3 +132,40 @@ async fn a_body_is_parsed_only_after_the_page_before_gave_its_turn_up() {
     assert!(parsed.load(Ordering::SeqCst));
     assert!(turn.is_held());
 }
+
+#[tokio::test]
+async fn a_body_past_the_bound_fails_the_request_without_being_held_whole() {
+    let s = Standin::start(StandinConfig {
+        prs_per_repo: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = format!(
+        "{}/repos/standin-org-0/repo-0/pulls?state=all&per_page=100",
+        s.base_url()
+    );
+    let whole = match client(&s).await.get("x", &url, None, |b| Ok(b.len())).await {
+        Ok(Fetched::Page { data, .. }) => data,
+        _ => panic!("no page under the default bound"),
+    };
+    assert!(whole > 100_000, "30 PRs inflate to {whole} bytes");
+    // 1,000 bytes is far under what comes over the wire (the page comes gzipped): refused
+    // while it streams in. One byte under the inflated page: refused as it inflates.
+    for (bound, want) in [
+        (1_000, "the response body is over 1000 bytes".to_string()),
+        (
+            whole - 1,
+            format!("inflates to more than {} bytes", whole - 1),
+        ),
+    ] {
+        let c = client(&s).await.with_max_body(bound);
+        match c.get("x", &url, None, |b| Ok(b.len())).await {
+            Err(HttpError::Failed(m)) => assert!(m.contains(&want) && !m.contains("CANARY"), "{m}"),
+            Err(e) => panic!("bound {bound}: unexpected error {e}"),
+            Ok(_) => panic!("bound {bound}: a body over the bound was parsed"),
+        }
+    }
+    // Refused at once, not retried: a body that large will come again.
+    assert_eq!(s.stats().kind("pulls"), 3, "{:?}", s.stats());
+}
