@@ -10,7 +10,7 @@ use crate::http::{Client, Fetched, HttpError, Turn};
 use crate::rows::{latest_status, parse_deployments, DeploymentRows, LatestStatus};
 use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
-    RepoRows, ReviewItem, ReviewRows, TableRows,
+    RepoRows, ReviewItem, ReviewRows, TableRows, MAX_BATCH_TEXT_BYTES,
 };
 use crate::state::{us_to_time, OrgListing, RepoCursor, RepoRef, StreamState};
 use arrow::record_batch::RecordBatch;
@@ -201,7 +201,9 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         floor_us: cfg
             .first_run_floor(req.ingested_at)
             .map(|t| t.timestamp_micros()),
-        overlap_us: cfg.cursor_overlap_seconds as i64 * 1_000_000,
+        overlap_us: i64::try_from(cfg.cursor_overlap_seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000),
         shard: req.shard,
     };
     let orgs: Vec<&String> = cfg
@@ -301,7 +303,10 @@ impl Run<'_> {
             }
             f(&mut rows, it);
             n += 1;
-            if rows.rows() >= self.cfg.batch_rows || rows.raw_bytes() >= self.cfg.batch_bytes {
+            if rows.rows() >= self.cfg.batch_rows
+                || rows.raw_bytes() >= self.cfg.batch_bytes
+                || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES
+            {
                 match rows.finish(org, &self.ctx) {
                     Ok(b) => full.push(b),
                     Err(e) => return (full, Some(e), n),
@@ -618,7 +623,7 @@ impl Run<'_> {
     /// configured overlap), or the first-run floor, or everything.
     fn cut(&self, c: &RepoCursor) -> Option<i64> {
         c.cursor_us()
-            .map(|u| u - self.overlap_us + 1)
+            .map(|u| u.saturating_sub(self.overlap_us).saturating_add(1))
             .or(self.floor_us)
     }
 
@@ -992,7 +997,9 @@ impl Run<'_> {
                             }
                         }
                         let n = rows.append_commit(org, &r.name, &c, &self.ctx)?;
-                        if fatal.is_none() && rows.rows() >= limit {
+                        let full_now =
+                            rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
+                        if fatal.is_none() && full_now {
                             match rows.finish(org, &self.ctx) {
                                 Ok(b) => full.push(b),
                                 Err(e) => fatal = Some(e),
@@ -1036,8 +1043,9 @@ impl Run<'_> {
     ) -> std::result::Result<RepoCursor, Stop> {
         let org = a.org.as_str();
         let old = self.cursor(Deployment, key);
-        let window_us = i64::from(self.cfg.deployment_status_window_days) * 86_400_000_000;
-        let window_start = self.ctx.ingested_at_us - window_us;
+        let window_us =
+            i64::from(self.cfg.deployment_status_window_days).saturating_mul(86_400_000_000);
+        let window_start = self.ctx.ingested_at_us.saturating_sub(window_us);
         let bound = match old.cursor_us() {
             Some(_) => self.cut(&old).map(|c| c.min(window_start)),
             None => self.floor_us,

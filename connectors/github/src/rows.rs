@@ -529,6 +529,10 @@ impl Meta {
         self.raw.values_slice().len()
     }
 
+    fn text_bytes(&self) -> usize {
+        self.raw_bytes().max(self.keys.values_slice().len())
+    }
+
     fn reserve_raw(&mut self, bytes: usize) {
         if self.raw.is_empty() {
             self.raw = StringBuilder::with_capacity(64, bytes);
@@ -551,8 +555,41 @@ pub trait TableRows: Send {
     /// Size the `_RAW` buffer of a batch that has no rows yet (no-op once it has some), so
     /// it is allocated once instead of grown by doubling, each step a copy.
     fn reserve_raw(&mut self, bytes: usize);
+    /// Bytes of text in the fullest string column: an Arrow string column holds at most
+    /// 2 GiB (the builder panics past it), so batches are cut at [`MAX_BATCH_TEXT_BYTES`].
+    fn text_bytes(&self) -> usize;
     fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String>;
 }
+
+/// A batch is cut once one of its string columns holds this much text, whatever
+/// `batch_rows` says. A row's text comes from one response body of at most 512 MiB
+/// (`http::MAX_BODY`; strings only shrink when JSON is decoded), so a column stays under
+/// 768 MiB, far from Arrow's 2 GiB. Real GitHub data never comes near: a batch of 1,000
+/// pull requests holds a few MB.
+pub const MAX_BATCH_TEXT_BYTES: usize = 256 << 20;
+
+/// Text bytes a builder holds (0 for builders of numbers, times and booleans).
+trait TextBytes {
+    fn text_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl TextBytes for StringBuilder {
+    fn text_bytes(&self) -> usize {
+        self.values_slice().len()
+    }
+}
+
+impl TextBytes for ListBuilder<StringBuilder> {
+    fn text_bytes(&self) -> usize {
+        self.values_ref().values_slice().len()
+    }
+}
+
+impl TextBytes for Int64Builder {}
+impl TextBytes for BooleanBuilder {}
+impl TextBytes for TimestampMicrosecondBuilder {}
 
 macro_rules! table_rows {
     ($t:ident, $($f:ident),+) => {
@@ -565,6 +602,9 @@ macro_rules! table_rows {
             }
             fn reserve_raw(&mut self, bytes: usize) {
                 self.meta.reserve_raw(bytes)
+            }
+            fn text_bytes(&self) -> usize {
+                self.meta.text_bytes()$(.max(TextBytes::text_bytes(&self.$f)))+
             }
             fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String> {
                 let cols: Vec<ArrayRef> = vec![$(Arc::new(self.$f.finish())),+];
@@ -1456,6 +1496,23 @@ mod tests {
         // After finish the builder is empty again and takes a new reservation.
         b.reserve_raw(1 << 16);
         assert_eq!((b.rows(), b.raw_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn text_bytes_is_the_fullest_string_column_without_raw_too() {
+        let title = "x".repeat(5_000);
+        let pr = MIN_PR.replace(r#""title":"t""#, &format!(r#""title":"{title}""#));
+        let body = format!("[{pr},{pr}]");
+        let items = parse_page::<PrItem>(body.as_bytes(), false).unwrap();
+        let mut b = PrRows::new(false);
+        assert_eq!(b.text_bytes(), 0);
+        for (p, raw) in &items {
+            b.append("o", "r", p, &p.times().unwrap(), *raw);
+        }
+        // Two 5,000-byte titles; no _RAW, so raw_bytes alone would never cut this batch.
+        assert_eq!((b.raw_bytes(), b.text_bytes()), (0, 10_000));
+        b.finish("o", &ctx(false)).unwrap();
+        assert_eq!(b.text_bytes(), 0);
     }
 
     #[test]
