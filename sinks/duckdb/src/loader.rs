@@ -47,10 +47,10 @@ impl DuckDbLoader {
         let query = query.to_string();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare(&query).map_err(|e| db_err(&query, e))?;
-            let mut rows = stmt.query([]).map_err(|e| db_err(&query, e))?;
             let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(|e| db_err(&query, e))? {
-                out.push(row_text(row).map_err(|e| db_err(&query, e))?);
+            for batch in stmt.query_arrow([]).map_err(|e| db_err(&query, e))? {
+                rows_text(&batch, &mut out)
+                    .map_err(|e| PluginError::data(format!("{query}: {e}")))?;
             }
             Ok(out)
         })
@@ -469,28 +469,41 @@ fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
 }
 
-fn row_text(row: &duckdb::Row<'_>) -> duckdb::Result<Vec<Option<String>>> {
-    use duckdb::types::ValueRef as V;
-    let n = row.as_ref().column_count();
-    (0..n)
-        .map(|i| {
-            Ok(match row.get_ref(i)? {
-                V::Null => None,
-                V::Text(b) => Some(String::from_utf8_lossy(b).into_owned()),
-                V::Boolean(b) => Some(b.to_string()),
-                V::TinyInt(v) => Some(v.to_string()),
-                V::SmallInt(v) => Some(v.to_string()),
-                V::Int(v) => Some(v.to_string()),
-                V::BigInt(v) => Some(v.to_string()),
-                V::HugeInt(v) => Some(v.to_string()),
-                V::UTinyInt(v) => Some(v.to_string()),
-                V::USmallInt(v) => Some(v.to_string()),
-                V::UInt(v) => Some(v.to_string()),
-                V::UBigInt(v) => Some(v.to_string()),
-                V::Float(v) => Some(v.to_string()),
-                V::Double(v) => Some(v.to_string()),
-                other => Some(format!("{other:?}")),
+/// Appends `batch`'s rows as text. Strings, integers, floats and booleans are rendered
+/// plainly; any other type (times, dates, decimals, lists, ...) as Arrow displays it. This
+/// reads the Arrow result rather than duckdb's row values, which panic on some types a
+/// user's `flowctl query` may return (`TIME_NS`).
+fn rows_text(
+    batch: &arrow::record_batch::RecordBatch,
+    out: &mut Vec<Vec<Option<String>>>,
+) -> std::result::Result<(), arrow::error::ArrowError> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType as T, Float32Type, Float64Type};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default();
+    let columns = batch.columns();
+    let formatters = columns
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for row in 0..batch.num_rows() {
+        let cells = columns
+            .iter()
+            .zip(&formatters)
+            .map(|(c, f)| {
+                if c.is_null(row) {
+                    return None;
+                }
+                Some(match c.data_type() {
+                    T::Utf8 => c.as_string::<i32>().value(row).to_string(),
+                    T::LargeUtf8 => c.as_string::<i64>().value(row).to_string(),
+                    T::Float32 => c.as_primitive::<Float32Type>().value(row).to_string(),
+                    T::Float64 => c.as_primitive::<Float64Type>().value(row).to_string(),
+                    _ => f.value(row).to_string(),
+                })
             })
-        })
-        .collect()
+            .collect();
+        out.push(cells);
+    }
+    Ok(())
 }

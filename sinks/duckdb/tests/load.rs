@@ -476,3 +476,40 @@ async fn wide_rows_get_the_memory_they_need() {
         .unwrap();
     assert_eq!(stored, vec![vec![Some(total.to_string())]]);
 }
+
+/// `flowctl query` runs whatever SQL the user gives: every type comes back as text. duckdb's
+/// own row values panic on some (`TIME_NS`, found in review), so this reads Arrow results.
+#[tokio::test]
+async fn query_text_renders_every_type_a_user_query_may_return() {
+    let f = fixture().await;
+    let q = "SELECT 'a' AS s, 42::BIGINT AS i, 1.5::DOUBLE AS d, true AS b, NULL AS n, \
+             '12:00:01'::TIME_NS AS tn, '12:00:01'::TIME AS t, DATE '2026-01-02' AS dt, \
+             TIMESTAMP '2026-01-02 03:04:05' AS ts, 1.25::DECIMAL(5,2) AS dec, \
+             12345678901234567890123::HUGEINT AS h, [1, 2] AS l, \
+             INTERVAL 2 DAY AS iv, 'ab'::BLOB AS bl";
+    let got = f.loader.query_text(q).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let row: Vec<&str> = got[0]
+        .iter()
+        .map(|c| c.as_deref().unwrap_or("NULL"))
+        .collect();
+    assert_eq!(&row[..5], ["a", "42", "1.5", "true", "NULL"], "{row:?}");
+    assert_eq!(&row[5..7], ["12:00:01", "12:00:01"], "{row:?}");
+    assert_eq!(row[7], "2026-01-02", "{row:?}");
+    assert!(row[8].starts_with("2026-01-02T03:04:05"), "{row:?}");
+    assert_eq!(row[9], "1.25", "{row:?}");
+    assert_eq!(row[10], "12345678901234567890123", "{row:?}");
+    assert_eq!(row[11], "[1, 2]", "{row:?}");
+    assert_eq!(&row[12..], ["2 days", "6162"], "{row:?}");
+    // Statements without a result set still run.
+    assert!(
+        f.loader
+            .query_text("CREATE TABLE t (x INT)")
+            .await
+            .unwrap()
+            .len()
+            <= 1
+    );
+    let empty = f.loader.query_text("SELECT * FROM t").await.unwrap();
+    assert!(empty.is_empty());
+}
