@@ -237,10 +237,11 @@ impl ProgressSink for Tracker {
                 seconds,
                 reason,
             } => {
-                lock(&self.counters)
-                    .entry(stream.clone())
-                    .or_default()
-                    .wait_seconds += seconds;
+                {
+                    let mut counters = lock(&self.counters);
+                    let c = counters.entry(stream.clone()).or_default();
+                    c.wait_seconds = c.wait_seconds.saturating_add(seconds);
+                }
                 let msg = format!("rate limit: waiting {seconds}s ({reason})");
                 match &self.bars {
                     Some(b) => b.bar(&stream).set_message(msg),

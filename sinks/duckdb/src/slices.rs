@@ -81,7 +81,10 @@ impl FileLayout {
     }
 
     fn rows(&self) -> i64 {
-        self.row_groups.iter().map(|(r, _)| r).sum()
+        // Footers come from files on disk: a corrupt count must not overflow.
+        self.row_groups
+            .iter()
+            .fold(0i64, |n, (r, _)| n.saturating_add(*r))
     }
 }
 
@@ -100,9 +103,10 @@ pub fn plan(files: &[FileLayout], budget: u64) -> Vec<Slice> {
                 slices.push(std::mem::take(&mut cur));
                 cur_bytes = 0;
             }
-            extend(&mut cur, i, row, row + rows);
+            let end = row.saturating_add(rows);
+            extend(&mut cur, i, row, end);
             cur_bytes = cur_bytes.saturating_add(bytes);
-            row += rows;
+            row = end;
         }
     }
     if !cur.parts.is_empty() {
@@ -119,7 +123,7 @@ pub fn plan(files: &[FileLayout], budget: u64) -> Vec<Slice> {
 /// Adds rows `[start, end)` of `file` to `slice`, merging with its last part when
 /// contiguous.
 fn extend(slice: &mut Slice, file: usize, start: i64, end: i64) {
-    slice.rows += end - start;
+    slice.rows = slice.rows.saturating_add(end.saturating_sub(start));
     if let Some(last) = slice.parts.last_mut() {
         if last.file == file && last.end == start {
             last.end = end;

@@ -45,12 +45,13 @@ impl ResultSet {
         let mut total = 0u64;
         for row in &self.rows {
             if let Some(Some(v)) = row.get(i) {
-                total += v.trim().parse::<u64>().map_err(|_| {
+                let n = v.trim().parse::<u64>().map_err(|_| {
                     PluginError::data(format!(
                         "snowflake statement {}: column {name:?} holds {v:?}, expected a count",
                         self.handle
                     ))
                 })?;
+                total = total.saturating_add(n);
             }
         }
         Ok(total)

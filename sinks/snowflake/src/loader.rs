@@ -131,7 +131,7 @@ impl SnowflakeLoader {
 
     async fn copy(&self, names: &TableNames, files: &[StagedFile]) -> Result<u64> {
         let table = names.target.name.as_str();
-        let mut loaded = 0;
+        let mut loaded: u64 = 0;
         for chunk in files.chunks(sql::MAX_FILES_PER_COPY) {
             let paths: Vec<&str> = chunk.iter().map(|f| f.relative_path.as_str()).collect();
             let rs = self
@@ -152,7 +152,7 @@ impl SnowflakeLoader {
                     rs.strings("first_error").into_iter().flatten().next().unwrap_or_default()
                 )));
             }
-            loaded += rs.sum("rows_loaded")?;
+            loaded = loaded.saturating_add(rs.sum("rows_loaded")?);
         }
         let expected: u64 = files.iter().map(|f| f.rows).sum();
         if loaded != expected {
