@@ -129,7 +129,7 @@ fn invalid_unicode_escapes_and_bytes_fail_the_stream_cleanly() {
 
 #[test]
 fn a_record_repeated_across_pages_is_one_row() {
-    // Full pages (the reader treats a short page as the last): 100 PRs, then the last
+    // Full pages as GitHub sends them: 100 PRs, then the last
     // of them again (it moved while paging) and 50 more.
     let p1: Vec<String> = (1..=100).map(|i| pr(i, "\"a\"")).collect();
     let mut p2: Vec<String> = vec![pr(100, "\"a\"")];
@@ -140,9 +140,9 @@ fn a_record_repeated_across_pages_is_one_row() {
     env.assert_no_duplicate_keys();
 }
 
-/// Known gap (connectors/github/src/read.rs `pulls`): a page with fewer than 100 items
-/// ends paging even when its `Link` header has a `rel="next"`; GitHub fills pages, but
-/// the design says to follow `Link` as given, and rows behind a short page would be lost.
+/// A page with fewer than 100 items does not end paging when its `Link` header has a
+/// `rel="next"` (connectors/github/src/read.rs `pulls`): only `Link` says where the end is,
+/// and rows behind a short page would otherwise be lost.
 #[test]
 fn a_short_page_with_a_next_link_is_followed() {
     let (env, out) = run([
