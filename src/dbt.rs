@@ -117,7 +117,9 @@ fn spec_streams(spec: &Spec) -> Result<Vec<StreamInfo>, String> {
 }
 
 /// Database and schema from the warehouse block (`database`, `schema`), upper-cased as
-/// Snowflake stores unquoted identifiers.
+/// Snowflake stores unquoted identifiers. A DuckDB block has no `database`: its sources
+/// name `GITHUB_PIPELINES` too, the name `sql/dbt`'s `local` target attaches the DuckDB
+/// file under, so one sources file serves both warehouses.
 fn location(spec: &Spec) -> (String, String) {
     let get = |key: &str, default: &str| {
         spec.warehouse
