@@ -433,8 +433,8 @@ impl Load<'_> {
         let timed = |what: &str, run: &dyn Fn() -> duckdb::Result<usize>| {
             let started = std::time::Instant::now();
             let n = count(run()?);
-            let secs = started.elapsed().as_secs_f32();
-            tracing::info!(%table, rows = n, secs, "duckdb: {what}");
+            let ms = elapsed_ms(started);
+            tracing::info!(%table, rows = n, ms, "duckdb: {what}");
             Ok::<u64, duckdb::Error>(n)
         };
         let tx = conn.transaction()?;
@@ -449,8 +449,8 @@ impl Load<'_> {
         })?;
         let started = std::time::Instant::now();
         tx.commit()?;
-        let secs = started.elapsed().as_secs_f32();
-        tracing::info!(%table, secs, "duckdb: committed");
+        let ms = elapsed_ms(started);
+        tracing::info!(%table, ms, "duckdb: committed");
         Ok((staged.saturating_sub(updated + losers), updated))
     }
 
@@ -506,4 +506,10 @@ fn rows_text(
         out.push(cells);
     }
     Ok(())
+}
+
+/// Whole milliseconds since `started`, for the statement timings in the log (an `f32` of
+/// seconds logs as twenty digits).
+fn elapsed_ms(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
