@@ -349,7 +349,7 @@ pub fn parse_page<'a, T: Deserialize<'a>>(
 /// The items of a JSON list, each parsed once into `T` with its own text beside it:
 /// each element is deserialized from where it starts and its end taken from
 /// `byte_offset`, instead of scanning the page for `RawValue`s and parsing every
-/// element again (`cargo bench --bench micro`, "pulls page -> Arrow (_RAW on)").
+/// element again (`cargo bench --bench micro`, `pulls_page_to_arrow` `true`).
 /// `None` on anything unexpected; the caller then parses the usual way for the error.
 fn items_with_raw<'a, T: Deserialize<'a>>(text: &'a str) -> Option<Vec<(T, Option<&'a str>)>> {
     let b = text.as_bytes();
