@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reporting layer checks: the SQL views on known rows through the Snowflake emulator
 # (fakesnow, in-process), `dbt parse` of sql/dbt (dbt-core + dbt-duckdb, offline), and
-# `dbt run` of its staging models on a DuckDB file flowctl loaded from the GitHub stand-in.
+# `dbt build` of its staging models on a DuckDB file flowctl loaded from the GitHub stand-in.
 # Needs .venv-emu (scripts/setup-python.sh); creates .venv-dbt on first use (PyPI).
 # dbt-core 1.12 is not used: it builds dbt-core-experimental-parser by downloading a wheel
 # from GitHub releases, which fails on a machine that reaches only package registries.
@@ -29,8 +29,8 @@ DBT_DUCKDB_PATH="$tmp/ci.duckdb" DBT_SEND_ANONYMOUS_USAGE_STATS=false \
 
 echo "== dbt build (sql/dbt, target local) on a DuckDB warehouse flowctl loaded"
 # The laptop path end to end: the quickstart spec against the GitHub stand-in into a DuckDB
-# file, then the staging models and their tests over it through the `local` profile (the file attached as
-# GITHUB_PIPELINES), and their rows checked against the raw tables.
+# file, then the staging models and their tests over it through the `local` target (the
+# file attached as GITHUB_PIPELINES), and the models' rows checked against the raw tables.
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 (cd "$ROOT" && cargo build -q -p flowctl -p flowctl-github-standin)
 mkdir -p "$tmp/qs/pipelines"
