@@ -125,8 +125,11 @@ impl LocalSink {
     }
 }
 
+/// What each `arrow_to_parquet` case wrote, for `main` to print after divan's table.
+static PARQUET_SIZES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// 10,000 PR rows → one Snappy Parquet file in the `local` sink (then deleted), `_RAW` off
-/// and on (`main` prints the sizes).
+/// and on.
 #[divan::bench(args = [false, true], sample_count = 20, sample_size = 1)]
 fn arrow_to_parquet(bencher: Bencher, include_raw: bool) {
     let batches = pr_batches(include_raw);
@@ -134,13 +137,23 @@ fn arrow_to_parquet(bencher: Bencher, include_raw: bool) {
     let arrow_bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     let sink = LocalSink::new();
     let mut n = 0u32;
+    let mut parquet_bytes = 0u64;
     bencher
         .counter(ItemsCount::new(rows))
         .counter(BytesCount::new(arrow_bytes))
         .bench_local(|| {
             n += 1;
-            sink.write(&batches, n)
+            parquet_bytes = sink.write(&batches, n);
         });
+    let line = format!(
+        "arrow_to_parquet (_RAW {}): {rows} rows, {:.1} MB Arrow -> {:.1} MB Parquet a run",
+        if include_raw { "on" } else { "off" },
+        arrow_bytes as f64 / 1e6,
+        parquet_bytes as f64 / 1e6
+    );
+    if let Ok(mut sizes) = PARQUET_SIZES.lock() {
+        sizes.push(line);
+    }
 }
 
 /// `_ROW_KEY` (MD5 hex of `org|repo|id`) of 1,000 ids.
@@ -161,20 +174,9 @@ fn main() {
         "micro benchmarks, one core each; pulls page: 100 PRs, {:.2} MB JSON",
         PAGE.len() as f64 / 1e6
     );
-    let sink = LocalSink::new();
-    for include_raw in [false, true] {
-        let batches = pr_batches(include_raw);
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let arrow_mb: f64 = batches
-            .iter()
-            .map(|b| b.get_array_memory_size() as f64 / 1e6)
-            .sum();
-        let parquet_mb = sink.write(&batches, 0) as f64 / 1e6;
-        println!(
-            "arrow_to_parquet (_RAW {}): {rows} rows, {arrow_mb:.1} MB Arrow -> \
-             {parquet_mb:.1} MB Parquet a run",
-            if include_raw { "on" } else { "off" }
-        );
-    }
     divan::main();
+    // After divan's table, which a line printed inside a bench would break.
+    for line in PARQUET_SIZES.lock().map(|l| l.clone()).unwrap_or_default() {
+        println!("{line}");
+    }
 }
