@@ -79,10 +79,9 @@ struct Bench {
 }
 
 /// A bench's schema in the Snowflake emulator and its bucket in moto, both removed when
-/// the bench ends. The Snowflake emulator keeps every schema in memory (2.7 GB after one
-/// run of 4,000 PRs a repo, 1.9 GB with the drop), and later runs under the same
-/// `with-emulators.sh` competed with its CPU (BENCHMARKS.md, twelfth session); moto keeps
-/// every staged object until its bucket is emptied.
+/// the bench ends. The Snowflake emulator keeps every schema in memory, and later runs
+/// under the same `with-emulators.sh` would compete with its CPU; moto keeps every staged
+/// object until its bucket is emptied.
 struct EmulatorState(Option<(Cloud, CloudNames)>);
 
 /// What `Cloud::blocks` created for one bench.
@@ -383,8 +382,7 @@ fn trace() -> bool {
 /// `wait4`'s peak RSS counts file-backed pages too: the parts of the flowctl binary and
 /// libduckdb the run touched, clean and shared with the page cache. How many of those a
 /// process maps varies with the page cache (the kernel maps cached neighbours of a
-/// faulting page): the same `flowctl --version` measured 21.5 MB and 32.7 MB on two
-/// days. Anonymous RSS (heap, stacks, buffers) is what flowctl itself holds, and the
+/// faulting page), by ±10 MiB between runs. Anonymous RSS (heap, stacks, buffers) is what flowctl itself holds, and the
 /// figure to compare across sizes; a 10 ms sample can miss a shorter spike.
 #[derive(Default, Clone, Copy)]
 struct MemPeak {

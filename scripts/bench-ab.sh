@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Same-session A/B of flowctl builds through the e2e bench: for each size and repetition,
+# A/B of flowctl builds through the e2e bench: for each size and repetition,
 # runs every given binary in turn (through BENCH_WRAP) and prints the full sync's figures.
 #
 #   scripts/bench-ab.sh --sizes "400 4000" --reps 3 /tmp/flowctl-old target/release/flowctl

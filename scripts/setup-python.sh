@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Python tools the tests start: moto (S3), fake-gcs-server (GCS reads), fakesnow (Snowflake
-# emulator over DuckDB, with httpfs so COPY can read s3:// from moto). Pinned versions:
-# see ../shared/TESTING.md for why (fakesnow 0.12 + connector 5.x fails to start).
+# emulator over DuckDB, with httpfs so COPY can read s3:// from moto). Pinned: fakesnow
+# 0.12 with snowflake-connector-python 5.x fails to start, and 0.11.18 is the newest
+# fakesnow whose DuckDB (1.5.5) has an httpfs wheel on PyPI.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${FLOWCTL_VENV:-$ROOT/.venv-emu}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A TCP proxy that limits the bytes sent towards the upstream (uploads) to a shared
-rate, to see what a slow link does to the staging sink's memory (BENCHMARKS.md, eleventh
-session). Listens on 127.0.0.1 only; prints its URL, then runs until killed.
+rate, to see what a slow link does to the staging sink's memory (BENCHMARKS.md).
+Listens on 127.0.0.1 only; prints its URL, then runs until killed.
 
     scripts/throttle_proxy.py --upstream 127.0.0.1:9000 --mbps 4      # 4 MB/s up
     # under scripts/with-emulators.sh:

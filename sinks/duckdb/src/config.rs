@@ -8,10 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DuckDbConfig {
-    /// Database file; created on first use. Relative paths are resolved against the
-    /// directory flowctl runs in, so the quickstart works from a fresh clone. `~/` is
-    /// expanded. `:memory:` keeps everything in memory (useful for `plan` and tests only:
-    /// nothing survives the run).
+    /// Database file; created on first use. Relative paths resolve against the directory
+    /// flowctl runs in; `~/` is expanded. `:memory:` keeps nothing after the run (for
+    /// `plan` and tests).
     #[serde(default = "default_path")]
     pub path: PathBuf,
     /// Schema holding the raw tables. Same default as the Snowflake loader so the same
@@ -19,45 +18,32 @@ pub struct DuckDbConfig {
     #[serde(default = "default_schema")]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub schema: String,
-    /// Worker threads DuckDB may use. Each thread decodes its own row group of the
-    /// staged files, so with `_RAW` every extra thread costs ~100 MB of peak RSS during a
-    /// load for little speed (a load is mostly serial; with `memory_limit` unset flowctl
-    /// sizes the limit for it). `flowctl query --threads` sets a query's own.
+    /// Worker threads DuckDB may use. Each decodes its own row group, so with `_RAW` every
+    /// extra thread costs ~100 MB of peak memory during a load for little speed.
+    /// `flowctl query --threads` sets a query's own.
     #[serde(default = "default_threads")]
     #[schemars(range(min = 1))]
     pub threads: u32,
-    /// Upper bound on DuckDB's memory, in DuckDB's own syntax (`2GB`, `512MB`); DuckDB's
-    /// own default, 80% of RAM, fills with cached blocks during a large load. Unset
-    /// (the default): 128MB, or what a load's staged rows need if that is more (DuckDB
-    /// pins ~1.5 row groups of `row_group_rows` rows of the widest column while it
-    /// appends, and ~100 MB more per extra thread: ~90 MB for 19 KB `_RAW`, ~260 MB for
-    /// 75 KB commit patches; the raise is logged). With 128MB, 4,000 to 400,000 pull
-    /// requests with `_RAW` load in one transaction at 190-290 MB of RSS (see
-    /// BENCHMARKS.md). Set, it is a hard limit;
-    /// a load whose rows need more gets a warning first, and may fail "Out of Memory".
-    /// Loads only: `flowctl query` has its own `--memory-limit` (default 1GB).
+    /// DuckDB's memory limit for loads (`512MB`, `2GB`). Unset: 128MB, raised (and logged)
+    /// when the staged rows' widest column needs more. Set: a hard limit, warned about when
+    /// a load needs more. `flowctl query` has its own `--memory-limit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))]
     pub memory_limit: Option<String>,
-    /// Uncompressed bytes of staged rows loaded per transaction. 0 (the default) loads
-    /// all of a table's staged files in one transaction: all or nothing, three statements,
-    /// memory bounded (the rows are streamed into the table and written out row group by
-    /// row group; 175-300 MB of RSS measured from 4,000 to 400,000 pull requests). A positive value cuts the load along Parquet row groups
-    /// into transactions of about that size, three statements each (a failure then keeps
-    /// the slices loaded before it; the next run converges).
+    /// Uncompressed bytes of staged rows loaded per transaction. 0 (the default): one
+    /// transaction per table, all or nothing. A positive value cuts the load along Parquet
+    /// row groups; a failure keeps the earlier slices and the next run converges.
     #[serde(default = "default_load_slice_bytes")]
     pub load_slice_bytes: u64,
-    /// DuckDB storage format of a database flowctl creates (an existing file keeps its
-    /// own, whatever this says). The default `v1.2.0` compresses long strings with ZSTD:
-    /// `_RAW` takes ~40x less disk than in DuckDB's backward-compatible `v1.0.0` format,
-    /// which you need only if DuckDB older than 1.2 must open the file.
+    /// Storage format of a database flowctl creates (an existing file keeps its own).
+    /// `v1.2.0` compresses long strings such as `_RAW` with ZSTD; `v1.0.0` only if DuckDB
+    /// older than 1.2 must open the file.
     #[serde(default = "default_storage_version")]
     #[schemars(regex(pattern = r"^v[0-9]+\.[0-9]+\.[0-9]+$|^latest$"))]
     pub storage_version: String,
-    /// Rows per DuckDB row group for what this run writes (DuckDB's default is 122,880).
-    /// DuckDB holds a transaction's appended rows in memory until a row group is full and
-    /// rewrites the open one at every commit: with `_RAW` (~19 KB a row) small row groups
-    /// keep a load's memory and CPU down (BENCHMARKS.md). 2048 is DuckDB's minimum.
+    /// Rows per DuckDB row group (DuckDB's default: 122,880; its minimum: 2048). DuckDB
+    /// holds the open row group of a load in memory, so small ones keep loads of `_RAW`
+    /// lean.
     #[serde(default = "default_row_group_rows")]
     #[schemars(range(min = 2048))]
     pub row_group_rows: u32,

@@ -89,8 +89,8 @@ impl DuckDbLoader {
 
 /// Checkpoints before the connection closes, to say when it fails. DuckDB checkpoints on
 /// close by itself (folding the WAL into the database file), but silently: under a
-/// `memory_limit` too small for the checkpoint it left `<file>.wal` behind with no word
-/// (BENCHMARKS.md, eighth session). The rows are committed either way.
+/// `memory_limit` too small for the checkpoint it leaves `<file>.wal` behind with no word.
+/// The rows are committed either way.
 impl Drop for DuckDbLoader {
     fn drop(&mut self) {
         // Busy (a statement of an interrupted run still running on the blocking pool):
@@ -158,8 +158,7 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
 /// default is `<file>.tmp`.
 /// - `ROW_GROUP_SIZE`: DuckDB keeps a transaction's appended rows in memory until a row
 ///   group (122,880 rows by default) is full, and a commit rewrites the open row group;
-///   with `_RAW` that is gigabytes. Small row groups are written out as they fill: a
-///   sliced load of 20k PRs measured 268 vs 320 MiB and 2.8 vs 4.9 s CPU in DuckDB alone.
+///   with `_RAW` that is gigabytes. Small row groups are written out as they fill.
 /// - `STORAGE_VERSION` only when creating the file: attaching an existing file with it
 ///   would upgrade the file's format, which older DuckDB could then no longer open.
 fn attach_sql(path: &std::path::Path, config: &DuckDbConfig) -> Result<String> {

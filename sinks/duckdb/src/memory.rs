@@ -1,15 +1,10 @@
 //! How much memory DuckDB needs for a load, from the staged files' footers.
 //!
 //! DuckDB appends a load row group by row group (`row_group_rows`, at least 2,048 rows)
-//! and keeps what it fills and what it writes out pinned, so a load needs memory in
-//! proportion to one row group of its widest column, whatever `memory_limit` says.
-//! Measured with `_RAW` alone wide (Python DuckDB 1.5.5, 40,000 rows). One thread:
-//! 19 KB values (39 MB a row group) fail at 64MB and load at 96MB; 38 KB load at 128MB;
-//! 75 KB values (153 MB a row group) fail at 128MB and load at 256MB. Two threads: 19 KB
-//! fail at 160MB and load at 192MB; 38 KB fail at 192MB and load at 256MB. So: about 1.5
-//! row groups plus headroom for one thread, and one row group plus ~96 MiB more for each
-//! further thread. GitHub's commit files (patches) and long PR bodies can be that wide;
-//! flowctl's default limit follows this need (see `DuckDbConfig::memory_limit`).
+//! and keeps what it fills and what it writes out pinned, so a load needs about 1.5 row
+//! groups of its widest column plus headroom, and one row group plus ~96 MiB more for each
+//! further thread, whatever `memory_limit` says. The fit and its measurements:
+//! docs/memory.md. flowctl's default limit follows this need (`DuckDbConfig::memory_limit`).
 
 use crate::slices::FileLayout;
 

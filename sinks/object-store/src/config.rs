@@ -36,32 +36,26 @@ pub(crate) fn default_prefix() -> String {
 pub(crate) fn default_row_group_rows() -> usize {
     100_000
 }
-/// Encoded (compressed) bytes: `_RAW` JSON compresses ~5-16x with Snappy. 64 MiB made
-/// one row group of a whole 20,000-PR file; `row_group_decoded_bytes` is the bound that
-/// matters to readers.
+/// Encoded (compressed) bytes: `_RAW` JSON compresses ~5-16x with Snappy, so
+/// `row_group_decoded_bytes` is the bound that matters to readers.
 pub(crate) fn default_row_group_bytes() -> usize {
     4 * 1024 * 1024
 }
 /// Decoded (Arrow, uncompressed) bytes. A reader (DuckDB, Snowflake) decodes a row group
 /// a column chunk at a time, so this bounds the memory of the load whatever the data's
-/// compression ratio: ~800 pull requests with `_RAW`. With 4 MiB encoded row groups of
-/// very compressible JSON (66 MB decoded) DuckDB's load ran out of its 128MB.
+/// compression ratio: ~800 pull requests with `_RAW`.
 pub(crate) fn default_row_group_decoded_bytes() -> usize {
     16 * 1024 * 1024
 }
 /// 128 MiB (134 MB): inside the 100-250 MB Snowflake recommends for parallel loads. The
-/// Parquet writer keeps every row group's metadata (column chunks, page indexes) until
-/// the file's footer is written, ~25 KB a row group of pull requests; 256 MiB files held
-/// ~4 MB of it at their end, and a sync of 400k PRs peaked 4 MiB higher than one of 40k
-/// (BENCHMARKS.md, eleventh session).
+/// Parquet writer keeps every row group's metadata until the footer, so larger files
+/// raise the peak memory of long syncs (BENCHMARKS.md).
 pub(crate) fn default_max_file_bytes() -> u64 {
     128 * 1024 * 1024
 }
 /// The S3/GCS minimum. Parts are held in memory while uploaded (2 at a time from a spool
 /// file, or the one filling plus up to 4 with `spool: memory`), so the part size is most
-/// of a writer's memory: 10 MiB parts peaked at 79-81 MiB RSS for 40k pull
-/// requests to S3, 5 MiB at 72-74 (BENCHMARKS.md, sixth session). A 128 MiB file is 26
-/// parts, far from the 10,000-part limit.
+/// of a writer's memory. A 128 MiB file is 26 parts, far from the 10,000-part limit.
 pub(crate) fn default_upload_part_bytes() -> usize {
     MIN_PART_BYTES
 }

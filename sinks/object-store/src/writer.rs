@@ -86,23 +86,10 @@ fn properties(inner: &Inner, schema: &Schema) -> WriterProperties {
         .set_max_row_group_row_count(Some(inner.write.row_group_rows))
         .set_max_row_group_bytes(Some(inner.write.row_group_bytes))
         .set_created_by(format!("flowctl {}", env!("CARGO_PKG_VERSION")));
-    // `_RAW` holds a whole JSON document a row (~19 KB for a pull request), all distinct:
-    // a dictionary never pays off (the writer hashes every value, then falls back to plain
-    // once the dictionary page is full) and min/max statistics of JSON text serve no
-    // filter. Without both, Arrow -> Parquet with `_RAW` measured 20-40% faster
-    // (`cargo bench --bench micro`, BENCHMARKS.md).
-    //
-    // Its pages close soon after 256 KiB (256-420 KiB with pull requests): the writer
-    // closes a page only between mini-batches of `write_batch_size` rows (1,024 by default,
-    // ~19 MB of `_RAW`), so a page used to be a whole input batch, and each page's gather
-    // and Snappy buffers were 1 MiB+ fresh allocations: an `mmap` at flowctl's fixed 1 MiB
-    // threshold (`src/main.rs`) and a page fault for every 4 KiB, nearly 40% of a sync's
-    // page faults (sixth session). Pages of 512-800 KiB still faulted: parquet allocates
-    // each page's Snappy output at the page's size and then grows it to Snappy's bound
-    // (+1/6), a `realloc` that moved it onto fresh heap pages most of the time, ~80% of
-    // the remaining faults. At 256 KiB: 40k PRs to S3, page faults 363-387k -> 66-82k,
-    // CPU -20%, Parquet +1.7% (Snappy compresses in 64 KiB blocks, and a page's last
-    // block is partial); 128 KiB cost +5% for no more speed (BENCHMARKS.md, tenth session).
+    // `_RAW` values are whole JSON documents, all distinct: a dictionary never pays off and
+    // min/max statistics of JSON text serve no filter. Small pages and write batches keep
+    // each page's gather and Snappy buffers on the reused heap, not fresh page-faulted
+    // allocations (figures: BENCHMARKS.md).
     if schema.field_with_name(meta::RAW).is_ok() {
         let raw = ColumnPath::from(meta::RAW);
         props = props
