@@ -7,7 +7,7 @@
 //! an incremental run after 50 PRs changed, a full refresh, then (optionally) all five streams on a
 //! smaller world.
 //!
-//! Size and pace from the environment (defaults are the target size):
+//! Size and pace from the environment (defaults: the target size, 2 orgs × 5 repos × 4,000 PRs):
 //! `BENCH_ORGS=2 BENCH_REPOS=5 BENCH_PRS=4000 BENCH_LATENCY_MS=0`
 //! `BENCH_ALL_PRS=200` (PRs per repo of the all-streams run; 0 skips it)
 //! `BENCH_FULL_REFRESH=1` (default) ends the PR scenarios with `apply --full-refresh`,
@@ -382,8 +382,9 @@ fn trace() -> bool {
 /// `wait4`'s peak RSS counts file-backed pages too: the parts of the flowctl binary and
 /// libduckdb the run touched, clean and shared with the page cache. How many of those a
 /// process maps varies with the page cache (the kernel maps cached neighbours of a
-/// faulting page), by ±10 MiB between runs. Anonymous RSS (heap, stacks, buffers) is what flowctl itself holds, and the
-/// figure to compare across sizes; a 10 ms sample can miss a shorter spike.
+/// faulting page), by ±10 MiB between runs. Anonymous RSS (heap, stacks, buffers) is what
+/// flowctl itself holds, and the figure to compare across sizes; a 10 ms sample can miss a
+/// shorter spike.
 #[derive(Default, Clone, Copy)]
 struct MemPeak {
     anon_kb: u64,

@@ -2,7 +2,7 @@
 # End-to-end benchmark of `flowctl apply` against the GitHub stand-in, local staging and
 # DuckDB (see benches/e2e.rs for what it prints). Builds release binaries via cargo bench.
 #
-#   scripts/bench-e2e.sh                       # issue size: 2 orgs x 5 repos x 4,000 PRs
+#   scripts/bench-e2e.sh                       # target size: 2 orgs x 5 repos x 4,000 PRs
 #   scripts/bench-e2e.sh --prs 400 --prs 4000 --prs 40000   # memory flatness sweep
 #   scripts/bench-e2e.sh --orgs 1 --repos 3 --prs 1000 --latency-ms 20 --all-prs 0
 #

@@ -8,8 +8,8 @@
 //! `--full-refresh` (no state) reads everything. Rows removed from a file are NOT deleted
 //! from the warehouse.
 //!
-//! This crate is the proof that a new source is one crate plus one `inventory::submit!`:
-//! nothing in `flowctl-core` was changed for it.
+//! A new source is one crate like this one plus one `inventory::submit!`: `flowctl-core`
+//! names no source.
 
 pub mod batch;
 pub mod config;

@@ -253,7 +253,7 @@ fn s3_builder(base: AmazonS3Builder, cfg: &S3Config) -> Result<(AmazonS3Builder,
         .unwrap_or_else(|| "us-east-1".to_string());
     let mut b = b.with_region(&region);
     // Over TLS the payload's integrity is TLS's, so parts are not hashed for SigV4
-    // (SHA-256 of every staged byte was 2% of a sync's CPU); boto3 does the same for
+    // (hashing every staged byte costs ~2% of a sync's CPU); boto3 does the same for
     // S3 over https. Over plain http the payload stays signed. AWS_UNSIGNED_PAYLOAD,
     // when set, wins.
     if std::env::var_os("AWS_UNSIGNED_PAYLOAD").is_none() {
