@@ -189,15 +189,19 @@ impl SnowflakeLoader {
 fn parse_stage(stage: &str, database: &Ident, schema: &Ident) -> Result<Qualified> {
     let part = |p: &str, what: &str| Ident::from_spec(p, what);
     let (database, schema, name) = match sql::split_qualified(stage).as_slice() {
-        [n] => (database.clone(), schema.clone(), part(n, "stage")?),
+        [n] => (
+            database.clone(),
+            schema.clone(),
+            part(n, "stage")?,
+        ),
         [s, n] => (
             database.clone(),
-            part(s, "stage schema")?,
+            part(s, "stage (schema part)")?,
             part(n, "stage")?,
         ),
         [d, s, n] => (
-            part(d, "stage database")?,
-            part(s, "stage schema")?,
+            part(d, "stage (database part)")?,
+            part(s, "stage (schema part)")?,
             part(n, "stage")?,
         ),
         _ => {
