@@ -17,7 +17,7 @@
 --
 -- Views in GITHUB_PIPELINES.REPORTING:
 --   PR_LEAD_TIME              one row per merged PR: end kind, live-at time, lead time in hours
---   TEAM_WEEKLY_LEAD_TIME     per team and ISO week (Monday) the change went live:
+--   TEAM_WEEKLY_LEAD_TIME     per team and ISO week (Monday, UTC) the change went live:
 --                             count, median and p90 lead time (hours)
 
 CREATE SCHEMA IF NOT EXISTS GITHUB_PIPELINES.REPORTING;
@@ -77,7 +77,9 @@ SELECT
     FIRST_COMMIT_AT, MERGED_AT, MERGE_COMMIT_SHA,
     END_KIND,
     LIVE_AT,
-    CAST(DATE_TRUNC('WEEK', LIVE_AT) AS DATE) AS LIVE_WEEK,
+    -- Monday of the UTC week, independent of TIMEZONE and WEEK_START (reporting_data_model.sql).
+    DATEADD('day', 1 - DAYOFWEEKISO(CAST(CONVERT_TIMEZONE('UTC', LIVE_AT) AS DATE)),
+            CAST(CONVERT_TIMEZONE('UTC', LIVE_AT) AS DATE)) AS LIVE_WEEK,
     DATEDIFF('second', FIRST_COMMIT_AT, LIVE_AT) / 3600.0 AS LEAD_TIME_HOURS
 FROM ends;
 

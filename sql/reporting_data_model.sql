@@ -3,11 +3,16 @@
 -- Views (always current, nothing to refresh) in GITHUB_PIPELINES.REPORTING:
 --   PR_COMMIT_LINK        which loaded commits belong to which pull request (approximation, below)
 --   PR_FACTS              one row per pull request: author, team, reviews, time to merge, size
---   TEAM_WEEKLY_PR_STATS  per team and ISO week (Monday) of PR creation
+--   TEAM_WEEKLY_PR_STATS  per team and ISO week (Monday, UTC) of PR creation
 --
 -- Run after the loads: snowsql -f sql/reporting_data_model.sql (or the dbt project in sql/dbt).
 -- Only portable constructs are used (DATEDIFF('second', ..), MEDIAN, PERCENTILE_CONT, COUNT_IF,
--- DATE_TRUNC('WEEK', ..)) so the same file runs on Snowflake and on the fakesnow emulator.
+-- CONVERT_TIMEZONE, DAYOFWEEKISO, DATEADD) so the same file runs on Snowflake and on the
+-- fakesnow emulator.
+--
+-- Days and weeks are UTC, whatever the session's TIMEZONE: a timestamp is converted to UTC
+-- before its date is taken. Weeks start on Monday (ISO), computed with DAYOFWEEKISO rather
+-- than DATE_TRUNC('WEEK', ..), which follows the account's WEEK_START parameter.
 --
 -- PR <-> commit link (approximation). RAW_TABLES has no "commits of a pull request" table
 -- (GET /pulls/{n}/commits is not read). A pull request is linked to the commits among
@@ -89,7 +94,8 @@ SELECT
     p.MERGED_AT,
     p.CLOSED_AT,
     p.MERGE_COMMIT_SHA,
-    CAST(DATE_TRUNC('WEEK', p.CREATED_AT) AS DATE) AS CREATED_WEEK,
+    DATEADD('day', 1 - DAYOFWEEKISO(CAST(CONVERT_TIMEZONE('UTC', p.CREATED_AT) AS DATE)),
+            CAST(CONVERT_TIMEZONE('UTC', p.CREATED_AT) AS DATE)) AS CREATED_WEEK,
     CASE WHEN fc.FIRST_COMMIT_AT IS NULL OR p.CREATED_AT < fc.FIRST_COMMIT_AT
          THEN p.CREATED_AT ELSE fc.FIRST_COMMIT_AT END AS FIRST_COMMIT_AT,
     r.FIRST_REVIEW_AT,

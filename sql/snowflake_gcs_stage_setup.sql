@@ -8,7 +8,13 @@
 --   * database GITHUB_PIPELINES, schema RAW_TABLES
 --   * file format GITHUB_PIPELINES.RAW_TABLES.PARQUET_FORMAT
 --   * external stage GITHUB_PIPELINES.RAW_TABLES.GITHUB_STAGE over gcs://<bucket>/github/
+--   * warehouse ETL_WH
 --   * role FLOWCTL_LOADER with the grants flowctl needs, granted to user SVC_FLOWCTL
+--   * role TRANSFORMER (dbt and sql/reporting_data_model.sql): reads RAW_TABLES, creates
+--     the REPORTING and dbt schemas; granted to user SVC_DBT
+--   * role REPORTING_READER: reads the views in REPORTING
+--   All three roles are granted to SYSADMIN (Snowflake's recommended role hierarchy), so
+--   an admin can use them, and ACCOUNTADMIN, which inherits SYSADMIN, too.
 --
 -- Replace before running:
 --   your-data-bucket   the GCS bucket of the spec's `staging.bucket`
@@ -23,6 +29,9 @@
 -- Then point the spec at it:
 --   warehouse:
 --     type: snowflake
+--     user: SVC_FLOWCTL
+--     role: FLOWCTL_LOADER
+--     warehouse: ETL_WH
 --     database: GITHUB_PIPELINES
 --     schema: RAW_TABLES
 --     stage: GITHUB_STAGE
@@ -70,20 +79,53 @@ DESC INTEGRATION gcs_snowflake_integration;
 -- IAM changes can take a minute or two to apply; Step 7 fails until they have.
 
 -- -------------------------------------------------------------------------------------
--- Step 4. Database, schema and the role flowctl runs as.
+-- Step 4. Roles, warehouse, database, schema, and the loader's grants.
 -- -------------------------------------------------------------------------------------
+-- Unquoted names mean their upper-case form (Snowflake's identifier rules); flowctl reads
+-- a spec's names the same way, so `database: github_pipelines` finds GITHUB_PIPELINES.
+CREATE ROLE IF NOT EXISTS FLOWCTL_LOADER;
+CREATE ROLE IF NOT EXISTS TRANSFORMER;
+CREATE ROLE IF NOT EXISTS REPORTING_READER;
+GRANT ROLE FLOWCTL_LOADER TO ROLE SYSADMIN;
+GRANT ROLE TRANSFORMER TO ROLE SYSADMIN;
+GRANT ROLE REPORTING_READER TO ROLE SYSADMIN;
+
+CREATE WAREHOUSE IF NOT EXISTS ETL_WH
+    WAREHOUSE_SIZE = XSMALL
+    AUTO_SUSPEND = 60
+    AUTO_RESUME = TRUE
+    INITIALLY_SUSPENDED = TRUE;
 CREATE DATABASE IF NOT EXISTS GITHUB_PIPELINES;
 CREATE SCHEMA IF NOT EXISTS GITHUB_PIPELINES.RAW_TABLES;
 
-CREATE ROLE IF NOT EXISTS FLOWCTL_LOADER;
 GRANT USAGE ON INTEGRATION gcs_snowflake_integration TO ROLE FLOWCTL_LOADER;
 GRANT USAGE ON WAREHOUSE ETL_WH TO ROLE FLOWCTL_LOADER;
 GRANT USAGE ON DATABASE GITHUB_PIPELINES TO ROLE FLOWCTL_LOADER;
--- flowctl creates and alters its own tables (CREATE TABLE IF NOT EXISTS, ADD COLUMN);
--- CREATE STAGE lets it create the stage itself when a spec gives only
--- `storage_integration`.
+-- flowctl creates and alters its own tables (CREATE TABLE IF NOT EXISTS, ADD COLUMN) and
+-- so owns them (INSERT, MERGE, TRUNCATE, SELECT come with ownership); CREATE STAGE lets it
+-- create the stage itself when a spec gives only `storage_integration`.
 GRANT USAGE, CREATE TABLE, CREATE STAGE, CREATE FILE FORMAT
     ON SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE FLOWCTL_LOADER;
+
+-- TRANSFORMER (sql/dbt/profiles.yml, and whoever runs sql/reporting_data_model.sql and
+-- sql/lead_time_to_deploy.sql): reads every raw table, present and future (tables flowctl
+-- creates later are covered by the FUTURE grants), and creates the REPORTING schema and
+-- dbt's REPORTING_STAGING, which it then owns.
+GRANT USAGE ON WAREHOUSE ETL_WH TO ROLE TRANSFORMER;
+GRANT USAGE, CREATE SCHEMA ON DATABASE GITHUB_PIPELINES TO ROLE TRANSFORMER;
+GRANT USAGE ON SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE TRANSFORMER;
+GRANT SELECT ON ALL TABLES IN SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE TRANSFORMER;
+GRANT SELECT ON FUTURE TABLES IN SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE TRANSFORMER;
+GRANT SELECT ON ALL VIEWS IN SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE TRANSFORMER;
+GRANT SELECT ON FUTURE VIEWS IN SCHEMA GITHUB_PIPELINES.RAW_TABLES TO ROLE TRANSFORMER;
+
+-- REPORTING_READER (dashboards, analysts): the views TRANSFORMER builds. A view reads the
+-- raw tables with its owner's privileges, so readers need nothing on RAW_TABLES. Future
+-- grants on the database cover REPORTING and REPORTING_STAGING once TRANSFORMER creates them.
+GRANT USAGE ON WAREHOUSE ETL_WH TO ROLE REPORTING_READER;
+GRANT USAGE ON DATABASE GITHUB_PIPELINES TO ROLE REPORTING_READER;
+GRANT USAGE ON FUTURE SCHEMAS IN DATABASE GITHUB_PIPELINES TO ROLE REPORTING_READER;
+GRANT SELECT ON FUTURE VIEWS IN DATABASE GITHUB_PIPELINES TO ROLE REPORTING_READER;
 
 -- -------------------------------------------------------------------------------------
 -- Step 5. File format: Parquet with logical types, so timestamps arrive as TIMESTAMP_TZ
@@ -118,6 +160,16 @@ CREATE USER IF NOT EXISTS SVC_FLOWCTL
 -- ALTER USER SVC_FLOWCTL SET RSA_PUBLIC_KEY = '<contents of snowflake_key.pub without the BEGIN/END lines>';
 GRANT ROLE FLOWCTL_LOADER TO USER SVC_FLOWCTL;
 
+-- dbt's service user (sql/dbt/profiles.yml), with a key pair of its own.
+CREATE USER IF NOT EXISTS SVC_DBT
+    TYPE = SERVICE
+    DEFAULT_ROLE = TRANSFORMER
+    DEFAULT_WAREHOUSE = ETL_WH;
+-- ALTER USER SVC_DBT SET RSA_PUBLIC_KEY = '<contents of snowflake_dbt_key.pub without the BEGIN/END lines>';
+GRANT ROLE TRANSFORMER TO USER SVC_DBT;
+
+-- The admin running this script may use FLOWCTL_LOADER: it is granted to SYSADMIN (Step
+-- 4), which ACCOUNTADMIN inherits. The check runs with exactly the loader's privileges.
 USE ROLE FLOWCTL_LOADER;
 USE WAREHOUSE ETL_WH;
 LIST @GITHUB_PIPELINES.RAW_TABLES.GITHUB_STAGE;

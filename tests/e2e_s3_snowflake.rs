@@ -213,5 +213,54 @@ async fn s3_staging_and_snowflake_load_incrementally_without_duplicates() {
     for t in ["PULL_REQUEST", "PULL_REQUEST_REVIEW", "REPOSITORY"] {
         assert_eq!(cloud.duplicates(t), 0, "{t}");
     }
+    // LIST columns arrive with their elements, not as NULL or JSON text: each PR's arrays
+    // match the labels, requested reviewers and topics in the same row's `_RAW`.
+    let at = |t: &str| format!("\"GITHUB_PIPELINES\".\"{}\".\"{t}\"", cloud.schema);
+    let pr = at("PULL_REQUEST");
+    for (table, column, raw, kinds) in [
+        (
+            "PULL_REQUEST",
+            "LABELS",
+            "labels[{i}].name",
+            &["= 0", "> 1"][..],
+        ),
+        (
+            "PULL_REQUEST",
+            "REQUESTED_REVIEWERS",
+            "requested_reviewers[{i}].login",
+            &["= 0", "> 1"][..],
+        ),
+        ("REPOSITORY", "TOPICS", "topics[{i}]", &["> 1"][..]),
+    ] {
+        let t = at(table);
+        let field = raw.split('[').next().unwrap_or_default();
+        let mut differs = vec![format!(
+            "NOT IS_ARRAY(\"{column}\") OR ARRAY_SIZE(\"{column}\") <> ARRAY_SIZE(\"_RAW\":{field})"
+        )];
+        for i in 0..2 {
+            differs.push(format!(
+                "COALESCE(\"{column}\"[{i}]::VARCHAR, '') <> COALESCE(\"_RAW\":{}::VARCHAR, '')",
+                raw.replace("{i}", &i.to_string())
+            ));
+        }
+        let sql = format!("SELECT COUNT(*) FROM {t} WHERE {}", differs.join(" OR "));
+        assert_eq!(cloud.scalar(&sql), "0", "{column}: {sql}");
+        // The stand-in serves empty and longer lists; each kind must be there.
+        for cmp in kinds {
+            let n: i64 = cloud
+                .scalar(&format!(
+                    "SELECT COUNT(*) FROM {t} WHERE ARRAY_SIZE(\"{column}\") {cmp}"
+                ))
+                .parse()
+                .unwrap();
+            assert!(n > 0, "{column}: no PR with ARRAY_SIZE {cmp}");
+        }
+    }
+    assert_eq!(
+        cloud.scalar(&format!(
+            "SELECT MIN(\"LABELS\"[1]::VARCHAR) FROM {pr} WHERE ARRAY_SIZE(\"LABELS\") = 2"
+        )),
+        "enhancement ✨"
+    );
     gh.shutdown().await;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 start_dir=${1:?usage: snowflake.sh START_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-py="$root/.venv-emu/bin/python"
+py="${FLOWCTL_VENV:-$root/.venv-emu}/bin/python"
 [ -x "$py" ] || { echo "snowflake.sh: $py missing; run scripts/setup-python.sh" >&2; exit 1; }
 mkdir -p "$start_dir"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -14,6 +14,19 @@ Test markers (SQL comments in the statement):
   /*flowctl-test:fail-once*/  run the statement, then answer 503 as if the answer was lost;
                               the retry (same requestId, retry=true) gets the stored result
 
+Stricter than fakesnow where Snowflake is (Snowflake docs: "Submitting a request to execute
+SQL statements", "Snowflake SQL API reference"):
+  * the request fields `database`, `schema`, `warehouse`, `role` are case-sensitive: a name
+    that matches an existing database or schema only in another case is refused (422, code
+    390201 "does not exist or not authorized"), and so is a warehouse or role name that is
+    not upper case (the only names the emulator's unquoted objects have); a database or
+    schema that does not exist at all is created, as fakesnow does, when its name is upper
+    case (what an unquoted CREATE would make);
+  * null in those fields is refused: a client leaves unset keys out;
+  * the session time zone is the request's `parameters.timezone`, else the account default
+    America/Los_Angeles (Snowflake's default TIMEZONE), not UTC as in fakesnow.
+Every request body is kept (last 500) under /flowctl-test/stats "bodies" for tests.
+
 The JWT is only checked for presence and the KEYPAIR_JWT token-type header.
 Run: python snowflake_sqlapi.py --port PORT  (env FLOWCTL_TEST_S3_ENDPOINT=http://host:port
 enables COPY from s3:// stages against moto through DuckDB's httpfs extension).
@@ -27,6 +40,7 @@ import decimal
 import json
 import os
 import pathlib
+import re
 import threading
 import time
 import uuid
@@ -49,7 +63,8 @@ LOCK = threading.Lock()  # fakesnow connections are not thread-safe
 CONNS: dict[tuple[str | None, str | None], Any] = {}
 BY_REQUEST: dict[str, tuple[int, dict]] = {}  # requestId -> stored answer
 STATEMENTS: dict[str, dict] = {}  # handle -> {"state": ..., "answer": (status, body)}
-STATS = {"executions": {}, "cancels": [], "posts": 0}
+STATS: dict[str, Any] = {"executions": {}, "cancels": [], "posts": 0, "bodies": []}
+ACCOUNT_TIMEZONE = "America/Los_Angeles"  # Snowflake's default TIMEZONE parameter
 
 
 def setup_httpfs() -> None:
@@ -66,11 +81,46 @@ def setup_httpfs() -> None:
         )
 
 
-def conn_for(database: str | None, schema: str | None):
-    key = (database.upper() if database else None, schema.upper() if schema else None)
+class ContextError(Exception):
+    """A request field names no object (Snowflake answers 422, code 390201)."""
+
+
+def existing(query: str, *args: str) -> list[str]:
+    return [r[0] for r in FS.duck_conn.execute(query, list(args)).fetchall()]
+
+
+def resolve(kind: str, name: str, have: list[str]) -> None:
+    """Check a case-sensitive request field against the names that exist."""
+    if name in have:
+        return
+    if any(h.upper() == name.upper() for h in have) or name != name.upper():
+        raise ContextError(f"The requested {kind} does not exist or not authorized.")
+
+
+def conn_for(body: dict):
+    for key in ("database", "schema", "warehouse", "role"):
+        if key in body and not isinstance(body[key], str):
+            raise ContextError(f"Invalid value for field '{key}': {body[key]!r}")
+    database, schema = body.get("database"), body.get("schema")
+    for kind in ("warehouse", "role"):
+        if kind in body:
+            resolve(kind, body[kind], [])
+    if database is not None:
+        resolve("database", database, existing("SELECT database_name FROM duckdb_databases()"))
+        if schema is not None:
+            resolve("schema", schema, existing(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ?", database))
+    key = (database, schema)
     if key not in CONNS:
-        CONNS[key] = FS.connect(key[0], key[1])
+        CONNS[key] = FS.connect(database, schema)
     return CONNS[key]
+
+
+def set_timezone(conn, body: dict) -> None:
+    tz = (body.get("parameters") or {}).get("timezone") or ACCOUNT_TIMEZONE
+    if not re.fullmatch(r"[A-Za-z0-9_/+-]+", tz):
+        raise ContextError(f"invalid value [{tz}] for parameter 'TIMEZONE'")
+    conn._duck_conn.execute(f"SET TimeZone = '{tz}'")  # noqa: SLF001
 
 
 def cell(v: Any) -> str | None:
@@ -91,7 +141,11 @@ def run_statement(body: dict, handle: str) -> tuple[int, dict]:
     sql = body.get("statement") or ""
     with LOCK:
         STATS["executions"][handle] = STATS["executions"].get(handle, 0) + 1
-        conn = conn_for(body.get("database"), body.get("schema"))
+        try:
+            conn = conn_for(body)
+            set_timezone(conn, body)
+        except ContextError as e:
+            return 422, failure(handle, "390201", "08004", str(e))
         cur = conn.cursor()
         try:
             cur.execute(sql, server=True)
@@ -154,6 +208,7 @@ async def submit(request: Request) -> JSONResponse:
         status, body = BY_REQUEST[request_id]
         return JSONResponse(body, status)
     body = await request.json()
+    STATS["bodies"] = [*STATS["bodies"][-499:], body]
     sql = body.get("statement") or ""
     handle = str(uuid.uuid4())
     if "/*flowctl-test:hang*/" in sql:

@@ -21,6 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RAW = "GITHUB_PIPELINES.RAW_TABLES"
 REP = "GITHUB_PIPELINES.REPORTING"
 
+SESSION_TZ = "America/Los_Angeles"  # Snowflake's default TIMEZONE parameter
 META = "_ROW_KEY VARCHAR, _INGESTED_AT TIMESTAMP_TZ, _SOURCE_ORG VARCHAR, _BATCH_ID VARCHAR"
 
 DDL = {
@@ -57,7 +58,8 @@ PRS = [
     (3, "web", 1, "carol", "2024-01-03 10:00", "2024-01-03 14:00", "m3w", "h3"),
     (4, "svc", 1, "dave", "2024-01-04 00:00", "2024-01-05 00:00", "m4", "h4"),
     (5, "api", 3, "alice", "2024-01-04 09:00", None, "test-merge-5", "h5"),
-    (6, "api", 4, "bob", "2024-01-08 09:00", "2024-01-08 10:00", "m6", "h6"),
+    # Opened and deployed early on a Monday (UTC), still Sunday in Los Angeles.
+    (6, "api", 4, "bob", "2024-01-08 02:00", "2024-01-08 03:00", "m6", "h6"),
     (7, "api", 5, "alice", "2024-01-02 12:00", "2024-01-02 13:00", "m7", "h7"),
 ]
 # Reviews: (id, pr_id, repo, reviewer, state, submitted, commit_id)
@@ -74,7 +76,7 @@ COMMITS = [
     ("m1", "api", "2024-01-02 09:00"),
     ("r3", "web", "2024-01-03 07:00"),
     ("m2", "api", "2024-01-03 08:00"),
-    ("m6", "api", "2024-01-08 10:00"),
+    ("m6", "api", "2024-01-08 03:00"),
 ]
 # Files: (sha, repo, filename, additions, deletions)
 FILES = [
@@ -92,7 +94,7 @@ DEPLOYS = [
     (102, "api", "m1", "production", "2024-01-02 10:30", "failure", "2024-01-02 11:00"),
     (103, "api", "m1", "production", "2024-01-02 11:30", "success", "2024-01-02 12:00"),
     (104, "api", "m3", "production", "2024-01-03 19:00", "success", "2024-01-03 20:00"),
-    (105, "api", "m6", "Production", "2024-01-09 08:00", "success", "2024-01-09 09:00"),
+    (105, "api", "m6", "Production", "2024-01-08 04:00", "success", "2024-01-08 05:00"),
     (106, "svc", "s0", "production", "2024-01-01 08:00", "success", "2024-01-01 09:00"),
 ]
 
@@ -145,6 +147,9 @@ class ReportingSql(unittest.TestCase):
         cls._patch = fakesnow.patch()
         cls._patch.__enter__()
         cls.conn = snowflake.connector.connect(database="GITHUB_PIPELINES", schema="RAW_TABLES")
+        # A session in Snowflake's default account time zone, not fakesnow's UTC: days and
+        # weeks must still be UTC ones (PR 6 opens and goes live on a Monday, UTC).
+        cls.conn._duck_conn.execute(f"SET TimeZone = '{SESSION_TZ}'")  # noqa: SLF001
         cur = cls.conn.cursor()
         seed(cur)
         for path in ("sql/reporting_data_model.sql", "sql/lead_time_to_deploy.sql"):
@@ -209,7 +214,7 @@ class ReportingSql(unittest.TestCase):
         })
         hours = {k: (None if v["LEAD_TIME_HOURS"] is None else float(v["LEAD_TIME_HOURS"]))
                  for k, v in lt.items()}
-        self.assertEqual(hours, {1: 30.0, 2: 36.0, 3: 7.0, 4: None, 6: 24.0, 7: 32.0})
+        self.assertEqual(hours, {1: 30.0, 2: 36.0, 3: 7.0, 4: None, 6: 3.0, 7: 32.0})
 
     def test_weekly_team_lead_time_median_and_p90(self):
         rows = self.rows(f"SELECT * FROM {REP}.TEAM_WEEKLY_LEAD_TIME ORDER BY TEAM, WEEK")
@@ -218,7 +223,7 @@ class ReportingSql(unittest.TestCase):
                 round(float(r["P90_LEAD_TIME_HOURS"]), 6)) for r in rows]
         self.assertEqual(got, [
             ("core", dt.date(2024, 1, 1), 3, 0, 32.0, 35.2),  # 30, 32, 36
-            ("core", dt.date(2024, 1, 8), 1, 0, 24.0, 24.0),
+            ("core", dt.date(2024, 1, 8), 1, 0, 3.0, 3.0),  # live Monday 05:00 UTC
             ("web", dt.date(2024, 1, 1), 1, 1, 7.0, 7.0),
         ])
 
@@ -232,6 +237,20 @@ class ReportingSql(unittest.TestCase):
         self.assertAlmostEqual(float(r["MEDIAN_HOURS_TO_MERGE"]), 24.0)  # 24, 24, 1
         self.assertAlmostEqual(float(r["P90_HOURS_TO_MERGE"]), 24.0)
         self.assertAlmostEqual(float(r["MEDIAN_HOURS_TO_FIRST_REVIEW"]), 2.0)
+
+    def test_session_time_zone_is_not_utc(self):
+        # Guards the test itself: without it the UTC checks above could not fail.
+        got = self.rows("SELECT CAST('2024-01-08 02:00:00+00:00'::TIMESTAMP_TZ AS DATE) AS D")
+        self.assertEqual(got[0]["D"], dt.date(2024, 1, 7))
+
+    def test_weeks_do_not_follow_week_start(self):
+        # DATE_TRUNC('WEEK', ..) follows the account's WEEK_START (the emulator always
+        # starts on Monday, so only the text can show it): weeks come from DAYOFWEEKISO.
+        for path in ("sql/reporting_data_model.sql", "sql/lead_time_to_deploy.sql"):
+            sql = "\n".join(statements(path)).upper()
+            self.assertNotRegex(sql, r"DATE_TRUNC\(\s*'(WEEK|WK|W)", path)
+            self.assertNotRegex(sql, r"\b(WEEK|WEEKOFYEAR|DAYOFWEEK|YEAROFWEEK)\s*\(", path)
+            self.assertIn("DAYOFWEEKISO(CAST(CONVERT_TIMEZONE('UTC'", sql, path)
 
     def test_columns_exist_in_github_schema(self):
         schema = ROOT / "connectors/github/src/schema.rs"

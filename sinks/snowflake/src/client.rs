@@ -11,7 +11,8 @@ use std::time::Duration;
 
 const MAX_ATTEMPTS: u32 = 5;
 
-/// Session context sent with every statement.
+/// Session context sent with every statement, each name as Snowflake stores it (the SQL
+/// API's `database`, `schema`, `warehouse` and `role` fields are case-sensitive).
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     pub database: String,
@@ -121,14 +122,7 @@ impl SqlApi {
     /// Run one statement to completion and return its result.
     pub async fn execute(&self, statement: &str) -> Result<ResultSet> {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "statement": statement,
-            "timeout": self.timeout_secs,
-            "database": self.ctx.database,
-            "schema": self.ctx.schema,
-            "warehouse": self.ctx.warehouse,
-            "role": self.ctx.role,
-        });
+        let body = request_body(&self.ctx, statement, self.timeout_secs);
         let url = format!("{}/api/v2/statements", self.base);
         let answer = self
             .send_retrying(statement, |retry| {
@@ -311,6 +305,26 @@ impl SqlApi {
             rows,
         })
     }
+}
+
+/// The body of `POST /api/v2/statements`. Unset warehouse and role are left out, so
+/// Snowflake applies the user's defaults. `timezone` is UTC on every statement: Parquet
+/// timestamps then land in TIMESTAMP_TZ as +00:00 whatever the account's default zone
+/// (Snowflake's SQL API reference, "Body of the POST request", `parameters`).
+pub fn request_body(ctx: &Context, statement: &str, timeout_secs: u64) -> Value {
+    let mut body = json!({
+        "statement": statement,
+        "timeout": timeout_secs,
+        "database": ctx.database,
+        "schema": ctx.schema,
+        "parameters": { "timezone": "UTC" },
+    });
+    for (key, value) in [("warehouse", &ctx.warehouse), ("role", &ctx.role)] {
+        if let Some(v) = value {
+            body[key] = Value::String(v.clone());
+        }
+    }
+    body
 }
 
 fn rows_of(body: &Value, base: &str) -> Result<Vec<Vec<Option<String>>>> {

@@ -8,21 +8,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnowflakeConfig {
-    /// Account identifier as in the URL, e.g. `myorg-myaccount` or `xy12345.us-east-1`.
-    /// The JWT uses it uppercased without the region suffix, as Snowflake requires.
+    /// Account identifier as in the URL: `myorg-myaccount` (organisation and account name),
+    /// `xy12345.us-east-2.aws` (locator with region), or a `.global` identifier. The JWT
+    /// names it the way Snowflake's connectors do: upper case, cut at the first `.` (at the
+    /// first `-` for `.global`).
     pub account: String,
     /// User the public key is registered on (`ALTER USER ... SET RSA_PUBLIC_KEY`).
     pub user: String,
-    /// Role for every statement; absent means the user's default role.
+    /// Role for every statement; absent means the user's default role. Names here follow
+    /// Snowflake's identifier rules: a plain name means its upper-case form
+    /// (`flowctl_loader` is `FLOWCTL_LOADER`); write `'"Name"'` for an exact-case name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Virtual warehouse that runs COPY and MERGE; absent means the user's default.
+    /// Plain name: upper-case form; `'"Name"'`: exactly that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<String>,
     /// Database holding the raw tables (and the stage, unless `stage` is qualified).
+    /// Plain name: upper-case form (`github_pipelines` is `GITHUB_PIPELINES`); `'"Name"'`:
+    /// exactly that.
     #[serde(default = "default_database")]
     pub database: String,
-    /// Schema holding the raw tables.
+    /// Schema holding the raw tables. Plain name: upper-case form; `'"Name"'`: exactly that.
     #[serde(default = "default_schema")]
     pub schema: String,
     /// Path of the PKCS#8 PEM private key (`~/` expanded). Exactly one of
@@ -37,12 +44,14 @@ pub struct SnowflakeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_passphrase: Option<SecretRef>,
     /// Storage integration that grants Snowflake access to the staging bucket. Given
-    /// without `stage`, flowctl creates the stage itself over the staging root.
+    /// without `stage`, flowctl creates the stage itself over the staging root. Plain name:
+    /// upper-case form; `'"Name"'`: exactly that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_integration: Option<String>,
     /// Name of the external stage over the staging root (created by the sql/ setup
-    /// scripts). Unqualified names live in `database`.`schema`. Default `FLOWCTL_STAGE`
-    /// when flowctl creates it from `storage_integration`.
+    /// scripts): `NAME`, `SCHEMA.NAME` or `DATABASE.SCHEMA.NAME`, unqualified parts from
+    /// `database` and `schema`; each part plain (upper-case form) or `"Quoted"` (exact).
+    /// Default `FLOWCTL_STAGE` when flowctl creates it from `storage_integration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// Server-side limit per statement, so a stuck COPY or MERGE cannot run (and bill) forever.

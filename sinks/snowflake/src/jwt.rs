@@ -81,11 +81,19 @@ impl KeyPair {
     }
 }
 
-/// `ACCOUNT` as the JWT wants it: uppercased, without a region or cloud suffix after
-/// the first dot (`xy12345.us-east-1` → `XY12345`).
+/// `ACCOUNT` as the JWT wants it, derived the way Snowflake's connectors derive it
+/// (snowflake-connector-python `auth/keypair.py`, the JDBC driver's `SessionUtilKeyPair`,
+/// gosnowflake's `extractAccountName`): upper case; a `.global` identifier cut at its
+/// first `-`, any other at its first `.`. So `myorg-myaccount` → `MYORG-MYACCOUNT`,
+/// `xy12345.us-east-2.aws` → `XY12345`, `myacct-xy12345.global` → `MYACCT`.
 pub fn jwt_account(account: &str) -> String {
+    let cut = if account.to_ascii_lowercase().contains(".global") {
+        '-'
+    } else {
+        '.'
+    };
     account
-        .split('.')
+        .split(cut)
         .next()
         .unwrap_or(account)
         .to_ascii_uppercase()

@@ -18,6 +18,8 @@ use tokio::sync::OnceCell;
 #[derive(Debug)]
 pub struct SnowflakeLoader {
     cfg: SnowflakeConfig,
+    /// Database, schema, warehouse and role as Snowflake stores them (see `Ident::from_spec`).
+    ctx: Context,
     stage: Qualified,
     /// Set when flowctl must create the stage itself.
     integration: Option<Ident>,
@@ -47,19 +49,42 @@ impl SnowflakeLoader {
                     "snowflake: set `stage` (created by sql/snowflake_*_stage_setup.sql) or `storage_integration` (flowctl then creates the stage)",
                 ))
             }
-            (None, Some(i)) => Some(Ident::new(i, "storage_integration")?),
+            (None, Some(i)) => Some(Ident::from_spec(i, "storage_integration")?),
             (Some(_), _) => None,
         };
-        let stage = parse_stage(cfg.stage.as_deref().unwrap_or(DEFAULT_STAGE), &cfg)?;
-        // Validate now so a bad name fails at `validate`, not mid-run.
-        TableNames::new(&cfg.database, &cfg.schema, "T")?;
+        // Resolved now, so a bad name fails at `validate`, not mid-run.
+        let database = Ident::from_spec(&cfg.database, "database")?;
+        let schema = Ident::from_spec(&cfg.schema, "schema")?;
+        let optional = |name: &Option<String>, what: &str| {
+            name.as_deref()
+                .map(|n| Ident::from_spec(n, what).map(|i| i.as_str().to_string()))
+                .transpose()
+        };
+        let ctx = Context {
+            warehouse: optional(&cfg.warehouse, "warehouse")?,
+            role: optional(&cfg.role, "role")?,
+            database: database.as_str().to_string(),
+            schema: schema.as_str().to_string(),
+        };
+        let stage = parse_stage(
+            cfg.stage.as_deref().unwrap_or(DEFAULT_STAGE),
+            &database,
+            &schema,
+        )?;
         Ok(SnowflakeLoader {
             cfg,
+            ctx,
             stage,
             integration,
             api: OnceCell::new(),
             stage_ready: OnceCell::new(),
         })
+    }
+
+    /// The session context every statement is sent with (names resolved as Snowflake
+    /// stores them).
+    pub fn context(&self) -> &Context {
+        &self.ctx
     }
 
     /// Run one statement through the same client and session context as the loads (for
@@ -84,16 +109,10 @@ impl SnowflakeLoader {
         };
         let key = KeyPair::from_pem(&pem, pass.as_ref().map(|p| p.expose()), &origin)?;
         let jwt = Arc::new(JwtSource::new(key, &self.cfg.account, &self.cfg.user));
-        let ctx = Context {
-            database: self.cfg.database.clone(),
-            schema: self.cfg.schema.clone(),
-            warehouse: self.cfg.warehouse.clone(),
-            role: self.cfg.role.clone(),
-        };
         SqlApi::new(
             self.cfg.base_url(),
             jwt,
-            ctx,
+            self.ctx.clone(),
             self.cfg.statement_timeout_seconds,
             Duration::from_millis(self.cfg.poll_interval_ms.max(10)),
         )
@@ -165,13 +184,26 @@ impl SnowflakeLoader {
     }
 }
 
-/// `NAME`, `SCHEMA.NAME` or `DB.SCHEMA.NAME`, unqualified parts taken from the config.
-fn parse_stage(stage: &str, cfg: &SnowflakeConfig) -> Result<Qualified> {
-    let parts: Vec<&str> = stage.split('.').collect();
-    let (db, schema, name) = match parts.as_slice() {
-        [n] => (cfg.database.as_str(), cfg.schema.as_str(), *n),
-        [s, n] => (cfg.database.as_str(), *s, *n),
-        [d, s, n] => (*d, *s, *n),
+/// `NAME`, `SCHEMA.NAME` or `DB.SCHEMA.NAME` (each part plain or "quoted"), unqualified
+/// parts taken from the spec's database and schema.
+fn parse_stage(stage: &str, database: &Ident, schema: &Ident) -> Result<Qualified> {
+    let part = |p: &str, what: &str| Ident::from_spec(p, what);
+    let (database, schema, name) = match sql::split_qualified(stage).as_slice() {
+        [n] => (
+            database.clone(),
+            schema.clone(),
+            part(n, "stage")?,
+        ),
+        [s, n] => (
+            database.clone(),
+            part(s, "stage (schema part)")?,
+            part(n, "stage")?,
+        ),
+        [d, s, n] => (
+            part(d, "stage (database part)")?,
+            part(s, "stage (schema part)")?,
+            part(n, "stage")?,
+        ),
         _ => {
             return Err(PluginError::config(format!(
                 "snowflake: stage {stage:?} must be NAME, SCHEMA.NAME or DATABASE.SCHEMA.NAME"
@@ -179,9 +211,9 @@ fn parse_stage(stage: &str, cfg: &SnowflakeConfig) -> Result<Qualified> {
         }
     };
     Ok(Qualified {
-        database: Ident::new(db, "stage database")?,
-        schema: Ident::new(schema, "stage schema")?,
-        name: Ident::new(name, "stage")?,
+        database,
+        schema,
+        name,
     })
 }
 

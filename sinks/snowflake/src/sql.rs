@@ -8,18 +8,16 @@ use flowctl_core::{PluginError, Result, TableSpec};
 /// Snowflake caps the FILES list of one COPY at 1,000 names.
 pub const MAX_FILES_PER_COPY: usize = 1000;
 
-/// A validated identifier (`[A-Za-z_][A-Za-z0-9_$]*`), rendered double-quoted so its case
-/// is kept exactly (raw tables are UPPER_SNAKE_CASE).
+/// A validated identifier, kept as the name Snowflake stores (what SHOW lists) and rendered
+/// double-quoted, so SQL and the SQL API's case-sensitive request fields always agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ident(String);
 
 impl Ident {
+    /// An exact-case name of flowctl's own (tables and columns, UPPER_SNAKE_CASE):
+    /// `[A-Za-z_][A-Za-z0-9_$]*`, case kept.
     pub fn new(name: &str, what: &str) -> Result<Self> {
-        let mut chars = name.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+        if is_plain(name) {
             Ok(Ident(name.to_string()))
         } else {
             Err(PluginError::config(format!(
@@ -27,13 +25,74 @@ impl Ident {
             )))
         }
     }
+
+    /// A name from a spec, read the way Snowflake reads an identifier: a plain name
+    /// (`github_pipelines`) means its upper-case form (`GITHUB_PIPELINES`); a name in double
+    /// quotes (`"MixedCase"`, `""` for a quote inside) means exactly that text.
+    pub fn from_spec(name: &str, what: &str) -> Result<Self> {
+        if let Some(inner) = name.strip_prefix('"') {
+            let bad = |why: &str| {
+                PluginError::config(format!(
+                    "{what} `{name}`: {why} (a quoted Snowflake identifier is \"Name\", with \"\" for a quote inside)"
+                ))
+            };
+            let inner = inner
+                .strip_suffix('"')
+                .ok_or_else(|| bad("the closing double quote is missing"))?;
+            if inner.replace("\"\"", "").contains('"') {
+                return Err(bad("a double quote inside must be doubled"));
+            }
+            let exact = inner.replace("\"\"", "\"");
+            if exact.is_empty() || exact.len() > 255 || exact.chars().any(char::is_control) {
+                return Err(bad("expected 1 to 255 printable characters"));
+            }
+            return Ok(Ident(exact));
+        }
+        if is_plain(name) {
+            Ok(Ident(name.to_ascii_uppercase()))
+        } else {
+            Err(PluginError::config(format!(
+                "{what} `{name}` is not a valid Snowflake identifier: a plain name has letters, digits, _ or $ and does not start with a digit (it means its upper-case form); put any other name in double quotes, e.g. '\"{name}\"', for exactly that text"
+            )))
+        }
+    }
+
+    /// The name as Snowflake stores it (for the SQL API's case-sensitive fields and
+    /// INFORMATION_SCHEMA lookups).
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// `"NAME"`.
+    /// `"NAME"`, quotes inside doubled.
     pub fn quoted(&self) -> String {
-        format!("\"{}\"", self.0)
+        format!("\"{}\"", self.0.replace('"', "\"\""))
     }
+}
+
+fn is_plain(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// Split `a.b."c.d"` into its parts, dots inside double quotes kept (each part is then
+/// read by [`Ident::from_spec`]).
+pub fn split_qualified(name: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => {
+                parts.push(&name[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&name[start..]);
+    parts
 }
 
 /// A single-quoted string literal: quotes doubled and backslashes escaped (Snowflake
@@ -51,17 +110,6 @@ pub struct Qualified {
 }
 
 impl Qualified {
-    /// `DB.SCHEMA.NAME` without quotes: only for stages, whose names users write by hand
-    /// in any case and Snowflake resolves case-insensitively (the parts are validated,
-    /// so nothing can be injected).
-    pub fn unquoted(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            self.database.as_str(),
-            self.schema.as_str(),
-            self.name.as_str()
-        )
-    }
     pub fn quoted(&self) -> String {
         format!(
             "{}.{}.{}",
@@ -122,9 +170,10 @@ pub struct TableNames {
 }
 
 impl TableNames {
+    /// `database` and `schema` as a spec gives them ([`Ident::from_spec`]); `table` exact.
     pub fn new(database: &str, schema: &str, table: &str) -> Result<Self> {
-        let database = Ident::new(database, "database")?;
-        let schema = Ident::new(schema, "schema")?;
+        let database = Ident::from_spec(database, "database")?;
+        let schema = Ident::from_spec(schema, "schema")?;
         Ok(TableNames {
             target: Qualified {
                 database: database.clone(),
@@ -201,9 +250,9 @@ pub fn add_column(table: &Qualified, field: &Field, stage: bool) -> Result<Strin
     ))
 }
 
-/// The stage reference of COPY: `@DB.SCHEMA.STAGE`.
+/// The stage reference of COPY: `@"DB"."SCHEMA"."STAGE"`.
 pub fn stage_ref(stage: &Qualified) -> String {
-    format!("@{}", stage.unquoted())
+    format!("@{}", stage.quoted())
 }
 
 /// CREATE STAGE over the staging root, for specs that give `storage_integration` but no
@@ -225,9 +274,9 @@ pub fn create_stage(stage: &Qualified, root_uri: &str, integration: &Ident) -> R
     };
     Ok(format!(
         "CREATE STAGE IF NOT EXISTS {} URL={} STORAGE_INTEGRATION={}",
-        stage.unquoted(),
+        stage.quoted(),
         literal(&url),
-        integration.as_str()
+        integration.quoted()
     ))
 }
 

@@ -1,6 +1,7 @@
 //! Config parsing, defaults, the published schema and the registration.
 
-use flowctl_snowflake::SnowflakeConfig;
+use flowctl_snowflake::client::request_body;
+use flowctl_snowflake::{SnowflakeConfig, SnowflakeLoader};
 use serde_json::json;
 
 fn base() -> serde_json::Value {
@@ -55,4 +56,73 @@ fn registration_builds_and_checks_key_and_stage() {
     bad["schema"] = json!("RAW; DROP");
     let e = (reg.build)(bad).err().unwrap().to_string();
     assert!(e.contains("RAW; DROP"), "{e}");
+}
+
+fn loader(v: serde_json::Value) -> flowctl_core::Result<SnowflakeLoader> {
+    SnowflakeLoader::from_config(serde_json::from_value(v).unwrap())
+}
+
+/// The SQL API's `database`, `schema`, `warehouse` and `role` fields are case-sensitive
+/// (Snowflake's "Submitting a request to execute SQL statements": they must match the case
+/// SHOW returns), so a plain name is sent in its upper-case form, a quoted one exactly.
+#[test]
+fn request_fields_carry_names_as_snowflake_stores_them() {
+    let mut v = base();
+    v["database"] = json!("github_pipelines");
+    v["schema"] = json!("Raw_Tables");
+    v["warehouse"] = json!("etl_wh");
+    v["role"] = json!("flowctl_loader");
+    let l = loader(v).unwrap();
+    let body = request_body(l.context(), "SELECT 1", 60);
+    assert_eq!(body["database"], "GITHUB_PIPELINES");
+    assert_eq!(body["schema"], "RAW_TABLES");
+    assert_eq!(body["warehouse"], "ETL_WH");
+    assert_eq!(body["role"], "FLOWCTL_LOADER");
+
+    let mut v = base();
+    v["database"] = json!("\"MixedCase\"");
+    v["schema"] = json!("\"raw\"");
+    v["role"] = json!("\"Loader\"");
+    let l = loader(v).unwrap();
+    let body = request_body(l.context(), "SELECT 1", 60);
+    assert_eq!(
+        (&body["database"], &body["schema"], &body["role"]),
+        (&json!("MixedCase"), &json!("raw"), &json!("Loader"))
+    );
+
+    for (key, bad) in [
+        ("warehouse", "etl-wh"),
+        ("role", "\"open"),
+        ("stage", "a.b.c.d"),
+    ] {
+        let mut v = base();
+        v[key] = json!(bad);
+        let e = loader(v).unwrap_err().to_string();
+        assert!(e.contains(bad), "{key}: {e}");
+    }
+}
+
+/// Unset warehouse and role are left out (Snowflake then uses the user's defaults), never
+/// sent as null; every statement runs with the session time zone UTC.
+#[test]
+fn unset_context_is_left_out_and_time_zone_is_utc() {
+    let l = loader(base()).unwrap();
+    let body = request_body(l.context(), "SELECT 1", 60);
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        !keys.contains(&"warehouse") && !keys.contains(&"role"),
+        "{body}"
+    );
+    assert!(
+        body.as_object().unwrap().values().all(|v| !v.is_null()),
+        "{body}"
+    );
+    assert_eq!(body["parameters"], json!({"timezone": "UTC"}));
+    assert_eq!(body["timeout"], 60);
+    assert_eq!(body["statement"], "SELECT 1");
 }

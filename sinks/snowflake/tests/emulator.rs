@@ -2,7 +2,9 @@
 //! (scripts/emulators/snowflake_sqlapi.py), with Parquet staged on moto S3.
 //! Needs FLOWCTL_TEST_SNOWFLAKE_URL and FLOWCTL_TEST_S3_ENDPOINT.
 
-use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::meta::{metadata_fields, RAW};
@@ -56,22 +58,41 @@ async fn setup() -> Option<Env> {
         options: BTreeMap::new(),
     };
     let schema_name = format!("RAW_{}", id.to_uppercase());
-    let cfg: SnowflakeConfig = serde_json::from_value(serde_json::json!({
-        "account": "test.us-east-1",
-        "user": "flowctl",
-        "schema": schema_name,
-        "private_key_path": concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_key.p8"),
-        "storage_integration": "TEST_INT",
-        "base_url": sf_url,
-        "poll_interval_ms": 20,
-    }))
-    .unwrap();
     Some(Env {
-        loader: SnowflakeLoader::from_config(cfg).unwrap(),
+        loader: loader_for(&sf_url, serde_json::json!({ "schema": schema_name })),
         staging,
         schema_name,
         sf_url,
     })
+}
+
+/// A loader on the emulator; `overrides` replace keys of the base warehouse block.
+fn loader_for(sf_url: &str, overrides: serde_json::Value) -> SnowflakeLoader {
+    let mut cfg = serde_json::json!({
+        "account": "test.us-east-1",
+        "user": "flowctl",
+        "private_key_path": concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test_key.p8"),
+        "storage_integration": "TEST_INT",
+        "base_url": sf_url,
+        "poll_interval_ms": 20,
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    SnowflakeLoader::from_config(serde_json::from_value::<SnowflakeConfig>(cfg).unwrap()).unwrap()
+}
+
+/// POST a request body as given, straight to the emulator: (HTTP status, answer).
+async fn post_raw(env: &Env, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/statements", env.sf_url))
+        .bearer_auth("test-token")
+        .header("X-Snowflake-Authorization-Token-Type", "KEYPAIR_JWT")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 fn schema(extra: bool) -> SchemaRef {
@@ -429,4 +450,295 @@ async fn dropping_a_running_statement_cancels_it() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("no cancel request reached the emulator");
+}
+
+/// Names in a spec mean what they mean in Snowflake SQL: plain names their upper-case form,
+/// quoted names exactly. The emulator's request fields are case-sensitive, as Snowflake's
+/// are, so a loader that sent `github_pipelines` as written would fail here.
+#[tokio::test]
+async fn spec_names_resolve_like_snowflake_identifiers() {
+    let Some(env) = setup().await else { return };
+    let s = schema(false);
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+    let lower_schema = env.schema_name.to_lowercase();
+
+    // The field as written is refused: the database exists only as GITHUB_PIPELINES.
+    let (status, answer) = post_raw(
+        &env,
+        serde_json::json!({"statement": "SELECT 1", "database": "github_pipelines", "schema": env.schema_name}),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{answer}"
+    );
+
+    // Lower-case names in the spec reach the upper-case objects, stage and integration too.
+    let lower = loader_for(
+        &env.sf_url,
+        serde_json::json!({
+            "database": "github_pipelines", "schema": lower_schema,
+            "warehouse": "etl_wh", "role": "flowctl_loader", "storage_integration": "test_int",
+        }),
+    );
+    lower.ensure_table(&table(&s)).await.unwrap();
+    let f = stage_file(&env, &s, "lower", &[(1, "one", 100)]).await;
+    let st = lower.load(&table(&s), &[f], &env.staging).await.unwrap();
+    assert_eq!(st.inserted, 1);
+    // The stage flowctl created is found again under a lower-case qualified name.
+    let by_stage = loader_for(
+        &env.sf_url,
+        serde_json::json!({"schema": lower_schema, "stage": format!("{lower_schema}.flowctl_stage")}),
+    );
+    let f = stage_file(&env, &s, "staged", &[(2, "two", 100)]).await;
+    by_stage.load(&table(&s), &[f], &env.staging).await.unwrap();
+    assert_eq!(
+        target_rows(&env).await,
+        vec![("1".into(), "one".into()), ("2".into(), "two".into())]
+    );
+
+    // Quoted names are exact: a mixed-case database and a lower-case schema.
+    let db = format!("Mixed_{}", &lower_schema[4..]);
+    env.loader
+        .execute(&format!(r#"CREATE DATABASE IF NOT EXISTS "{db}""#))
+        .await
+        .unwrap();
+    env.loader
+        .execute(&format!(r#"CREATE SCHEMA IF NOT EXISTS "{db}"."raw""#))
+        .await
+        .unwrap();
+    let quoted = loader_for(
+        &env.sf_url,
+        serde_json::json!({"database": format!("\"{db}\""), "schema": "\"raw\""}),
+    );
+    quoted.ensure_table(&table(&s)).await.unwrap();
+    quoted.ensure_table(&table(&s)).await.unwrap(); // columns found again: no ADD COLUMN
+    let f = stage_file(&env, &s, "quoted", &[(3, "three", 100)]).await;
+    assert_eq!(
+        quoted
+            .load(&table(&s), &[f], &env.staging)
+            .await
+            .unwrap()
+            .inserted,
+        1
+    );
+    let rs = quoted
+        .execute(&format!(
+            r#"SELECT "TITLE" FROM "{db}"."raw"."PULL_REQUEST""#
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rs.rows, vec![vec![Some("three".to_string())]]);
+    // The same name unquoted means MIXED_..., which does not exist.
+    let plain = loader_for(
+        &env.sf_url,
+        serde_json::json!({"database": db, "schema": "raw"}),
+    );
+    let e = plain
+        .ensure_table(&table(&s))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+/// Every statement carries `parameters.timezone = UTC` and no null warehouse or role. The
+/// emulator's session zone otherwise is Snowflake's account default (America/Los_Angeles),
+/// so timestamps read back in UTC only when the parameter arrived.
+#[tokio::test]
+async fn statements_run_in_utc_without_null_context() {
+    let Some(env) = setup().await else { return };
+    let s = schema(false);
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+    let f = stage_file(&env, &s, "tz", &[(1, "one", 100)]).await;
+    env.loader
+        .load(&table(&s), &[f], &env.staging)
+        .await
+        .unwrap();
+    let probe = format!(
+        r#"SELECT "_INGESTED_AT" FROM "GITHUB_PIPELINES"."{}"."PULL_REQUEST""#,
+        env.schema_name
+    );
+    let rs = env.loader.execute(&probe).await.unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("1970-01-01T00:01:40+00:00"));
+    // Without the parameter the same row reads in the account's zone: the check can fail.
+    let (_, answer) = post_raw(
+        &env,
+        serde_json::json!({"statement": probe, "database": "GITHUB_PIPELINES", "schema": env.schema_name}),
+    )
+    .await;
+    assert_eq!(
+        answer["data"][0][0], "1969-12-31T16:01:40-08:00",
+        "{answer}"
+    );
+
+    let stats: serde_json::Value = reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent: Vec<&serde_json::Value> = stats["bodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["schema"] == env.schema_name.as_str() && b.get("parameters").is_some())
+        .collect();
+    assert!(
+        sent.len() >= 5,
+        "CREATE, COPY, MERGE, TRUNCATE, SELECT: {sent:?}"
+    );
+    for body in sent {
+        let keys = body.as_object().unwrap();
+        assert!(
+            !keys.contains_key("warehouse") && !keys.contains_key("role"),
+            "{body}"
+        );
+        assert!(keys.values().all(|v| !v.is_null()), "{body}");
+        assert_eq!(body["parameters"]["timezone"], "UTC", "{body}");
+    }
+}
+
+/// LIST columns land as ARRAYs with their elements, an empty list as `[]` and a null list
+/// as SQL NULL. Stricter than the emulator, which reports these columns as VARIANT: each
+/// value must be an array (IS_ARRAY), not JSON text in a VARIANT string.
+#[tokio::test]
+async fn list_columns_arrive_as_arrays_with_their_elements() {
+    let Some(env) = setup().await else { return };
+    let list = || DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let mut fields = vec![
+        Field::new("ID", DataType::Int64, false),
+        Field::new("LABELS", list(), true),
+        Field::new("ASSIGNEES", list(), true),
+    ];
+    fields.extend(metadata_fields());
+    let s: SchemaRef = Arc::new(Schema::new(fields));
+    let rows: [(i64, Option<Vec<&str>>); 4] = [
+        (1, Some(vec!["bug", "enhancement ✨"])),
+        (2, Some(vec![])),
+        (3, None),
+        (4, Some(vec!["it's \"quoted\""])),
+    ];
+    let lists = |shift: usize| {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for (_, l) in &rows {
+            match l {
+                Some(items) => {
+                    for i in items.iter().skip(shift) {
+                        b.values().append_value(i);
+                    }
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let n = rows.len();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        lists(0),
+        lists(1),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| {
+            flowctl_core::meta::row_key(&["acme", "l", &r.0.to_string()])
+        }))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(100_000_000, n))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            "acme", n,
+        ))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            "batch", n,
+        ))),
+    ];
+    let b = RecordBatch::try_new(s.clone(), cols).unwrap();
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, s.clone(), None).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let rel = "pull_request/org=acme/date=2026-01-02/lists.parquet";
+    env.staging
+        .store
+        .put(
+            &env.staging.root.clone().join_path(rel),
+            PutPayload::from(buf),
+        )
+        .await
+        .unwrap();
+    let f = StagedFile {
+        uri: String::new(),
+        relative_path: rel.into(),
+        rows: n as u64,
+        bytes: 0,
+    };
+    env.loader.ensure_table(&table(&s)).await.unwrap();
+    env.loader
+        .load(&table(&s), &[f], &env.staging)
+        .await
+        .unwrap();
+
+    let rs = env
+        .loader
+        .execute(&format!(
+            r#"SELECT "ID", "LABELS", IS_ARRAY("LABELS"), ARRAY_SIZE("LABELS"), "LABELS"[0]::VARCHAR, "ASSIGNEES" FROM "GITHUB_PIPELINES"."{}"."PULL_REQUEST" ORDER BY "ID""#,
+            env.schema_name
+        ))
+        .await
+        .unwrap();
+    let parse = |v: &Option<String>| {
+        v.as_deref()
+            .map(|t| serde_json::from_str::<Vec<String>>(t).unwrap_or_else(|e| panic!("{t}: {e}")))
+    };
+    let got: Vec<_> = rs
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].clone().unwrap(),
+                parse(&r[1]),
+                r[2].clone(),
+                r[3].clone(),
+                r[4].clone(),
+                parse(&r[5]),
+            )
+        })
+        .collect();
+    let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        got,
+        vec![
+            (
+                "1".into(),
+                strings(&["bug", "enhancement ✨"]),
+                some("true"),
+                some("2"),
+                some("bug"),
+                strings(&["enhancement ✨"])
+            ),
+            (
+                "2".into(),
+                strings(&[]),
+                some("true"),
+                some("0"),
+                None,
+                strings(&[])
+            ),
+            ("3".into(), None, None, None, None, None),
+            (
+                "4".into(),
+                strings(&["it's \"quoted\""]),
+                some("true"),
+                some("1"),
+                some("it's \"quoted\""),
+                strings(&[])
+            ),
+        ]
+    );
 }

@@ -40,15 +40,41 @@ fn garbage_is_a_clear_error() {
     assert!(e.contains("k.p8") && e.contains("BEGIN PRIVATE KEY"), "{e}");
 }
 
+/// Each account-identifier form against the account Snowflake's connectors put in the JWT:
+/// - snowflake-connector-python `src/snowflake/connector/auth/keypair.py` (`prepare`):
+///   `.global` in the account → cut at the first `-`, else at the first `.`; upper case;
+/// - the JDBC driver's `SessionUtilKeyPairTest` (net.snowflake.client.core):
+///   `account.region-cloud` → `ACCOUNT`, `name.azure.deployment` → `NAME`, `single` → `SINGLE`;
+/// - gosnowflake `extractAccountName`: cut at the first `.`, upper case.
 #[test]
-fn account_drops_region_and_is_uppercased() {
-    assert_eq!(jwt_account("xy12345.us-east-1"), "XY12345");
-    assert_eq!(jwt_account("myorg-myaccount"), "MYORG-MYACCOUNT");
+fn account_is_derived_as_the_connectors_derive_it() {
+    for (account, want) in [
+        // Organisation and account name: nothing to cut.
+        ("myorg-myaccount", "MYORG-MYACCOUNT"),
+        ("MyOrg-My_Account", "MYORG-MY_ACCOUNT"),
+        // Legacy locators, with region and with region and cloud.
+        ("xy12345", "XY12345"),
+        ("xy12345.us-east-1", "XY12345"),
+        ("xy12345.us-east-2.aws", "XY12345"),
+        ("xy12345.west-europe.azure", "XY12345"),
+        ("account.region-cloud", "ACCOUNT"),
+        ("name.azure.deployment", "NAME"),
+        ("multi.part.long.name", "MULTI"),
+        // `.global` identifiers: the account name before the first dash.
+        ("myaccount-xy12345.global", "MYACCOUNT"),
+        ("testaccount-abcdefg.global", "TESTACCOUNT"),
+    ] {
+        assert_eq!(jwt_account(account), want, "{account}");
+    }
     let c = claims("xy12345.eu-west-1.aws", "svc_flowctl", "SHA256:abc=", 1000);
     assert_eq!(c.sub, "XY12345.SVC_FLOWCTL");
     assert_eq!(c.iss, "XY12345.SVC_FLOWCTL.SHA256:abc=");
     assert_eq!(c.iat, 1000);
     assert!(c.exp > c.iat && c.exp - c.iat <= 3600);
+    let g = claims("myorg-acct.global", "svc", "SHA256:abc=", 1000);
+    assert_eq!(g.sub, "MYORG.SVC");
+    let o = claims("myorg-myaccount", "svc", "SHA256:abc=", 1000);
+    assert_eq!(o.iss, "MYORG-MYACCOUNT.SVC.SHA256:abc=");
 }
 
 #[test]

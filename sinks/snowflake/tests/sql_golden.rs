@@ -85,7 +85,7 @@ fn copy_names_files_and_escapes_them() {
                 "x/org=o'b\\c/f.parquet"
             ]
         ),
-        r#"COPY INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE" FROM @GITHUB_PIPELINES.RAW_TABLES.GH_STAGE FILES=('pull_request/org=a/date=2026-01-02/f.parquet', 'x/org=o''b\\c/f.parquet') FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE"#
+        r#"COPY INTO "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE" FROM @"GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" FILES=('pull_request/org=a/date=2026-01-02/f.parquet', 'x/org=o''b\\c/f.parquet') FILE_FORMAT=(TYPE=PARQUET USE_LOGICAL_TYPE=TRUE) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE FORCE=TRUE"#
     );
 }
 
@@ -119,10 +119,11 @@ fn truncate_and_stage() {
         sql::truncate_stage(&names()),
         r#"TRUNCATE TABLE "GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST_STAGE""#
     );
-    let int = Ident::new("gcs_int", "i").unwrap();
+    // A plain name in a spec means its upper-case form, in SQL as in the setup scripts.
+    let int = Ident::from_spec("gcs_int", "i").unwrap();
     assert_eq!(
         sql::create_stage(&stage(), "gs://bucket/github", &int).unwrap(),
-        r#"CREATE STAGE IF NOT EXISTS GITHUB_PIPELINES.RAW_TABLES.GH_STAGE URL='gcs://bucket/github/' STORAGE_INTEGRATION=gcs_int"#
+        r#"CREATE STAGE IF NOT EXISTS "GITHUB_PIPELINES"."RAW_TABLES"."GH_STAGE" URL='gcs://bucket/github/' STORAGE_INTEGRATION="GCS_INT""#
     );
     let e = sql::create_stage(&stage(), "file:///tmp/x/", &int)
         .unwrap_err()
@@ -138,6 +139,56 @@ fn identifiers_are_validated_and_literals_escaped() {
     assert_eq!(Ident::new("_A$1", "t").unwrap().quoted(), "\"_A$1\"");
     assert_eq!(literal(r"it's a \ test"), r"'it''s a \\ test'");
     assert!(TableNames::new("DB", "S", "X\"; DROP TABLE Y; --").is_err());
+}
+
+/// Snowflake's identifier rules: an unquoted name resolves to upper case, a double-quoted
+/// one is exact ("Identifier requirements" in Snowflake's SQL reference).
+#[test]
+fn spec_names_follow_snowflake_identifier_rules() {
+    let name = |n: &str| Ident::from_spec(n, "database").map(|i| i.as_str().to_string());
+    assert_eq!(name("github_pipelines").unwrap(), "GITHUB_PIPELINES");
+    assert_eq!(name("Raw_Tables$1").unwrap(), "RAW_TABLES$1");
+    assert_eq!(name("GITHUB_PIPELINES").unwrap(), "GITHUB_PIPELINES");
+    assert_eq!(name("\"MixedCase\"").unwrap(), "MixedCase");
+    assert_eq!(name("\"my db.v2\"").unwrap(), "my db.v2");
+    assert_eq!(name("\"a\"\"b\"").unwrap(), "a\"b");
+    // Rendered quoted, a quote inside doubled: nothing can break out of the identifier.
+    let odd = Ident::from_spec("\"a\"\"b\"", "d").unwrap();
+    assert_eq!(odd.quoted(), "\"a\"\"b\"");
+    for bad in ["", "my-db", "1db", "\"open", "\"\"", "\"a\"b\"", "a b"] {
+        let e = name(bad).expect_err(bad).to_string();
+        assert!(e.contains("database") && e.contains(bad), "{bad:?}: {e}");
+    }
+    let e = name("my-db").unwrap_err().to_string();
+    assert!(
+        e.contains(r#"'"my-db"'"#),
+        "the error shows how to quote: {e}"
+    );
+
+    let lower = TableNames::new("github_pipelines", "raw_tables", "PULL_REQUEST").unwrap();
+    assert_eq!(
+        lower.target.quoted(),
+        r#""GITHUB_PIPELINES"."RAW_TABLES"."PULL_REQUEST""#
+    );
+    let exact = TableNames::new("\"Pipelines\"", "\"raw\"", "PULL_REQUEST").unwrap();
+    assert_eq!(
+        exact.stage.quoted(),
+        r#""Pipelines"."raw"."PULL_REQUEST_STAGE""#
+    );
+    assert_eq!(
+        sql::existing_columns(&exact),
+        r#"SELECT TABLE_NAME, COLUMN_NAME FROM "Pipelines".INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'raw' AND TABLE_NAME IN ('PULL_REQUEST', 'PULL_REQUEST_STAGE')"#
+    );
+}
+
+#[test]
+fn qualified_names_split_outside_quotes() {
+    assert_eq!(sql::split_qualified("gh_stage"), vec!["gh_stage"]);
+    assert_eq!(sql::split_qualified("raw.gh"), vec!["raw", "gh"]);
+    assert_eq!(
+        sql::split_qualified(r#""My.Db".raw."st.1""#),
+        vec![r#""My.Db""#, "raw", r#""st.1""#]
+    );
 }
 
 #[test]
