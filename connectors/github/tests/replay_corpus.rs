@@ -671,6 +671,10 @@ async fn first_run_loads_every_recorded_shape_column_by_column() {
             .all(|x| x.status == 200 || (x.status == 409 && x.path.contains(EMPTY))),
         "{seen:?}"
     );
+    assert!(
+        seen.iter().all(|x| x.gzip && !x.conditional),
+        "a first run asks for gzip and sends no If-None-Match"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

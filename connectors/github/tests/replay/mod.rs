@@ -185,6 +185,8 @@ pub struct Seen {
     pub query: String,
     pub status: u16,
     pub conditional: bool,
+    /// The body went out gzipped (the client asked for it).
+    pub gzip: bool,
 }
 
 pub struct ReplayServer {
@@ -280,6 +282,9 @@ fn serve(mut conn: TcpStream, world: &Mutex<World>, seen: &Mutex<Vec<Seen>>, bas
     let text = serde_json::to_vec(&answer.body).unwrap();
     let etag = format!("W/\"{:x}\"", md5::compute(&text));
     let conditional = headers.contains_key("if-none-match");
+    let gzip = headers
+        .get("accept-encoding")
+        .is_some_and(|e| e.contains("gzip"));
     let not_modified = answer.status == 200 && headers.get("if-none-match") == Some(&etag);
     let status = if not_modified { 304 } else { answer.status };
     let used = {
@@ -289,6 +294,7 @@ fn serve(mut conn: TcpStream, world: &Mutex<World>, seen: &Mutex<Vec<Seen>>, bas
             query: url.query().unwrap_or("").to_string(),
             status,
             conditional,
+            gzip,
         });
         // A 304 does not count against the rate limit.
         s.iter().filter(|x| x.status != 304).count()
@@ -312,9 +318,6 @@ fn serve(mut conn: TcpStream, world: &Mutex<World>, seen: &Mutex<Vec<Seen>>, bas
     }
     let mut body = Vec::new();
     if status != 304 {
-        let gzip = headers
-            .get("accept-encoding")
-            .is_some_and(|e| e.contains("gzip"));
         body = if gzip {
             head.push_str("Content-Encoding: gzip\r\n");
             let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
