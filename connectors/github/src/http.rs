@@ -22,6 +22,9 @@ pub enum HttpError {
     NotFound(String),
     /// 401: the token was rejected. Fatal for the whole read.
     Unauthorized(String),
+    /// 409: the resource cannot answer in its current state (a repository's commits:
+    /// "Git Repository is empty."). The caller decides what it means.
+    Conflict(String),
     /// Anything else, after retries and waits; user-facing.
     Failed(String),
 }
@@ -29,9 +32,10 @@ pub enum HttpError {
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::NotFound(m) | HttpError::Unauthorized(m) | HttpError::Failed(m) => {
-                f.write_str(m)
-            }
+            HttpError::NotFound(m)
+            | HttpError::Unauthorized(m)
+            | HttpError::Conflict(m)
+            | HttpError::Failed(m) => f.write_str(m),
         }
     }
 }
@@ -563,6 +567,7 @@ impl Client {
         match status.as_u16() {
             401 => Step::Done(Err(HttpError::Unauthorized(fail("token rejected")))),
             404 => Step::Done(Err(HttpError::NotFound(fail("not found")))),
+            409 => Step::Done(Err(HttpError::Conflict(fail("conflict")))),
             403 | 429 => self
                 .limited(status, headers, body, secondary)
                 .unwrap_or_else(|| Step::Done(Err(HttpError::Failed(fail("forbidden"))))),

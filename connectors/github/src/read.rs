@@ -40,7 +40,7 @@ impl From<HttpError> for Stop {
             HttpError::Unauthorized(m) => {
                 Stop::Fatal(PluginError::external(format!("GitHub token rejected: {m}")))
             }
-            HttpError::Failed(m) => Stop::Failed(m),
+            HttpError::Conflict(m) | HttpError::Failed(m) => Stop::Failed(m),
         }
     }
 }
@@ -641,6 +641,29 @@ impl Run<'_> {
         vals.all(|v| v.as_ref() == Some(&first)).then_some(first)
     }
 
+    /// The commit streams of a repository without commits: its cursors stay as they were
+    /// (the stream still succeeds) and one warning says why nothing was read.
+    fn empty_repository(
+        &self,
+        key: &str,
+        olds: &[(StreamKind, &RepoCursor)],
+        answer: &str,
+    ) -> Vec<(StreamKind, std::result::Result<RepoCursor, String>)> {
+        self.event(ProgressEvent::Warning {
+            stream: if self.want(Commit) {
+                "commit"
+            } else {
+                "commit_file"
+            }
+            .into(),
+            message: format!("repository {key} has no commits yet, nothing to read ({answer})"),
+        });
+        olds.iter()
+            .filter(|(k, _)| self.want(*k))
+            .map(|(k, c)| (*k, Ok((*c).clone())))
+            .collect()
+    }
+
     /// Pull requests (newest updated first, stopping below the cursor) and the reviews of
     /// PRs updated after the review cursor.
     async fn pulls(
@@ -900,7 +923,15 @@ impl Run<'_> {
                         })
                     },
                 )
-                .await?;
+                .await;
+            // GitHub answers 409 "Git Repository is empty." for a repository without
+            // commits: nothing to read, and no reason to fail the org.
+            let got = match got {
+                Err(HttpError::Conflict(m)) if pages == 0 => {
+                    return Ok(self.empty_repository(key, &olds, &m));
+                }
+                got => got?,
+            };
             let Fetched::Page {
                 data,
                 etag: etag_now,
@@ -1032,8 +1063,9 @@ impl Run<'_> {
 ///   created within `deployment_status_window_days` of the run's start, are yielded with
 ///   their latest status (one statuses request each); paging stops after the first page
 ///   reaching a deployment older than both;
-/// * the first page is conditional only when the cursor is older than the window: then
-///   nothing known needs its status re-checked and a 304 really means "nothing new".
+/// * the first page is conditional when the cursor is older than the window, or when
+///   there is no cursor yet (a repository without deployments): then nothing known needs
+///   its status re-checked and a 304 really means "nothing new".
 impl Run<'_> {
     async fn deployments(
         &self,
@@ -1050,10 +1082,12 @@ impl Run<'_> {
             Some(_) => self.cut(&old).map(|c| c.min(window_start)),
             None => self.floor_us,
         };
-        let etag = old
-            .cursor_us()
-            .filter(|c| *c < window_start)
-            .and(old.etag.clone());
+        // Without a cursor nothing was yielded (no deployments, or none after the first
+        // run's floor), so nothing needs a re-check either.
+        let etag = match old.cursor_us() {
+            Some(c) if c >= window_start => None,
+            _ => old.etag.clone(),
+        };
         let mut url = self.url(&["repos", org, &r.name, "deployments"], "per_page=100");
         let (mut first, mut new_etag, mut max) = (true, None, old.cursor_us());
         loop {

@@ -75,12 +75,31 @@ pub struct BatchCtx {
 
 // ------------------------------------------------------------------ serde shapes
 
+/// A user. GitHub's schema calls most user fields nullable, and GitHub also sends `{}`
+/// (a commit's `author`/`committer` are "simple-user or empty-object"): an object
+/// without `login` reads as no user, like `null`.
 #[derive(Deserialize)]
 pub struct UserRef<'a> {
-    #[serde(borrow)]
-    pub login: S<'a>,
+    #[serde(borrow, default)]
+    login: Option<S<'a>>,
     #[serde(default)]
-    pub id: Option<i64>,
+    id: Option<i64>,
+}
+
+impl UserRef<'_> {
+    /// (login, id) of a real user; `None` for `{}` and other objects without a login.
+    fn user(&self) -> Option<(&str, Option<i64>)> {
+        self.login.as_deref().map(|l| (l, self.id))
+    }
+}
+
+/// The login of an optional user (`null`, `{}`, omitted: none).
+fn login<'x>(u: &'x Option<UserRef<'_>>) -> Option<&'x str> {
+    u.as_ref().and_then(|u| u.user()).map(|(l, _)| l)
+}
+
+fn user_id(u: &Option<UserRef<'_>>) -> Option<i64> {
+    u.as_ref().and_then(|u| u.user()).and_then(|(_, id)| id)
 }
 
 #[derive(Deserialize)]
@@ -89,16 +108,18 @@ struct Named<'a> {
     name: S<'a>,
 }
 
+/// A milestone (nullable; `{}` reads as none).
 #[derive(Deserialize)]
 struct Titled<'a> {
-    #[serde(borrow)]
-    title: S<'a>,
+    #[serde(borrow, default)]
+    title: Option<S<'a>>,
 }
 
+/// The repository of a PR's head: null when the fork was deleted (`{}` reads the same).
 #[derive(Deserialize)]
 struct RepoName<'a> {
-    #[serde(borrow)]
-    full_name: S<'a>,
+    #[serde(borrow, default)]
+    full_name: Option<S<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -736,10 +757,8 @@ impl PrRows {
         self.state.append_value(&p.state);
         self.draft.append_option(p.draft);
         self.title.append_value(&p.title);
-        self.user_login
-            .append_option(p.user.as_ref().map(|u| &*u.login));
-        self.user_id
-            .append_option(p.user.as_ref().and_then(|u| u.id));
+        self.user_login.append_option(login(&p.user));
+        self.user_id.append_option(user_id(&p.user));
         self.assoc.append_option(p.author_association.as_deref());
         self.created.append_value(created);
         self.updated.append_value(updated_us);
@@ -751,9 +770,8 @@ impl PrRows {
         self.head_ref.append_value(&p.head.ref_);
         self.head_sha.append_value(&p.head.sha);
         self.head_repo
-            .append_option(p.head.repo.as_ref().map(|r| &*r.full_name));
-        self.merged_by
-            .append_option(p.merged_by.as_ref().map(|u| &*u.login));
+            .append_option(p.head.repo.as_ref().and_then(|r| r.full_name.as_deref()));
+        self.merged_by.append_option(login(&p.merged_by));
         self.additions.append_option(p.additions);
         self.deletions.append_option(p.deletions);
         self.changed_files.append_option(p.changed_files);
@@ -761,14 +779,14 @@ impl PrRows {
             &mut self.reviewers,
             p.requested_reviewers
                 .as_ref()
-                .map(|v| v.iter().map(|u| &*u.login)),
+                .map(|v| v.iter().filter_map(|u| u.user()).map(|(l, _)| l)),
         );
         append_list(
             &mut self.labels,
             p.labels.as_ref().map(|v| v.iter().map(|l| &*l.name)),
         );
         self.milestone
-            .append_option(p.milestone.as_ref().map(|m| &*m.title));
+            .append_option(p.milestone.as_ref().and_then(|m| m.title.as_deref()));
         self.html_url.append_value(&p.html_url);
         self.repo_name.append_value(repo);
         self.org.append_value(org);
@@ -871,10 +889,8 @@ impl ReviewRows {
         self.id.append_value(r.id);
         self.pr_id.append_value(pr.0);
         self.pr_number.append_value(pr.1);
-        self.user_login
-            .append_option(r.user.as_ref().map(|u| &*u.login));
-        self.user_id
-            .append_option(r.user.as_ref().and_then(|u| u.id));
+        self.user_login.append_option(login(&r.user));
+        self.user_id.append_option(user_id(&r.user));
         self.state.append_value(&r.state);
         self.submitted.append_option(submitted);
         self.commit_id.append_option(r.commit_id.as_deref());
@@ -969,10 +985,8 @@ impl CommitRows {
         self.committer_email
             .append_option(m.and_then(|x| x.email.as_deref()));
         self.committer_date.append_option(mdate);
-        self.author_login
-            .append_option(c.author.as_ref().map(|u| &*u.login));
-        self.committer_login
-            .append_option(c.committer.as_ref().map(|u| &*u.login));
+        self.author_login.append_option(login(&c.author));
+        self.committer_login.append_option(login(&c.committer));
         self.message.append_value(&c.commit.message);
         append_list(
             &mut self.parents,
@@ -1176,8 +1190,7 @@ impl RepoRows {
         self.id.append_value(r.id);
         self.name.append_value(&r.name);
         self.full_name.append_value(&r.full_name);
-        self.owner
-            .append_option(r.owner.as_ref().map(|o| &*o.login));
+        self.owner.append_option(login(&r.owner));
         self.private.append_option(r.private);
         self.fork.append_option(r.fork);
         self.archived.append_option(r.archived);
@@ -1256,7 +1269,7 @@ pub fn parse_deployments(body: &[u8], raw: bool) -> Result<Vec<Deployment>, Stri
                 task: d.task.map(S::into_owned),
                 environment: d.environment.map(S::into_owned),
                 description: d.description.map(S::into_owned),
-                creator: d.creator.map(|u| u.login.into_owned()),
+                creator: login(&d.creator).map(String::from),
                 created: parse_ts(&d.created_at)?,
                 updated: parse_ts(&d.updated_at)?,
                 raw: r.map(String::from),

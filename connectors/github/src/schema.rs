@@ -251,7 +251,7 @@ const DEPLOYMENT: &[Col] = &[
     ("UPDATED_AT", T::Ts, false, "Last update of the deployment object (UTC)."),
     ("STATUS_STATE", T::Str, true, "State of the latest deployment status: success, failure, error, inactive, in_progress, queued or pending; null without any status."),
     ("STATUS_CREATED_AT", T::Ts, true, "When the latest status was created (UTC): for `success`, when the deployment went live."),
-    ("STATUS_ENVIRONMENT_URL", T::Str, true, "URL of the deployed environment from the latest status."),
+    ("STATUS_ENVIRONMENT_URL", T::Str, true, "URL of the deployed environment from the latest status; null when the status has none (GitHub sends an empty string then)."),
 ];
 
 fn columns(kind: StreamKind) -> &'static [Col] {

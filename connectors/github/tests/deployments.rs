@@ -369,3 +369,34 @@ async fn failing_statuses_fail_only_the_deployment_stream_and_keep_its_state() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repo_without_deployments_is_asked_conditionally_and_answers_304() {
+    let s = Standin::start(world()).await.unwrap();
+    s.set_deployments_per_repo(0);
+    let first = read(config(&s, json!({})), &["deployment"], BTreeMap::new()).await;
+    assert_eq!(first.rows(), 0);
+    let state = first.state();
+    let cursor = &state["deployment"]["repos"]["standin-org-0/repo-0"];
+    assert!(
+        cursor["etag"].is_string() && cursor.get("cursor").is_none(),
+        "{cursor}"
+    );
+    s.reset_stats();
+    let second = read(config(&s, json!({})), &["deployment"], state.clone()).await;
+    assert_eq!(second.rows(), 0);
+    let st = s.stats();
+    assert_eq!(
+        (st.kind("deployments"), st.not_modified),
+        (2, 2),
+        "both repos answer 304: no quota used"
+    );
+    assert_eq!(second.state(), state);
+    // A first deployment shows up at once: the list changed, so it is not a 304.
+    s.add_deployment(ORG, "repo-0", "production").unwrap();
+    s.reset_stats();
+    let third = read(config(&s, json!({})), &["deployment"], state).await;
+    assert_eq!(third.rows(), 1);
+    assert_eq!(s.stats().not_modified, 1);
+    s.shutdown().await;
+}
