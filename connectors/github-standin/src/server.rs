@@ -679,7 +679,7 @@ fn org_repos(
         }
         let json = repo_json(sh, *ri);
         body.push_str(&json);
-        let _ = write!(etag_src, "|{ri}:{}", json.len());
+        let _ = write!(etag_src, "|{ri}:{:x}", md5::compute(json.as_bytes()));
     }
     body.push(']');
     let canonical = if user_path {
