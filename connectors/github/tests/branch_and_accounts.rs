@@ -117,8 +117,11 @@ fn world() -> StandinConfig {
 
 const COMMITS: &[&str] = &["commit", "commit_file"];
 
+type CommitKey = (String, String);
+type FileKey = (String, String, String);
+
 /// (repo, sha) of every COMMIT row, and (repo, sha, filename) of every COMMIT_FILE row.
-fn commit_keys(out: &Output) -> (Vec<(String, String)>, Vec<(String, String, String)>) {
+fn commit_keys(out: &Output) -> (Vec<CommitKey>, Vec<FileKey>) {
     let c = out
         .strings("commit", "REPO_NAME")
         .into_iter()
