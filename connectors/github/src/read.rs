@@ -415,7 +415,7 @@ impl Run<'_> {
             Err(Stop::NotFound(m)) => {
                 return Err(PluginError::external(format!(
                     "source.orgs: `{org}` is neither an organisation nor a user account at {} \
-                     (/orgs/{org}/repos and /users/{org}/repos answered 404: {m})",
+                     (its repository list answered 404: {m})",
                     self.cfg.base_url
                 )))
             }
