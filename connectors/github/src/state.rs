@@ -116,3 +116,35 @@ impl StreamState {
 pub fn us_to_time(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_without_heads_or_user_flags_loads_and_saves_unchanged() {
+        let old = serde_json::json!({
+            "repos": {"acme/w": {"cursor": "2026-01-01T00:00:00Z", "etag": "W/\"1\"", "since": "2025-12-01T00:00:00Z"}},
+            "orgs": {"acme": {"etag": "W/\"2\"", "repos": [{"name": "w", "id": 1, "archived": false, "fork": false}]}}
+        });
+        let st = StreamState::from_value(Some(&old)).unwrap();
+        assert!(st.heads.is_empty() && !st.orgs["acme"].user);
+        assert_eq!(st.to_value(), old);
+        let mut new = st;
+        new.heads.insert(
+            "acme/w".into(),
+            BranchHead {
+                sha: "a".repeat(40),
+                etag: None,
+            },
+        );
+        new.orgs.get_mut("acme").unwrap().user = true;
+        let v = new.to_value();
+        assert_eq!(
+            v["heads"]["acme/w"],
+            serde_json::json!({"sha": "a".repeat(40)})
+        );
+        assert_eq!(v["orgs"]["acme"]["user"], true);
+        assert_eq!(StreamState::from_value(Some(&v)).unwrap(), new);
+    }
+}

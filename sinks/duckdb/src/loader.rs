@@ -40,7 +40,8 @@ impl DuckDbLoader {
     }
 
     /// Runs a query and returns its rows as text (NULL as `None`; strings, integers,
-    /// floats and booleans rendered plainly; cast anything else to VARCHAR in the SQL).
+    /// floats and booleans rendered plainly, TIMESTAMPTZ in UTC; cast anything else to
+    /// VARCHAR in the SQL).
     /// Lets end-to-end tests and `flowctl` check the warehouse through this loader's
     /// connection, since DuckDB lets only one process open a database file for writing.
     pub async fn query_text(&self, query: &str) -> Result<Vec<Vec<Option<String>>>> {
