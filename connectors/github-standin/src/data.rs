@@ -52,27 +52,51 @@ pub struct RepoData {
     pub fork: bool,
 }
 
+/// `standin-user-0`, ...: user accounts that own repositories (not organisations).
+pub fn user_account_name(i: usize) -> String {
+    format!("standin-user-{i}")
+}
+
 /// Immutable generated world (mutable PR timestamps live in the server state).
 pub struct World {
     pub cfg: StandinConfig,
     pub users: Vec<String>,
     pub user_logins: Vec<String>,
+    /// Owner accounts: the `cfg.orgs` organisations, then the user accounts. A
+    /// repository's `org` indexes these.
     pub org_json: Vec<String>,
     pub org_ids: Vec<u64>,
+    pub owner_names: Vec<String>,
     pub repos: Vec<RepoData>,
 }
 
 impl World {
     pub fn new(cfg: StandinConfig) -> World {
+        Self::with_user_accounts(cfg, 0)
+    }
+
+    /// The world plus `accounts` user accounts, each owning `repos_per_org` repositories.
+    pub fn with_user_accounts(cfg: StandinConfig, accounts: usize) -> World {
         let (users, user_logins) = (0..USER_POOL).map(|i| render_user(cfg.seed, i)).unzip();
-        let org_ids: Vec<u64> = (0..cfg.orgs).map(|i| 9_000_000_000 + i as u64).collect();
-        let org_json: Vec<String> = (0..cfg.orgs)
-            .map(|i| simple_user(&org_name(i), org_ids[i], "Organization"))
+        let owner_names: Vec<String> = (0..cfg.orgs)
+            .map(org_name)
+            .chain((0..accounts).map(user_account_name))
+            .collect();
+        let org_ids: Vec<u64> = (0..owner_names.len())
+            .map(|i| 9_000_000_000 + i as u64)
+            .collect();
+        let org_json: Vec<String> = owner_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let kind = if i < cfg.orgs { "Organization" } else { "User" };
+                simple_user(name, org_ids[i], kind)
+            })
             .collect();
         let mut repos = Vec::new();
         for (o, owner) in org_json.iter().enumerate() {
             for j in 0..cfg.repos_per_org {
-                repos.push(render_repo(&cfg, o, j, owner));
+                repos.push(render_repo(&cfg, o, &owner_names[o], j, owner));
             }
         }
         World {
@@ -81,8 +105,20 @@ impl World {
             user_logins,
             org_json,
             org_ids,
+            owner_names,
             repos,
         }
+    }
+
+    /// Index of the owner account `name` (organisation or user), any case.
+    pub fn owner_index(&self, name: &str) -> Option<usize> {
+        self.owner_names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_org(&self, owner: usize) -> bool {
+        owner < self.cfg.orgs
     }
 
     pub fn repo_index(&self, org: &str, name: &str) -> Option<usize> {
@@ -147,8 +183,8 @@ fn render_user(seed: u64, i: usize) -> (String, String) {
     (simple_user(&login, id, "User"), login)
 }
 
-fn render_repo(cfg: &StandinConfig, o: usize, j: usize, owner: &str) -> RepoData {
-    let org = org_name(o);
+fn render_repo(cfg: &StandinConfig, o: usize, org: &str, j: usize, owner: &str) -> RepoData {
+    let org = org.to_string();
     let name = repo_name(j);
     let id = 3_000_000_000 + (o as u64) * 100_000 + j as u64;
     let full = format!("{org}/{name}");
@@ -366,49 +402,81 @@ pub fn render_review(w: &World, repo: usize, k: usize, r: usize, out: &mut Strin
     );
 }
 
-fn commit_core(w: &World, repo: usize, c: usize, out: &mut String) {
+/// One commit as served. Generated commits are numbered by `key` (0 is the newest, each
+/// the parent of the one before); commits added later (merged branches, pushes) carry
+/// keys from [`ADDED_KEY`] up, their own dates and parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitFacts {
+    pub key: usize,
+    pub sha: String,
+    pub date: i64,
+    pub parents: Vec<String>,
+}
+
+/// First key of commits added after start (far above any generated one).
+pub const ADDED_KEY: usize = 1 << 24;
+
+impl World {
+    /// Generated commit `c` of `repo`.
+    pub fn base_commit(&self, repo: usize, c: usize) -> CommitFacts {
+        CommitFacts {
+            key: c,
+            sha: self.commit_sha(repo, c),
+            date: self.commit_date(repo, c),
+            parents: if c + 1 < self.cfg.commits_per_repo {
+                vec![self.commit_sha(repo, c + 1)]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+fn commit_core(w: &World, repo: usize, f: &CommitFacts, out: &mut String) {
     let rep = &w.repos[repo];
     let seed = w.cfg.seed;
-    let sha = w.commit_sha(repo, c);
+    let (c, sha) = (f.key, &f.sha);
     let full = format!("{}/{}", rep.org_name, rep.name);
     let u = format!("{API}/repos/{full}");
-    let date = ts(w.commit_date(repo, c));
+    let date = ts(f.date);
     let author = if c % 6 == 5 {
         "null"
     } else {
         w.user(&[seed, repo as u64, c as u64])
     };
-    let parent = if c + 1 < w.cfg.commits_per_repo {
-        format!(
-            r#"{{"sha":"{p}","url":"{u}/commits/{p}","html_url":"{WEB}/{full}/commit/{p}"}}"#,
-            p = w.commit_sha(repo, c + 1)
-        )
-    } else {
-        String::new()
-    };
+    let mut parents = String::new();
+    for (i, p) in f.parents.iter().enumerate() {
+        if i > 0 {
+            parents.push(',');
+        }
+        let _ = write!(
+            parents,
+            r#"{{"sha":"{p}","url":"{u}/commits/{p}","html_url":"{WEB}/{full}/commit/{p}"}}"#
+        );
+    }
     let msg = json_str(&format!(
         "Commit {c}: tidy up ✨\n\nSigned-off-by: Dev <dev@example.com>"
     ));
     let _ = write!(
         out,
-        r#""sha":"{sha}","node_id":"C_{sha}","commit":{{"author":{{"name":"Dev {c}","email":"dev{c}@example.com","date":"{date}"}},"committer":{{"name":"GitHub","email":"noreply@github.com","date":"{date}"}},"message":{msg},"tree":{{"sha":"{sha}","url":"{u}/git/trees/{sha}"}},"url":"{u}/git/commits/{sha}","comment_count":0,"verification":{{"verified":false,"reason":"unsigned","signature":null,"payload":null,"verified_at":null}}}},"url":"{u}/commits/{sha}","html_url":"{WEB}/{full}/commit/{sha}","comments_url":"{u}/commits/{sha}/comments","author":{author},"committer":{author},"parents":[{parent}]"#
+        r#""sha":"{sha}","node_id":"C_{sha}","commit":{{"author":{{"name":"Dev {c}","email":"dev{c}@example.com","date":"{date}"}},"committer":{{"name":"GitHub","email":"noreply@github.com","date":"{date}"}},"message":{msg},"tree":{{"sha":"{sha}","url":"{u}/git/trees/{sha}"}},"url":"{u}/git/commits/{sha}","comment_count":0,"verification":{{"verified":false,"reason":"unsigned","signature":null,"payload":null,"verified_at":null}}}},"url":"{u}/commits/{sha}","html_url":"{WEB}/{full}/commit/{sha}","comments_url":"{u}/commits/{sha}/comments","author":{author},"committer":{author},"parents":[{parents}]"#
     );
 }
 
 /// One commits-list item.
-pub fn render_commit(w: &World, repo: usize, c: usize, out: &mut String) {
+pub fn render_commit(w: &World, repo: usize, f: &CommitFacts, out: &mut String) {
     out.push('{');
-    commit_core(w, repo, c, out);
+    commit_core(w, repo, f, out);
     out.push('}');
 }
 
 /// The single-commit object with `stats` and `files`.
-pub fn render_commit_full(w: &World, repo: usize, c: usize, out: &mut String) {
+pub fn render_commit_full(w: &World, repo: usize, fc: &CommitFacts, out: &mut String) {
     out.push('{');
-    commit_core(w, repo, c, out);
+    commit_core(w, repo, fc, out);
     let rep = &w.repos[repo];
     let full = format!("{}/{}", rep.org_name, rep.name);
-    let sha = w.commit_sha(repo, c);
+    let (c, sha) = (fc.key, &fc.sha);
     let n = w.cfg.files_per_commit;
     let _ = write!(
         out,

@@ -1,7 +1,9 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
-//! org repos, pulls (sorted by `updated_at` desc), reviews, commits (with `since`), a
-//! single commit with files, deployments and their statuses, `/rate_limit` and the App
-//! installation-token exchange.
+//! org and user repos, pulls (sorted by `updated_at` desc), reviews, commits (with
+//! `since`, in date order), compare `BASE...HEAD`, a single commit with files,
+//! deployments and their statuses, `/rate_limit` and the App installation-token exchange.
+//! Tests change it between runs: edited PRs, new deployments, merged branches with old
+//! commit dates, pushes, force-pushes, archived repositories.
 //!
 //! It is a stand-in, not a mock: requests go over real HTTP, pages carry `Link` headers
 //! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
@@ -154,9 +156,23 @@ impl Standin {
 
     /// Bind 127.0.0.1:`port` (0 = any free port) and serve.
     pub async fn start_on(cfg: StandinConfig, port: u16) -> std::io::Result<Standin> {
+        Self::serve(data::World::new(cfg), port).await
+    }
+
+    /// Also serve `accounts` user accounts (`standin-user-0`, ...), each owning
+    /// `repos_per_org` repositories: `/users/{name}/repos` lists them and
+    /// `/orgs/{name}/repos` answers 404, as GitHub does for a user.
+    pub async fn start_with_user_accounts(
+        cfg: StandinConfig,
+        accounts: usize,
+    ) -> std::io::Result<Standin> {
+        Self::serve(data::World::with_user_accounts(cfg, accounts), 0).await
+    }
+
+    async fn serve(world: data::World, port: u16) -> std::io::Result<Standin> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let shared = Arc::new(Shared::new(data::World::new(cfg)));
+        let shared = Arc::new(Shared::new(world));
         *shared.base_url.lock().unwrap_or_else(|p| p.into_inner()) = base_url.clone();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let sh = shared.clone();
@@ -351,6 +367,169 @@ impl Standin {
             created,
         });
         true
+    }
+
+    /// Archive `org/repo` now: `archived` becomes true and `updated_at` now, in the
+    /// repository lists and objects. False for an unknown repository.
+    pub fn archive_repo(&self, org: &str, repo: &str) -> bool {
+        let w = &self.shared.world;
+        let Some(ri) = w.repo_index(org, repo) else {
+            return false;
+        };
+        let mut over = self
+            .shared
+            .repo_json
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let json = over[ri].clone().unwrap_or_else(|| w.repos[ri].json.clone());
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&json) else {
+            return false;
+        };
+        v["archived"] = true.into();
+        v["updated_at"] = data::ts(self.next_time(data::T0)).into();
+        over[ri] = Some(v.to_string());
+        true
+    }
+
+    /// Change `org/repo`'s default branch with `f` (None for an unknown repository).
+    fn change_history<T>(
+        &self,
+        org: &str,
+        repo: &str,
+        f: impl FnOnce(&data::World, usize, &mut server::History) -> T,
+    ) -> Option<T> {
+        let w = &self.shared.world;
+        let ri = w.repo_index(org, repo)?;
+        let mut all = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let h = &mut all[ri];
+        h.version += 1;
+        Some(f(w, ri, h))
+    }
+
+    /// A new commit of `repo` with the next added key.
+    fn added_commit(
+        w: &data::World,
+        ri: usize,
+        h: &server::History,
+        date: i64,
+        parents: Vec<String>,
+    ) -> data::CommitFacts {
+        let key = data::ADDED_KEY + h.added.len() + h.gone.len();
+        data::CommitFacts {
+            key,
+            sha: w.commit_sha(ri, key),
+            date,
+            parents,
+        }
+    }
+
+    /// Merge into `org/repo`'s default branch a branch of `n` commits whose dates are
+    /// `age_days` days before the generated history's newest commit (forked from
+    /// generated commit 3, or the oldest), with a merge commit dated now. The branch's
+    /// commits come in by date, deep in the commit list, like on GitHub. Returns the
+    /// new commits' SHAs, merge commit last.
+    pub fn merge_branch_with_old_dates(
+        &self,
+        org: &str,
+        repo: &str,
+        n: usize,
+        age_days: i64,
+    ) -> Option<Vec<String>> {
+        let now = self.next_time(data::T0);
+        self.change_history(org, repo, |w, ri, h| {
+            let fork = w.cfg.commits_per_repo.min(4).checked_sub(1);
+            let mut parent = fork.map(|c| w.commit_sha(ri, c));
+            let mut out = Vec::new();
+            for i in 0..n {
+                let date = data::T0 - age_days * 86_400 + i as i64 * 60;
+                let c = Self::added_commit(w, ri, h, date, parent.iter().cloned().collect());
+                parent = Some(c.sha.clone());
+                out.push(c.sha.clone());
+                h.added.push(c);
+            }
+            let last = h.added.last().map_or(now, |c| c.date);
+            let parents = w.head(h, ri).into_iter().chain(parent).collect();
+            let m = Self::added_commit(w, ri, h, now.max(last + 1), parents);
+            out.push(m.sha.clone());
+            h.head = Some(m.sha.clone());
+            h.added.push(m);
+            out
+        })
+    }
+
+    /// Push `n` new commits, dated now, onto `org/repo`'s default branch. Returns their
+    /// SHAs, oldest first.
+    pub fn push_commits(&self, org: &str, repo: &str, n: usize) -> Option<Vec<String>> {
+        let now = self.next_time(data::T0);
+        self.change_history(org, repo, |w, ri, h| {
+            let mut out = Vec::new();
+            for i in 0..n {
+                let parents = w.head(h, ri).into_iter().collect();
+                let c = Self::added_commit(w, ri, h, now + i as i64, parents);
+                out.push(c.sha.clone());
+                h.head = Some(c.sha.clone());
+                h.added.push(c);
+            }
+            out
+        })
+    }
+
+    /// Force-push `org/repo`'s default branch: its head becomes a new commit (dated now)
+    /// on generated commit 2, and every commit no longer reachable is gone (as after
+    /// garbage collection: compare and the single-commit endpoint answer 404/422 for
+    /// them). Returns the new head.
+    pub fn force_push(&self, org: &str, repo: &str) -> Option<String> {
+        let now = self.next_time(data::T0);
+        self.change_history(org, repo, |w, ri, h| {
+            let keep = w.cfg.commits_per_repo.min(3).checked_sub(1);
+            let old: Vec<String> = match w.head(h, ri) {
+                Some(head) => w
+                    .reachable(h, ri, &head)
+                    .into_iter()
+                    .map(|c| c.sha)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let parents: Vec<String> = keep.map(|c| w.commit_sha(ri, c)).into_iter().collect();
+            let c = Self::added_commit(w, ri, h, now, parents);
+            let head = c.sha.clone();
+            h.head = Some(head.clone());
+            h.added.push(c);
+            let live: std::collections::HashSet<String> = w
+                .reachable(h, ri, &head)
+                .into_iter()
+                .map(|c| c.sha)
+                .collect();
+            h.gone.extend(old.into_iter().filter(|s| !live.contains(s)));
+            h.added.retain(|c| live.contains(&c.sha));
+            head
+        })
+    }
+
+    /// The SHAs of every commit reachable from `org/repo`'s default branch now.
+    pub fn branch_commits(&self, org: &str, repo: &str) -> Vec<String> {
+        let w = &self.shared.world;
+        let Some(ri) = w.repo_index(org, repo) else {
+            return Vec::new();
+        };
+        let all = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let h = &all[ri];
+        match w.head(h, ri) {
+            Some(head) => w
+                .reachable(h, ri, &head)
+                .into_iter()
+                .map(|c| c.sha)
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     pub fn expected(&self) -> ExpectedData {

@@ -58,6 +58,71 @@ pub struct Shared {
     /// gzip level of 200 bodies for clients that send `Accept-Encoding: gzip`, as
     /// api.github.com does (0 = never compress). Default [`DEFAULT_GZIP_LEVEL`].
     pub gzip_level: AtomicU32,
+    /// Per repo: commits added since start (changed by `Standin::merge_*`, `push_commits`,
+    /// `force_push`).
+    pub history: Mutex<Vec<History>>,
+    /// Per repo: the repository object when it changed since start (`archive_repo`).
+    pub repo_json: Mutex<Vec<Option<String>>>,
+}
+
+/// What changed in a repository's default branch since start.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Commits added, oldest first.
+    pub added: Vec<data::CommitFacts>,
+    /// The branch head when it is not generated commit 0.
+    pub head: Option<String>,
+    /// Commits no longer in the repository (dropped by a force-push and collected).
+    pub gone: std::collections::HashSet<String>,
+    /// Bumped on every change (part of the commits ETags).
+    pub version: u64,
+}
+
+impl History {
+    fn changed(&self) -> bool {
+        self.version > 0
+    }
+}
+
+impl World {
+    /// The commit `sha` of `repo`, if the repository has it.
+    pub fn commit(&self, h: &History, repo: usize, sha: &str) -> Option<data::CommitFacts> {
+        if h.gone.contains(sha) {
+            return None;
+        }
+        let generated = sha
+            .get(32..)
+            .and_then(|t| usize::from_str_radix(t, 16).ok())
+            .filter(|c| *c < self.cfg.commits_per_repo && self.commit_sha(repo, *c) == sha);
+        match generated {
+            Some(c) => Some(self.base_commit(repo, c)),
+            None => h.added.iter().find(|c| c.sha == sha).cloned(),
+        }
+    }
+
+    /// The head of the default branch (None for an empty repository).
+    pub fn head(&self, h: &History, repo: usize) -> Option<String> {
+        h.head
+            .clone()
+            .or_else(|| (self.cfg.commits_per_repo > 0).then(|| self.commit_sha(repo, 0)))
+    }
+
+    /// Every commit reachable from `sha` (itself included).
+    pub fn reachable(&self, h: &History, repo: usize, sha: &str) -> Vec<data::CommitFacts> {
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![sha.to_string()];
+        let mut out = Vec::new();
+        while let Some(s) = todo.pop() {
+            if !seen.insert(s.clone()) {
+                continue;
+            }
+            if let Some(c) = self.commit(h, repo, &s) {
+                todo.extend(c.parents.iter().cloned());
+                out.push(c);
+            }
+        }
+        out
+    }
 }
 
 /// api.github.com answers `Accept-Encoding: gzip` with gzip; level 1 (nginx's default)
@@ -87,6 +152,8 @@ impl Shared {
             .map(|ri| world.deployments(ri, data::DEFAULT_DEPLOYMENTS))
             .collect();
         Shared {
+            history: Mutex::new(vec![History::default(); world.repos.len()]),
+            repo_json: Mutex::new(vec![None; world.repos.len()]),
             deploys: Mutex::new(deploys),
             world,
             base_url: Mutex::new(String::new()),
@@ -136,6 +203,9 @@ fn kind(segs: &[&str]) -> &'static str {
     match segs {
         ["rate_limit"] => "rate_limit",
         ["orgs", _, "repos"] | ["organizations", _, "repos"] => "repos",
+        ["users", _, "repos"] | ["user", _, "repos"] => "repos",
+        ["users", _] => "users",
+        [.., "compare", _] => "compare",
         [.., "pulls"] => "pulls",
         [.., "reviews"] => "reviews",
         [.., "commits"] => "commits",
@@ -416,15 +486,28 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
                 ),
             )
         }
-        ["orgs", org, "repos"] => {
-            match (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org)) {
-                Some(o) => org_repos(sh, req, o, q),
-                None => message(StatusCode::NOT_FOUND, "Not Found"),
-            }
-        }
+        // Organisations only, as on GitHub: a user account answers 404 here.
+        ["orgs", org, "repos"] => match w.owner_index(org).filter(|o| w.is_org(*o)) {
+            Some(o) => org_repos(sh, req, o, q, false),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
         ["organizations", id, "repos"] => match w.org_ids.iter().position(|x| x.to_string() == *id)
         {
-            Some(o) => org_repos(sh, req, o, q),
+            Some(o) if w.is_org(o) => org_repos(sh, req, o, q, false),
+            _ => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        // Any account, organisations included (GitHub lists an organisation's repositories
+        // here too); its `Link`s point at `/user/{id}/repos`.
+        ["users", name, "repos"] => match w.owner_index(name) {
+            Some(o) => org_repos(sh, req, o, q, true),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["user", id, "repos"] => match w.org_ids.iter().position(|x| x.to_string() == *id) {
+            Some(o) => org_repos(sh, req, o, q, true),
+            None => message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        ["users", name] => match w.owner_index(name) {
+            Some(o) => json_resp(StatusCode::OK, w.org_json[o].clone()),
             None => message(StatusCode::NOT_FOUND, "Not Found"),
         },
         ["repos", o, r, rest @ ..] => match w.repo_index(o, r) {
@@ -481,9 +564,10 @@ fn repo_route(
         },
         ["commits"] => commits(sh, req, ri, q),
         ["commits", sha] => single_commit(sh, ri, sha),
+        ["compare", basehead] => compare(sh, req, ri, basehead, q),
         ["deployments"] => deployments(sh, req, ri, q),
         ["deployments", id, "statuses"] => deployment_statuses(sh, req, ri, id, q),
-        [] => json_resp(StatusCode::OK, sh.world.repos[ri].json.clone()),
+        [] => json_resp(StatusCode::OK, repo_json(sh, ri)),
         _ => message(StatusCode::NOT_FOUND, "Not Found"),
     }
 }
@@ -567,7 +651,21 @@ fn last_page(total: usize, per: usize) -> usize {
     total.div_ceil(per).max(1)
 }
 
-fn org_repos(sh: &Shared, req: &Request<Incoming>, o: usize, q: &HashMap<String, String>) -> Resp {
+/// The repository object as served now.
+fn repo_json(sh: &Shared, ri: usize) -> String {
+    let over = sh.repo_json.lock().unwrap_or_else(|p| p.into_inner());
+    over[ri]
+        .clone()
+        .unwrap_or_else(|| sh.world.repos[ri].json.clone())
+}
+
+fn org_repos(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    o: usize,
+    q: &HashMap<String, String>,
+    user_path: bool,
+) -> Resp {
     let w = &sh.world;
     let repos: Vec<usize> = (0..w.repos.len())
         .filter(|i| w.repos[*i].org == o)
@@ -579,11 +677,16 @@ fn org_repos(sh: &Shared, req: &Request<Incoming>, o: usize, q: &HashMap<String,
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&w.repos[*ri].json);
-        let _ = write!(etag_src, "|{ri}");
+        let json = repo_json(sh, *ri);
+        body.push_str(&json);
+        let _ = write!(etag_src, "|{ri}:{:x}", md5::compute(json.as_bytes()));
     }
     body.push(']');
-    let canonical = format!("/organizations/{}/repos", w.org_ids[o]);
+    let canonical = if user_path {
+        format!("/user/{}/repos", w.org_ids[o])
+    } else {
+        format!("/organizations/{}/repos", w.org_ids[o])
+    };
     finish(
         sh,
         req,
@@ -678,25 +781,45 @@ fn reviews(
     )
 }
 
+/// The default branch's commits, newest first (git-log order by committer date), from
+/// `since` on. A merged branch's commits come in by date, however old.
 fn commits(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, String>) -> Resp {
     let w = &sh.world;
     let since = q
         .get("since")
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.timestamp());
-    let total = (0..w.cfg.commits_per_repo)
-        .take_while(|c| since.is_none_or(|s| w.commit_date(ri, *c) >= s))
-        .count();
+    let h = sh.history.lock().unwrap_or_else(|p| p.into_inner())[ri].clone();
     let (per, page) = paging(q);
     let mut body = String::from("[");
-    for (i, c) in (0..total).skip((page - 1) * per).take(per).enumerate() {
-        if i > 0 {
-            body.push(',');
+    let total;
+    if h.changed() {
+        let mut all = match w.head(&h, ri) {
+            Some(head) => w.reachable(&h, ri, &head),
+            None => Vec::new(),
+        };
+        all.retain(|c| since.is_none_or(|s| c.date >= s));
+        all.sort_by_key(|c| std::cmp::Reverse((c.date, c.key)));
+        total = all.len();
+        for (i, c) in all.iter().skip((page - 1) * per).take(per).enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            data::render_commit(w, ri, c, &mut body);
         }
-        data::render_commit(w, ri, c, &mut body);
+    } else {
+        total = (0..w.cfg.commits_per_repo)
+            .take_while(|c| since.is_none_or(|s| w.commit_date(ri, *c) >= s))
+            .count();
+        for (i, c) in (0..total).skip((page - 1) * per).take(per).enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            data::render_commit(w, ri, &w.base_commit(ri, c), &mut body);
+        }
     }
     body.push(']');
-    let etag_src = format!("commits|{ri}|{since:?}|{per}|{page}|{total}");
+    let etag_src = format!("commits|{ri}|{since:?}|{per}|{page}|{total}|{}", h.version);
     let canonical = format!("/repositories/{}/commits", w.repos[ri].id);
     finish(
         sh,
@@ -714,18 +837,125 @@ fn commits(sh: &Shared, req: &Request<Incoming>, ri: usize, q: &HashMap<String, 
 
 fn single_commit(sh: &Shared, ri: usize, sha: &str) -> Resp {
     let w = &sh.world;
-    let c = sha
-        .get(32..)
-        .and_then(|t| usize::from_str_radix(t, 16).ok())
-        .filter(|c| *c < w.cfg.commits_per_repo && w.commit_sha(ri, *c) == sha);
-    match c {
+    let h = sh.history.lock().unwrap_or_else(|p| p.into_inner());
+    match w.commit(&h[ri], ri, sha) {
         Some(c) => {
+            drop(h);
             let mut body = String::new();
-            data::render_commit_full(w, ri, c, &mut body);
+            data::render_commit_full(w, ri, &c, &mut body);
             ok_json(Bytes::from(body))
         }
         None => message(StatusCode::UNPROCESSABLE_ENTITY, "No commit found for SHA"),
     }
+}
+
+/// `GET .../compare/BASE...HEAD`: the commits reachable from HEAD and not from BASE
+/// (`git log BASE..HEAD`), oldest first. Without `per_page`/`page` at most 250 (the
+/// newest); with them, pages of up to 100 with `Link`s. 404 when either end is unknown.
+fn compare(
+    sh: &Shared,
+    req: &Request<Incoming>,
+    ri: usize,
+    basehead: &str,
+    q: &HashMap<String, String>,
+) -> Resp {
+    let w = &sh.world;
+    let h = sh.history.lock().unwrap_or_else(|p| p.into_inner())[ri].clone();
+    let resolve = |r: &str| {
+        let sha = if r == "main" || r == "HEAD" {
+            w.head(&h, ri)?
+        } else {
+            r.to_string()
+        };
+        w.commit(&h, ri, &sha)
+    };
+    let Some((base, head)) = basehead
+        .split_once("...")
+        .and_then(|(b, hd)| Some((resolve(b)?, resolve(hd)?)))
+    else {
+        return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let from_base = w.reachable(&h, ri, &base.sha);
+    let from_head = w.reachable(&h, ri, &head.sha);
+    let in_base: std::collections::HashSet<&str> =
+        from_base.iter().map(|c| c.sha.as_str()).collect();
+    let in_head: std::collections::HashSet<&str> =
+        from_head.iter().map(|c| c.sha.as_str()).collect();
+    let mut ahead: Vec<&data::CommitFacts> = from_head
+        .iter()
+        .filter(|c| !in_base.contains(c.sha.as_str()))
+        .collect();
+    ahead.sort_by_key(|c| (c.date, std::cmp::Reverse(c.key)));
+    let behind = from_base
+        .iter()
+        .filter(|c| !in_head.contains(c.sha.as_str()))
+        .count();
+    let merge_base = from_base
+        .iter()
+        .filter(|c| in_head.contains(c.sha.as_str()))
+        .max_by_key(|c| (c.date, std::cmp::Reverse(c.key)));
+    let status = match (ahead.len(), behind) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    let paged = q.contains_key("per_page") || q.contains_key("page");
+    let (per, page) = if paged { paging(q) } else { (250, 1) };
+    let shown: Vec<&&data::CommitFacts> = if paged {
+        ahead.iter().skip((page - 1) * per).take(per).collect()
+    } else {
+        ahead.iter().skip(ahead.len().saturating_sub(250)).collect()
+    };
+    let rep = &w.repos[ri];
+    let full = format!("{}/{}", rep.org_name, rep.name);
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        r#"{{"url":"https://api.github.com/repos/{full}/compare/{basehead}","html_url":"https://github.com/{full}/compare/{basehead}","permalink_url":"https://github.com/{full}/compare/{o}:{b}...{o}:{hd}","diff_url":"https://github.com/{full}/compare/{basehead}.diff","patch_url":"https://github.com/{full}/compare/{basehead}.patch","base_commit":"#,
+        o = rep.org_name,
+        b = base.sha,
+        hd = head.sha,
+    );
+    data::render_commit(w, ri, &base, &mut body);
+    body.push_str(r#","merge_base_commit":"#);
+    match merge_base {
+        Some(m) => data::render_commit(w, ri, m, &mut body),
+        None => body.push_str("null"),
+    }
+    let _ = write!(
+        body,
+        r#","status":"{status}","ahead_by":{},"behind_by":{behind},"total_commits":{},"commits":["#,
+        ahead.len(),
+        ahead.len()
+    );
+    for (i, c) in shown.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        data::render_commit(w, ri, c, &mut body);
+    }
+    // The changed files (only on the first page on GitHub) are left out: clients that
+    // need them read each commit.
+    body.push_str(r#"],"files":[]}"#);
+    let etag_src = format!("compare|{ri}|{basehead}|{per}|{page}|{paged}|{}", h.version);
+    let canonical = format!("/repositories/{}/compare/{basehead}", rep.id);
+    finish(
+        sh,
+        req,
+        q,
+        Page {
+            body,
+            etag_src,
+            canonical,
+            page,
+            last: if paged {
+                last_page(ahead.len(), per)
+            } else {
+                1
+            },
+        },
+    )
 }
 
 /// Deployments, newest first (GitHub orders them by id, descending).

@@ -2,7 +2,7 @@
 //! /repositories/{id}, ETag/304, rate-limit headers, sorting by updated_at, faults.
 
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn cfg() -> StandinConfig {
     StandinConfig {
@@ -272,4 +272,180 @@ async fn bodies_are_gzipped_for_clients_that_accept_gzip_as_github_does() {
     let off = get_encoded(&url, Some("gzip")).await;
     assert!(off.headers().get("content-encoding").is_none());
     assert_eq!(off.bytes().await.unwrap(), plain);
+}
+
+#[tokio::test]
+async fn a_merged_branch_lists_by_date_and_compare_pages_what_is_new_oldest_first() {
+    let s = Standin::start(cfg()).await.unwrap();
+    let b = s.base_url();
+    let commits = format!("{b}/repos/standin-org-0/repo-0/commits?per_page=100");
+    let before: Vec<Value> = get(&commits, None).await.json().await.unwrap();
+    let old_head = before[0]["sha"].as_str().unwrap().to_string();
+    let etag = get(&commits, None).await.headers()["etag"].clone();
+    let new = s
+        .merge_branch_with_old_dates("standin-org-0", "repo-0", 3, 30)
+        .unwrap();
+    assert_eq!(new.len(), 4);
+    let merge = new.last().unwrap();
+    let r = get(&commits, Some(etag.to_str().unwrap())).await;
+    assert_eq!(r.status(), 200, "the list changed");
+    let page: Vec<Value> = r.json().await.unwrap();
+    // The merge commit (dated now) is the head; its parents are the old head and the
+    // branch's tip; the branch's commits are by date, past the first page.
+    assert_eq!(page[0]["sha"], merge.as_str());
+    let parents: Vec<&str> = page[0]["parents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(parents, [old_head.as_str(), new[2].as_str()]);
+    assert!(page
+        .iter()
+        .all(|c| !new[..3].contains(&c["sha"].as_str().unwrap().to_string())));
+    let dates: Vec<&str> = page
+        .iter()
+        .map(|c| c["commit"]["committer"]["date"].as_str().unwrap())
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // Compare, paged: oldest first, Link to /repositories/{id}/compare/...
+    let url = format!("{b}/repos/standin-org-0/repo-0/compare/{old_head}...{merge}?per_page=3");
+    let r = get(&url, None).await;
+    let n = next(&r).unwrap();
+    assert!(
+        n.contains(&format!(
+            "/repositories/3000000000/compare/{old_head}...{merge}?"
+        )),
+        "{n}"
+    );
+    let p1: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &p1["status"],
+            &p1["ahead_by"],
+            &p1["behind_by"],
+            &p1["total_commits"]
+        ),
+        (&json!("ahead"), &json!(4), &json!(0), &json!(4))
+    );
+    let p2: Value = get(&n, None).await.json().await.unwrap();
+    let shas: Vec<&str> = p1["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["commits"].as_array().unwrap())
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(shas, new.iter().map(String::as_str).collect::<Vec<_>>());
+    // Unpaged: all of them (up to 250), no Link; identical ends; an unknown base is 404.
+    let r = get(
+        &format!("{b}/repos/standin-org-0/repo-0/compare/{old_head}...{merge}"),
+        None,
+    )
+    .await;
+    assert!(next(&r).is_none());
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["commits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let same: Value = get(
+        &format!("{b}/repos/standin-org-0/repo-0/compare/{merge}...{merge}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (&same["status"], &same["total_commits"]),
+        (&json!("identical"), &json!(0))
+    );
+    let gone = format!(
+        "{b}/repos/standin-org-0/repo-0/compare/{}...{merge}",
+        "ab".repeat(20)
+    );
+    assert_eq!(get(&gone, None).await.status(), 404);
+    // A merged commit has its files.
+    let one: Value = get(
+        &format!("{b}/repos/standin-org-0/repo-0/commits/{}", new[0]),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["files"].as_array().unwrap().len(), 3);
+
+    // After a force-push the old head is gone: compare from it answers 404.
+    let head = s.force_push("standin-org-0", "repo-0").unwrap();
+    let url = format!("{b}/repos/standin-org-0/repo-0/compare/{merge}...{head}");
+    assert_eq!(get(&url, None).await.status(), 404);
+    assert!(!s.branch_commits("standin-org-0", "repo-0").contains(merge));
+}
+
+#[tokio::test]
+async fn user_accounts_answer_404_under_orgs_and_list_under_users() {
+    let s = Standin::start_with_user_accounts(cfg(), 1).await.unwrap();
+    let b = s.base_url();
+    assert_eq!(
+        get(&format!("{b}/orgs/standin-user-0/repos"), None)
+            .await
+            .status(),
+        404
+    );
+    let r = get(
+        &format!("{b}/users/standin-user-0/repos?type=owner&per_page=1"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let n = next(&r).unwrap();
+    assert!(
+        n.contains("/user/9000000002/repos?") && n.ends_with("page=2"),
+        "{n}"
+    );
+    let page: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(page[0]["full_name"], "standin-user-0/repo-0");
+    assert_eq!(page[0]["owner"]["type"], "User");
+    let u: Value = get(&format!("{b}/users/standin-user-0"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let o: Value = get(&format!("{b}/users/standin-org-1"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&u["type"], &o["type"]),
+        (&json!("User"), &json!("Organization"))
+    );
+    assert_eq!(get(&format!("{b}/users/nobody"), None).await.status(), 404);
+    // Its repositories are read like any other.
+    let c = get(&format!("{b}/repos/standin-user-0/repo-1/commits"), None).await;
+    assert_eq!(c.status(), 200);
+}
+
+#[tokio::test]
+async fn archiving_a_repo_changes_its_object_and_the_list_etag() {
+    let s = Standin::start(cfg()).await.unwrap();
+    let url = format!("{}/orgs/standin-org-0/repos?per_page=100", s.base_url());
+    let r = get(&url, None).await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let before: Vec<Value> = r.json().await.unwrap();
+    assert!(s.archive_repo("standin-org-0", "repo-1"));
+    let r = get(&url, Some(&etag)).await;
+    assert_eq!(r.status(), 200);
+    let after: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(
+        (&before[1]["archived"], &after[1]["archived"]),
+        (&json!(false), &json!(true))
+    );
+    assert!(after[1]["updated_at"].as_str() > before[1]["updated_at"].as_str());
+    assert_eq!(before[0], after[0]);
 }

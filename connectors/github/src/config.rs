@@ -93,7 +93,10 @@ pub struct AppAuth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GithubConfig {
-    /// Organisations (or users) whose repositories are read, e.g. `[my-org]`.
+    /// Organisations or user accounts whose repositories are read, e.g. `[my-org]`. A
+    /// name that `/orgs/{name}/repos` does not know (404) is read as a user account
+    /// through `/users/{name}/repos` (the repositories it owns; GitHub lists only public
+    /// ones there), and remembered as one in the repository stream's state.
     #[schemars(length(min = 1))]
     pub orgs: Vec<String>,
     /// Repository name globs to read (`*` and `?`); empty means every repository.
@@ -102,7 +105,9 @@ pub struct GithubConfig {
     /// Repository name globs to skip; applied after `include`.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Also read archived repositories (they rarely change, so off by default).
+    /// Also read the pull requests, commits and deployments of archived repositories
+    /// (they rarely change, so off by default). Their REPOSITORY rows are kept current
+    /// either way (`ARCHIVED`, `UPDATED_AT`).
     #[serde(default)]
     pub include_archived: bool,
     /// Also read repositories that are forks.

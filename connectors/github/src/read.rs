@@ -12,7 +12,7 @@ use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
     RepoRows, ReviewItem, ReviewRows, TableRows, MAX_BATCH_TEXT_BYTES,
 };
-use crate::state::{us_to_time, OrgListing, RepoCursor, RepoRef, StreamState};
+use crate::state::{us_to_time, BranchHead, OrgListing, RepoCursor, RepoRef, StreamState};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::progress::{Progress, ProgressEvent};
 use flowctl_core::{
@@ -111,7 +111,18 @@ pub struct Run<'a> {
 struct RepoOutcome {
     key: String,
     results: Vec<(StreamKind, std::result::Result<RepoCursor, String>)>,
+    /// The default branch's head, for the commit streams that succeeded.
+    heads: Vec<(StreamKind, BranchHead)>,
     skipped: Option<String>,
+}
+
+type Cursors = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
+
+/// What `commits?per_page=1` said about the default branch.
+enum Probe {
+    Unchanged,
+    Head(BranchHead),
+    NoCommits,
 }
 
 /// `_RAW` bytes reserved for a new batch: `batch_bytes` plus room for the row that
@@ -403,7 +414,8 @@ impl Run<'_> {
             Err(Stop::Fatal(e)) => return Err(e),
             Err(Stop::NotFound(m)) => {
                 return Err(PluginError::external(format!(
-                    "organisation `{org}` not found at {} ({m})",
+                    "source.orgs: `{org}` is neither an organisation nor a user account at {} \
+                     (its repository list answered 404: {m})",
                     self.cfg.base_url
                 )))
             }
@@ -442,6 +454,9 @@ impl Run<'_> {
                     Err(m) => errors.entry(k).or_default().push(m),
                 }
             }
+            for (k, h) in o.heads {
+                states.entry(k).or_default().heads.insert(o.key.clone(), h);
+            }
         }
         drop(tasks);
         self.flush(&accs.rp, org).await?;
@@ -459,28 +474,54 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Repositories whose PRs, commits and deployments are read.
     fn selected(&self, org: &str, r: &RepoRef) -> bool {
+        self.has_row(org, r) && (self.cfg.include_archived || !r.archived)
+    }
+
+    /// Repositories with a REPOSITORY row: archived ones too, so that a repository
+    /// archived after it was loaded has its row updated.
+    fn has_row(&self, org: &str, r: &RepoRef) -> bool {
         self.cfg.repo_selected(&r.name)
-            && (self.cfg.include_archived || !r.archived)
             && (self.cfg.include_forks || !r.fork)
             && self
                 .shard
                 .is_none_or(|s| s.owns(&format!("{org}/{}", r.name)))
     }
 
-    /// GET /orgs/{org}/repos (all pages); REPOSITORY rows for selected repos.
+    /// The account's repositories (all pages); REPOSITORY rows for those with a row.
+    /// An account saved as a user is listed at /users/{name}/repos; otherwise
+    /// /orgs/{name}/repos is asked first and a 404 there tries the user path.
     async fn list_repos(
         &self,
         a: &Accs,
+    ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), Stop> {
+        let saved = self.old.get(&Repository).and_then(|s| s.orgs.get(&a.org));
+        let user = saved.is_some_and(|l| l.user);
+        match self.list_account_repos(a, user).await {
+            Err(Stop::NotFound(_)) if !user => self.list_account_repos(a, true).await,
+            r => r,
+        }
+    }
+
+    async fn list_account_repos(
+        &self,
+        a: &Accs,
+        user: bool,
     ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), Stop> {
         let org = a.org.as_str();
         let cached = self
             .old
             .get(&Repository)
             .and_then(|s| s.orgs.get(org))
-            .filter(|l| l.etag.is_some() && !l.repos.is_empty());
+            .filter(|l| l.etag.is_some() && !l.repos.is_empty() && l.user == user);
         let want = self.want(Repository);
-        let mut url = self.url(&["orgs", org, "repos"], "type=all&per_page=100");
+        // A user's `type=all` would add repositories of other owners it collaborates on.
+        let mut url = if user {
+            self.url(&["users", org, "repos"], "type=owner&per_page=100")
+        } else {
+            self.url(&["orgs", org, "repos"], "type=all&per_page=100")
+        };
         let (mut repos, mut first_etag, mut pages) = (Vec::new(), None, 0);
         loop {
             let etag = if pages == 0 && want {
@@ -509,7 +550,7 @@ impl Run<'_> {
                         .iter()
                         .zip(&times)
                         .zip(&refs)
-                        .filter(|(_, rf)| want && self.selected(org, rf));
+                        .filter(|(_, rf)| want && self.has_row(org, rf));
                     let (full, fatal, n) = self.fill(&a.rp, org, rows, |b, (((r, raw), t), _)| {
                         b.append(org, r, *t, *raw)
                     });
@@ -520,7 +561,12 @@ impl Run<'_> {
                         extra: refs,
                     })
                 })
-                .await?;
+                .await
+                .map_err(|e| match Stop::from(e) {
+                    // Only the first page decides what kind of account this is.
+                    Stop::NotFound(m) if pages > 0 => Stop::Failed(m),
+                    s => s,
+                })?;
             match got {
                 Fetched::NotModified => {
                     let c = cached.cloned().unwrap_or_default();
@@ -544,10 +590,19 @@ impl Run<'_> {
                 }
             }
         }
-        let listing = (pages == 1).then(|| OrgListing {
-            etag: first_etag,
-            repos: repos.clone(),
-        });
+        let listing = if pages == 1 {
+            Some(OrgListing {
+                etag: first_etag,
+                repos: repos.clone(),
+                user,
+            })
+        } else {
+            // Larger lists are not cached, but a user account is remembered as one.
+            user.then(|| OrgListing {
+                user,
+                ..OrgListing::default()
+            })
+        };
         Ok((repos, listing))
     }
 
@@ -556,8 +611,10 @@ impl Run<'_> {
         let mut out = RepoOutcome {
             key: key.clone(),
             results: Vec::new(),
+            heads: Vec::new(),
             skipped: None,
         };
+        let mut head = None;
         let parts: [(bool, bool); 2] = [
             (self.want(PullRequest), self.want(PullRequestReview)),
             (self.want(Commit), self.want(CommitFile)),
@@ -569,7 +626,7 @@ impl Run<'_> {
             let res = if i == 0 {
                 self.pulls(a, r, &key).await
             } else {
-                self.commits(a, r, &key).await
+                self.branch_commits(a, r, &key, &mut head).await
             };
             match res {
                 Ok(mut v) => out.results.append(&mut v),
@@ -591,6 +648,13 @@ impl Run<'_> {
                 }
             }
         }
+        if let Some(h) = head {
+            for (k, res) in &out.results {
+                if matches!(k, Commit | CommitFile) && res.is_ok() {
+                    out.heads.push((*k, h.clone()));
+                }
+            }
+        }
         if self.want(Deployment) {
             match self.deployments(a, r, &key).await {
                 Ok(c) => out.results.push((Deployment, Ok(c))),
@@ -598,6 +662,7 @@ impl Run<'_> {
                 Err(Stop::NotFound(m)) => {
                     out.skipped = Some(format!("repository {key} skipped: it answered 404 (deleted, renamed or no longer visible since it was listed): {m}"));
                     out.results.clear();
+                    out.heads.clear();
                 }
                 Err(Stop::Failed(m)) => out.results.push((Deployment, Err(m))),
             }
@@ -859,6 +924,7 @@ impl Run<'_> {
         a: &Accs,
         r: &RepoRef,
         key: &str,
+        first_listed: &mut Option<String>,
     ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, Stop> {
         let org = a.org.as_str();
         let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
@@ -915,11 +981,12 @@ impl Run<'_> {
                             .filter(|(_, d)| cf_want && keep_opt(d.1, cut_cf))
                             .map(|((c, _), d)| (c.sha.to_string(), d.1))
                             .collect();
+                        let first = items.first().map(|(c, _)| c.sha.to_string());
                         Ok(PageOut {
                             full,
                             fatal,
                             rows: n,
-                            extra: (stop, max, targets),
+                            extra: (stop, max, targets, first),
                         })
                     },
                 )
@@ -948,9 +1015,12 @@ impl Run<'_> {
             if pages == 0 {
                 new_etag = etag_now;
             }
-            pages += 1;
             // The turn goes with the delivery, before the files are requested.
-            let (stop, max, targets) = self.deliver(Commit, org, data, turn).await?;
+            let (stop, max, targets, first) = self.deliver(Commit, org, data, turn).await?;
+            if pages == 0 {
+                *first_listed = first;
+            }
+            pages += 1;
             cm_max = max_opt(cm_max, max);
             if cf_want && cf_err.is_none() {
                 match self.files(a, r, &targets).await {
@@ -1053,6 +1123,234 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The commit streams follow the default branch's head. Once a run has recorded it,
+/// the next asks `commits?per_page=1` conditionally (304: the branch did not move, no
+/// quota) and reads what is new with compare `{old head}...{new head}`: every commit
+/// reachable from the new head and not from the old, whatever its dates, so a merged
+/// branch's old-dated commits are read too, each once. Without a recorded head (first
+/// run, state of an earlier version), or when the old head is gone (a force-push; compare
+/// answers 404), commits are read by date as `commits` does, and the head recorded.
+impl Run<'_> {
+    async fn branch_commits(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+        head: &mut Option<BranchHead>,
+    ) -> std::result::Result<Cursors, Stop> {
+        let olds = [
+            (Commit, self.cursor(Commit, key)),
+            (CommitFile, self.cursor(CommitFile, key)),
+        ];
+        let unchanged = || -> Cursors {
+            olds.iter()
+                .filter(|(k, _)| self.want(*k))
+                .map(|(k, c)| (*k, Ok(c.clone())))
+                .collect()
+        };
+        if let Some(saved) = self.saved_head(key) {
+            let now = match self.probe_head(a, r, saved.etag.as_deref()).await? {
+                Probe::Unchanged => {
+                    *head = Some(saved);
+                    return Ok(unchanged());
+                }
+                // Only an emptied repository lists nothing: keep the state as it is.
+                Probe::NoCommits => return Ok(unchanged()),
+                Probe::Head(h) => h,
+            };
+            if now.sha == saved.sha {
+                *head = Some(now);
+                return Ok(unchanged());
+            }
+            if let Some(res) = self
+                .compare_commits(a, r, &olds, &saved.sha, &now.sha)
+                .await?
+            {
+                *head = Some(now);
+                return Ok(res);
+            }
+            self.event(ProgressEvent::Warning {
+                stream: "commit".into(),
+                message: format!(
+                    "{key}: the default branch's previous head {} is gone (force-push?); \
+                     reading commits by date from the saved cursor",
+                    saved.sha
+                ),
+            });
+            let res = self.commits(a, r, key, &mut None).await?;
+            *head = Some(now);
+            return Ok(res);
+        }
+        let mut listed = None;
+        let res = self.commits(a, r, key, &mut listed).await?;
+        // A repository with commits (listed now, or before when the list answered 304)
+        // records its head. The head the list started from is kept when the branch moved
+        // meanwhile (without an ETag, so the next run reads the difference).
+        let had = olds.iter().any(|(_, c)| c.cursor.is_some());
+        if res.iter().any(|(_, r)| r.is_ok()) && (listed.is_some() || had) {
+            if let Probe::Head(now) = self.probe_head(a, r, None).await? {
+                *head = Some(match listed {
+                    Some(sha) if sha != now.sha => BranchHead { sha, etag: None },
+                    _ => now,
+                });
+            }
+        }
+        Ok(res)
+    }
+
+    /// The head every wanted commit stream recorded, when they agree.
+    fn saved_head(&self, key: &str) -> Option<BranchHead> {
+        let heads: Vec<Option<&BranchHead>> = [Commit, CommitFile]
+            .into_iter()
+            .filter(|k| self.want(*k))
+            .map(|k| self.old.get(&k).and_then(|s| s.heads.get(key)))
+            .collect();
+        let first = (*heads.first()?)?;
+        heads
+            .iter()
+            .all(|h| h.is_some_and(|h| h.sha == first.sha))
+            .then(|| BranchHead {
+                sha: first.sha.clone(),
+                etag: heads
+                    .iter()
+                    .all(|h| h.is_some_and(|h| h.etag == first.etag))
+                    .then(|| first.etag.clone())
+                    .flatten(),
+            })
+    }
+
+    /// `GET .../commits?per_page=1`: the default branch's head (its newest commit).
+    async fn probe_head(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        etag: Option<&str>,
+    ) -> std::result::Result<Probe, Stop> {
+        let label = if self.want(Commit) {
+            "commit"
+        } else {
+            "commit_file"
+        };
+        let url = self.url(&["repos", &a.org, &r.name, "commits"], "per_page=1");
+        let got = self
+            .client
+            .get(label, &url, etag, |body| {
+                let items = parse_page::<CommitItem>(body, false)?;
+                Ok(items.first().map(|(c, _)| c.sha.to_string()))
+            })
+            .await?;
+        Ok(match got {
+            Fetched::NotModified => Probe::Unchanged,
+            Fetched::Page { data, etag, .. } => match data {
+                Some(sha) => Probe::Head(BranchHead { sha, etag }),
+                None => Probe::NoCommits,
+            },
+        })
+    }
+
+    /// Commits reachable from `head` and not from `base` (compare, pages of 100, oldest
+    /// first), all yielded with their files. None when compare answers 404 on its first
+    /// page (`base` no longer exists).
+    async fn compare_commits(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        olds: &[(StreamKind, RepoCursor); 2],
+        base: &str,
+        head: &str,
+    ) -> std::result::Result<Option<Cursors>, Stop> {
+        let org = a.org.as_str();
+        let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
+        let label = if cm_want { "commit" } else { "commit_file" };
+        let basehead = format!("{base}...{head}");
+        let mut url = self.url(
+            &["repos", org, &r.name, "compare", &basehead],
+            "per_page=100",
+        );
+        let (mut first, mut max, mut cf_err) = (true, None, None::<String>);
+        loop {
+            let got = self
+                .client
+                .get(label, &url, None, |body| {
+                    let page: ComparePage =
+                        serde_json::from_slice(body).map_err(|e| format!("compare answer: {e}"))?;
+                    let items = parse_page::<CommitItem>(
+                        page.commits.get().as_bytes(),
+                        self.ctx.include_raw,
+                    )?;
+                    let dates = items
+                        .iter()
+                        .map(|(c, _)| c.dates())
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let rows = items.iter().zip(&dates).filter(|_| cm_want);
+                    let (full, fatal, n) = self.fill(&a.cm, org, rows, |b, ((c, raw), d)| {
+                        b.append(org, &r.name, c, *d, *raw)
+                    });
+                    let targets: Vec<(String, Option<i64>)> = items
+                        .iter()
+                        .zip(&dates)
+                        .filter(|_| cf_want)
+                        .map(|((c, _), d)| (c.sha.to_string(), d.1))
+                        .collect();
+                    Ok(PageOut {
+                        full,
+                        fatal,
+                        rows: n,
+                        extra: (dates.iter().filter_map(|d| d.1).max(), targets),
+                    })
+                })
+                .await;
+            let got = match got {
+                Err(HttpError::NotFound(_)) if first => return Ok(None),
+                other => other.map_err(Stop::of_sub_resource)?,
+            };
+            let Fetched::Page {
+                data, next, turn, ..
+            } = got
+            else {
+                break;
+            };
+            first = false;
+            let (page_max, targets) = self.deliver(Commit, org, data, turn).await?;
+            max = max_opt(max, page_max);
+            if cf_want && cf_err.is_none() {
+                match self.files(a, r, &targets).await {
+                    Ok(()) => {}
+                    Err(Stop::Failed(m)) => cf_err = Some(m),
+                    Err(e) => return Err(e),
+                }
+            }
+            match next {
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        let res = olds
+            .iter()
+            .filter(|(k, _)| self.want(*k))
+            .map(|(k, old)| {
+                let c = RepoCursor {
+                    cursor: max_opt(old.cursor_us(), max).and_then(us_to_time),
+                    ..old.clone()
+                };
+                match (&cf_err, k) {
+                    (Some(m), CommitFile) => (*k, Err(m.clone())),
+                    _ => (*k, Ok(c)),
+                }
+            })
+            .collect();
+        Ok(Some(res))
+    }
+}
+
+/// A compare answer: its commits are read like a commits list; its files are not used
+/// (the files of each commit are read one by one, as for any commit).
+#[derive(serde::Deserialize)]
+struct ComparePage<'a> {
+    #[serde(borrow)]
+    commits: &'a serde_json::value::RawValue,
 }
 
 /// The deployment stream. GitHub lists deployments newest first (by id, i.e. creation)

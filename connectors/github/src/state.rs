@@ -7,6 +7,9 @@
 //!   },
 //!   "orgs": {
 //!     "acme": { "etag": "W/\"77aa...\"", "repos": [ { "name": "widgets", "id": 3000000000, "archived": false, "fork": false } ] }
+//!   },
+//!   "heads": {
+//!     "acme/widgets": { "sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "etag": "W/\"3c2a...\"" }
 //!   }
 //! }
 //! ```
@@ -19,9 +22,15 @@
 //!   `since` (commit, commit_file only) is the anchor the commits URL uses: the first
 //!   run's floor, moved up to the cursor after a run that read more than one page. A
 //!   stable URL is what lets an unchanged repository answer 304.
-//! * `orgs` (`repository` stream only): per org, the ETag of the repo list and the list
-//!   itself, so a 304 still yields the repositories to read. Kept only when the list
-//!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally.
+//! * `heads` (commit, commit_file only): per `org/repo`, the default branch's head SHA
+//!   when last read and the ETag of `commits?per_page=1` that named it. The next run asks
+//!   that URL conditionally (304: the branch did not move) and reads what is new with
+//!   compare `{sha}...{new head}`, whatever the commits' dates. Without an entry (first
+//!   run, state of an earlier version) commits are read by date and the head recorded.
+//! * `orgs` (`repository` stream only): per account, the ETag of the repo list and the
+//!   list itself, so a 304 still yields the repositories to read. Kept only when the list
+//!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally. `user:
+//!   true` marks a user account (listed at /users/{name}/repos), kept whatever the size.
 //!
 //! Entries of repos not read in a run (other shard, `--org` filter, 404) are kept as they were.
 
@@ -35,6 +44,17 @@ pub struct StreamState {
     pub repos: BTreeMap<String, RepoCursor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub orgs: BTreeMap<String, OrgListing>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub heads: BTreeMap<String, BranchHead>,
+}
+
+/// commit, commit_file: the default branch's head as last read (see `read.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BranchHead {
+    pub sha: String,
+    /// ETag of `commits?per_page=1` when it answered this head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -60,6 +80,9 @@ pub struct OrgListing {
     pub etag: Option<String>,
     #[serde(default)]
     pub repos: Vec<RepoRef>,
+    /// A user account (listed at /users/{name}/repos), not an organisation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
 }
 
 /// What a run needs to know about a listed repository.
@@ -92,4 +115,36 @@ impl StreamState {
 
 pub fn us_to_time(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_without_heads_or_user_flags_loads_and_saves_unchanged() {
+        let old = serde_json::json!({
+            "repos": {"acme/w": {"cursor": "2026-01-01T00:00:00Z", "etag": "W/\"1\"", "since": "2025-12-01T00:00:00Z"}},
+            "orgs": {"acme": {"etag": "W/\"2\"", "repos": [{"name": "w", "id": 1, "archived": false, "fork": false}]}}
+        });
+        let st = StreamState::from_value(Some(&old)).unwrap();
+        assert!(st.heads.is_empty() && !st.orgs["acme"].user);
+        assert_eq!(st.to_value(), old);
+        let mut new = st;
+        new.heads.insert(
+            "acme/w".into(),
+            BranchHead {
+                sha: "a".repeat(40),
+                etag: None,
+            },
+        );
+        new.orgs.get_mut("acme").unwrap().user = true;
+        let v = new.to_value();
+        assert_eq!(
+            v["heads"]["acme/w"],
+            serde_json::json!({"sha": "a".repeat(40)})
+        );
+        assert_eq!(v["orgs"]["acme"]["user"], true);
+        assert_eq!(StreamState::from_value(Some(&v)).unwrap(), new);
+    }
 }

@@ -215,7 +215,8 @@ async fn full_sync_reads_every_row_with_exact_requests() {
     assert_eq!(out.rows("commit"), exp.commits);
     assert_eq!(out.rows("commit_file"), exp.commit_files);
     assert_eq!(out.rows("repository"), exp.repos);
-    // 1 repo page + 2 repos × 3 pulls pages + 500 PRs' reviews + 2 × 2 commit pages + 240 commits' files.
+    // 1 repo page + 2 repos × 3 pulls pages + 500 PRs' reviews + 2 × (2 commit pages + 1
+    // head request) + 240 commits' files.
     let st = fx.standin.stats();
     assert_eq!(st.kind("repos"), 1);
     assert_eq!(
@@ -224,9 +225,9 @@ async fn full_sync_reads_every_row_with_exact_requests() {
         "pages followed via Link to /repositories/{{id}}/pulls"
     );
     assert_eq!(st.kind("reviews"), 500);
-    assert_eq!(st.kind("commits"), 4);
+    assert_eq!(st.kind("commits"), 6);
     assert_eq!(st.kind("commit"), 240);
-    assert_eq!(st.total, 751);
+    assert_eq!(st.total, 753);
     assert!(out
         .batches
         .iter()
@@ -664,7 +665,13 @@ async fn unknown_org_is_a_clear_error() {
     cfg.orgs = vec!["no-such-org".into()];
     let out = read(cfg, &["pull_request"], BTreeMap::new(), None).await;
     let e = out.result.as_ref().err().unwrap().to_string();
-    assert!(e.contains("organisation `no-such-org` not found"), "{e}");
+    assert!(
+        e.contains("`no-such-org` is neither an organisation nor a user account"),
+        "{e}"
+    );
+    // Both paths were asked, once each.
+    let st = fx.standin.stats();
+    assert_eq!((st.kind("repos"), st.total), (2, 2), "{st:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -829,7 +836,8 @@ async fn reviews_alone_list_pulls_once_and_files_alone_list_commits_once() {
             st.kind("commits"),
             st.kind("commit")
         ),
-        (6, 500, 4, 240)
+        // Commits: 2 pages and the head request per repository.
+        (6, 500, 6, 240)
     );
     let keys = out.strings("pull_request_review", "_ROW_KEY");
     let ids = out.ints("pull_request_review", "ID");

@@ -40,7 +40,8 @@ impl DuckDbLoader {
     }
 
     /// Runs a query and returns its rows as text (NULL as `None`; strings, integers,
-    /// floats and booleans rendered plainly; cast anything else to VARCHAR in the SQL).
+    /// floats and booleans rendered plainly, TIMESTAMPTZ in UTC; cast anything else to
+    /// VARCHAR in the SQL).
     /// Lets end-to-end tests and `flowctl` check the warehouse through this loader's
     /// connection, since DuckDB lets only one process open a database file for writing.
     pub async fn query_text(&self, query: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -480,7 +481,14 @@ fn rows_text(
     use arrow::datatypes::{DataType as T, Float32Type, Float64Type};
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let options = FormatOptions::default();
-    let columns = batch.columns();
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match utc_labelled(c.data_type()) {
+            Some(t) => arrow::compute::cast(c, &t),
+            None => Ok(c.clone()),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let formatters = columns
         .iter()
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
@@ -505,6 +513,35 @@ fn rows_text(
         out.push(cells);
     }
     Ok(())
+}
+
+/// The type with every zoned timestamp labelled `+00:00`, or None when there is none.
+/// DuckDB labels TIMESTAMPTZ with its session zone (`Etc/UTC`, `Europe/Berlin`), which
+/// arrow can only print with its `chrono-tz` feature; the values are UTC instants, so
+/// relabelling changes no value and prints them in UTC.
+fn utc_labelled(t: &arrow::datatypes::DataType) -> Option<arrow::datatypes::DataType> {
+    use arrow::datatypes::{DataType as T, Field, Fields};
+    use std::sync::Arc;
+    let field = |f: &Field| utc_labelled(f.data_type()).map(|t| f.clone().with_data_type(t));
+    match t {
+        T::Timestamp(_, Some(tz)) if tz.as_ref() == "+00:00" => None,
+        T::Timestamp(u, Some(_)) => Some(T::Timestamp(*u, Some("+00:00".into()))),
+        T::List(f) => field(f).map(|f| T::List(Arc::new(f))),
+        T::LargeList(f) => field(f).map(|f| T::LargeList(Arc::new(f))),
+        T::FixedSizeList(f, n) => field(f).map(|f| T::FixedSizeList(Arc::new(f), *n)),
+        T::Struct(fs) => {
+            let new: Vec<Option<Field>> = fs.iter().map(|f| field(f)).collect();
+            new.iter().any(Option::is_some).then(|| {
+                T::Struct(Fields::from(
+                    fs.iter()
+                        .zip(new)
+                        .map(|(f, n)| n.unwrap_or_else(|| f.as_ref().clone()))
+                        .collect::<Vec<_>>(),
+                ))
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Whole milliseconds since `started`, for the statement timings in the log (an `f32` of
