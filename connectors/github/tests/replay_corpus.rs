@@ -722,11 +722,22 @@ async fn second_run_after_an_edited_pr_a_new_review_and_a_new_commit() {
     assert!(c.len() == 1 && c[0].status == 304, "{c:?}");
     let c = at(EMPTY, "commits");
     assert!(c.len() == 1 && c[0].status == 409, "{c:?}");
-    // More than one page was read the first time, so the URL's `since` moved up.
+    // The default branch moved: a conditional head check, then what is new since the old head.
     let c = at(MAIN, "commits");
     assert!(
-        c.len() == 1 && c[0].query.contains("since=2022-03-02T14"),
+        c.len() == 1 && c[0].conditional && c[0].status == 200 && c[0].query == "per_page=1",
         "{c:?}"
+    );
+    let compare: Vec<_> = seen
+        .iter()
+        .filter(|x| {
+            x.path
+                .starts_with(&format!("/repos/github3py/{MAIN}/compare/"))
+        })
+        .collect();
+    assert!(
+        compare.len() == 1 && compare[0].status == 200,
+        "{compare:?}"
     );
 }
 

@@ -189,11 +189,7 @@ impl SnowflakeLoader {
 fn parse_stage(stage: &str, database: &Ident, schema: &Ident) -> Result<Qualified> {
     let part = |p: &str, what: &str| Ident::from_spec(p, what);
     let (database, schema, name) = match sql::split_qualified(stage).as_slice() {
-        [n] => (
-            database.clone(),
-            schema.clone(),
-            part(n, "stage")?,
-        ),
+        [n] => (database.clone(), schema.clone(), part(n, "stage")?),
         [s, n] => (
             database.clone(),
             part(s, "stage (schema part)")?,
