@@ -1240,7 +1240,12 @@ impl Run<'_> {
                 let items = parse_page::<CommitItem>(body, false)?;
                 Ok(items.first().map(|(c, _)| c.sha.to_string()))
             })
-            .await?;
+            .await;
+        let got = match got {
+            // A repository emptied since its head was recorded (deleted and created again).
+            Err(HttpError::Conflict(_)) => return Ok(Probe::NoCommits),
+            other => other?,
+        };
         Ok(match got {
             Fetched::NotModified => Probe::Unchanged,
             Fetched::Page { data, etag, .. } => match data {

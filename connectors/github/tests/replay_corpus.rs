@@ -809,3 +809,28 @@ async fn second_run_keeps_a_newly_archived_repository_row_current() {
         "an archived repository's PRs and commits are not read"
     );
 }
+
+/// A repository emptied after its head was recorded (deleted and created again under the
+/// same name) answers the head check with 409: zero commits, the other streams go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_emptied_after_a_run_counts_as_zero_commits() {
+    let s = ReplayServer::start(World::recorded());
+    let r1 = run(&s, BTreeMap::new()).await;
+    s.change(|w| w.repo_mut(OLD).commits = None);
+    s.forget();
+    let r2 = run(&s, r1.states()).await;
+    // Every stream succeeds (states() panics on a failed one) and nothing is re-sent.
+    let states = r2.states();
+    assert_eq!(count(&r2.tables(), "COMMIT"), 0);
+    assert_eq!(count(&r2.tables(), "COMMIT_FILE"), 0);
+    assert_eq!(states["commit"], r1.states()["commit"]);
+    let head_checks: Vec<_> = s
+        .seen()
+        .into_iter()
+        .filter(|x| x.path == format!("/repos/github3py/{OLD}/commits"))
+        .collect();
+    assert!(
+        head_checks.len() == 1 && head_checks[0].status == 409,
+        "{head_checks:?}"
+    );
+}
