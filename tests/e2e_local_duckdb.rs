@@ -189,7 +189,7 @@ async fn query_reads_raw_back_from_a_table_of_full_row_groups() {
 }
 
 /// DuckDB checkpoints (folds its WAL into the database file) when flowctl closes it. Under
-/// a `memory_limit` too small for that checkpoint it used to fail silently and leave
+/// a `memory_limit` too small for that checkpoint it can fail and leave
 /// `warehouse.duckdb.wal` behind: rows safe, but replayed on every open, and missing from a
 /// copy of the `.duckdb` file alone. A run must either leave no WAL or say why, naming the
 /// field to raise.

@@ -243,7 +243,7 @@ pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
-// ---------------------------------------------------------------- added for issue 9
+// ---------------------------------------------------------------- source options
 
 /// The default source options `Env::new` writes; `Env::with_source_options` overrides them.
 const DEFAULT_SOURCE_OPTIONS: &[(&str, &str)] = &[("max_retries", "3"), ("retry_backoff_ms", "10")];

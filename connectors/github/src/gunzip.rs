@@ -1,12 +1,9 @@
 //! Response bodies are inflated here, in one call over the whole compressed body, rather
 //! than by reqwest's streaming decoder.
 //!
-//! api.github.com gzips its JSON for clients that accept it (~10x fewer bytes on the wire),
-//! and inflating was the largest single CPU cost of a sync: 26% of flowctl's CPU through
-//! reqwest (miniz_oxide at ~530 MB/s a core, plus a copy of every decoded chunk into the
-//! body buffer). libdeflate inflates a whole buffer at once, ~1,270 MB/s on a 1.85 MB
-//! pulls page gzipped at level 1 (BENCHMARKS.md, ninth session). It needs the output size
-//! up front: a gzip member ends with its size (ISIZE), which is checked, never trusted:
+//! api.github.com gzips its JSON for clients that accept it, and inflating is the largest
+//! single CPU cost of a sync; libdeflate inflates a whole buffer at once, over twice as fast
+//! as a streaming decoder (BENCHMARKS.md). It needs the output size up front: a gzip member ends with its size (ISIZE), which is checked, never trusted:
 //! anything unexpected (a multi-member body, a lying trailer, corrupt data) goes through
 //! flate2's streaming decoder instead, which handles every valid gzip body and names what
 //! is wrong with an invalid one.

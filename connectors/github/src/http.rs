@@ -54,15 +54,10 @@ pub enum Fetched<T> {
 
 /// The right to inflate and parse a successful body: one body at a time per client.
 ///
-/// Requests run concurrently (`max_concurrency`), but every body is parsed on the same
-/// thread, and the rows a page yields can only go as fast as the engine takes batches.
-/// Without turns, each request that finished while the engine's channel was full
-/// inflated its body (~1.7 MB for a pulls page) and built its batches (~0.9 MB each),
-/// then waited with them: at 4 concurrent requests that was ~8 batches and 2 inflated
-/// bodies beyond the channel's own, ~13 MB of a 28 MB heap peak (heaptrack,
-/// BENCHMARKS.md). With turns a finished request waits holding only the body as it
-/// came (~200 KB gzipped), and the next body is inflated once the page before it has
-/// been handed on.
+/// Requests run concurrently (`max_concurrency`), but the rows a page yields can only go
+/// as fast as the engine takes batches. Without turns, every finished request would hold
+/// its inflated body and built batches while waiting; with them it holds only the body as
+/// it came (gzipped), and the next body is inflated once the page before it was handed on.
 ///
 /// A caller keeps the turn of a page until its batches are sent, and must drop it
 /// before it requests anything else: a task holding a turn that waits for another
