@@ -181,7 +181,12 @@ fn auth_failure(loader: &SnowflakeLoader, text: &str) -> CheckResult {
 fn context_failure(loader: &SnowflakeLoader, text: &str) -> CheckResult {
     let cfg = &loader.cfg;
     let role = role_of(loader, None);
-    let lower = text.to_lowercase();
+    // Judge by Snowflake's message, not the statement quoted after it (which names roles).
+    let lower = text
+        .split("; statement:")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
     let (db, schema, user) = (&cfg.database, &cfg.schema, &cfg.user);
     if lower.contains("role") {
         let want = cfg.role.as_deref().unwrap_or("<ROLE>");
