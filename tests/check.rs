@@ -605,6 +605,60 @@ async fn snowflake_refusals_name_their_grant() {
     assert_eq!(c.status("snowflake: insert"), "ok");
     assert_eq!(c.status("snowflake: merge"), "ok");
     assert_eq!(c.status("snowflake: drop the scratch tables"), "ok");
+
+    // A stage over another prefix lists, but not the staging root's files.
+    let sql = format!(
+        "CREATE STAGE GITHUB_PIPELINES.{schema}.ELSEWHERE URL='s3://{bucket}/other/' STORAGE_INTEGRATION=TEST_INT"
+    );
+    let created = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("{sf}/api/v2/statements"),
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Authorization: Bearer test",
+        ])
+        .args([
+            "-H",
+            "X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT",
+            "-d",
+        ])
+        .arg(
+            serde_json::json!({"statement": sql, "database": "GITHUB_PIPELINES", "schema": schema})
+                .to_string(),
+        )
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let body = github_block(&gh, "pull_request")
+        + &s3_block(&s3, &bucket)
+        + &snowflake_block(&sf, "GITHUB_PIPELINES", &schema, "LOADER")
+            .replace("  storage_integration: TEST_INT\n", "  stage: ELSEWHERE\n")
+            .replace("  warehouse: LOAD_WH\n", "");
+    let c = run_check(&write_spec(dir.path(), &body), TOKEN);
+    assert_eq!(c.code, 1);
+    assert_eq!(
+        c.failed(),
+        vec!["snowflake: warehouse".to_string(), list.to_string()]
+    );
+    assert_eq!(
+        c.fix("snowflake: warehouse"),
+        "set warehouse.warehouse, or ALTER USER FLOWCTL SET DEFAULT_WAREHOUSE = <WAREHOUSE>;"
+    );
+    assert!(c.item(list)["detail"].as_str().unwrap().contains(&format!(
+        "the stage's URL is not the staging root s3://{bucket}/github/"
+    )));
+    assert_eq!(
+        c.fix(list),
+        format!("CREATE OR REPLACE STAGE GITHUB_PIPELINES.{schema}.ELSEWHERE URL='s3://{bucket}/github/' STORAGE_INTEGRATION = <INTEGRATION>; (DESC STAGE GITHUB_PIPELINES.{schema}.ELSEWHERE shows its URL)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,4 +705,44 @@ async fn snowflake_refused_jwt_names_the_public_key_fix() {
     assert!(!c.all.contains(&jwt));
     // The probe file was still removed.
     assert_eq!(c.status("staging (s3): delete the probe file"), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_app_installation_accepted_or_refused() {
+    let gh = Standin::start(world()).await.unwrap();
+    gh.set_faults(Faults {
+        require_token: Some("ghs_standin_installation_token".into()),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Any RSA key signs the App JWT the stand-in exchanges (PKCS#8, as GitHub also accepts).
+    let app = format!(
+        "  app: {{ app_id: 12345, installation_id: 99, private_key: {{ file: {KEY} }} }}\n"
+    );
+    let body = github_block(&gh, "pull_request, commit")
+        .replace("  token: { env: CHECK_GITHUB_TOKEN }\n", &app)
+        + &local_blocks(dir.path());
+    let spec = write_spec(dir.path(), &body);
+    let c = run_check(&spec, TOKEN);
+    assert_eq!(c.code, 0, "{:#}", c.json);
+    assert!(c.item("github: token")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("GitHub App 12345 (installation 99) accepted"));
+    assert_eq!(gh.stats().kind("app_token"), 1, "one installation token");
+
+    gh.set_faults(Faults {
+        unauthorized: true,
+        ..Default::default()
+    });
+    let c = run_check(&spec, TOKEN);
+    assert_eq!(c.code, 1);
+    assert_eq!(c.failed(), vec!["github: token".to_string()]);
+    assert!(c.item("github: token")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("App JWT rejected"));
+    assert!(c
+        .fix("github: token")
+        .starts_with("check source.app: app_id"));
 }

@@ -6,7 +6,7 @@
 
 use crate::auth::Auth;
 use crate::config::{GithubConfig, StreamKind};
-use crate::http::{describe, Client};
+use crate::http::{describe, Client, HttpError};
 use flowctl_core::check::CheckResult;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
@@ -56,6 +56,14 @@ impl Probe {
             match self.auth.header(&self.client).await {
                 Ok(Some(h)) => rb = rb.header(AUTHORIZATION, h),
                 Ok(None) => {}
+                // The App's installation-token exchange was refused: judged as a 401.
+                Err(HttpError::Unauthorized(m)) => {
+                    return Ok(Answer {
+                        status: 401,
+                        headers: HeaderMap::new(),
+                        body: serde_json::json!({ "message": m }).to_string().into_bytes(),
+                    })
+                }
                 Err(e) => return Err(e.to_string()),
             }
             let mut resp = match rb.send().await {
