@@ -18,7 +18,8 @@ use std::process::ExitCode;
 pub struct CheckArgs {
     /// Pipeline spec file.
     pub spec: PathBuf,
-    /// `json` prints one object: {spec, ok, checks: [{name, status, detail, fix?}]}.
+    /// `json` prints one object: {spec, ok, checks: [{name, status, detail, fix?}]}, or
+    /// {spec, ok: false, error} for a spec that cannot be checked.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -27,7 +28,15 @@ pub async fn check(args: CheckArgs) -> ExitCode {
     match check_inner(&args).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(f) => run::exit(Err(f)),
+        Err(f) => {
+            if args.format == Format::Json {
+                println!(
+                    "{}",
+                    json!({"spec": args.spec, "ok": false, "error": f.message})
+                );
+            }
+            run::exit(Err(f))
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use flowctl_core::check::{CheckContext, CheckStatus};
+use flowctl_core::check::CheckStatus;
 use flowctl_core::StagingSink;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
 use serde_json::Value;
@@ -334,6 +334,16 @@ fn bad_spec_exits_2() {
     let out = flowctl().arg("check").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid spec"));
+    let out = flowctl()
+        .arg("check")
+        .arg(&spec)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("invalid spec"), "{v}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,7 +537,6 @@ async fn gcs_probe_round_trip_and_missing_bucket() {
         staged.results
     );
     assert_eq!(staged.results[1].status, CheckStatus::Skipped);
-    let _ = CheckContext::default();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,7 +74,7 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     let inner = &sink.inner;
     let mut out = StagingCheck::default();
     let now = Utc::now();
-    let batch_id = format!("check-{}", now.format("%Y%m%dT%H%M%S%9f"));
+    let batch_id = now.format("%Y%m%dT%H%M%S%9f").to_string();
     let target = StageTarget {
         table: check::PROBE_STREAM.into(),
         org: "flowctl-check".into(),
