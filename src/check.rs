@@ -135,16 +135,21 @@ async fn state_check(spec: &Spec, plugins: &flowctl_core::engine::Plugins) -> Ch
         Ok(p) => p,
         Err(e) => return CheckResult::failed(name, e.to_string(), "fix state.location"),
     };
-    let fix = match spec.state.location {
-        Some(_) => "give the credentials write and delete access to state.location (the same permissions as staging needs), or change it",
-        None => "give the staging credentials write and delete access under the staging prefix (see the staging items)",
+    let fix = match (&location.local_dir, &spec.state.location) {
+        (Some(dir), _) => format!(
+            "make {} a folder this user may write in, or change {}",
+            dir.join("_state").display(),
+            if spec.state.location.is_some() { "state.location" } else { "staging.path" }
+        ),
+        (None, Some(_)) => "give the credentials write and delete access to state.location (the same permissions as staging needs), or change it".into(),
+        (None, None) => "give the staging credentials write and delete access under the staging prefix (see the staging items)".into(),
     };
     let put = location
         .store
         .put(&path, PutPayload::from(b"{}".to_vec()))
         .await;
     if let Err(e) = put {
-        return CheckResult::failed(name, format!("writing {shown}: {e}"), fix);
+        return CheckResult::failed(name, format!("writing {shown}: {e}"), fix.clone());
     }
     match location.store.delete(&path).await {
         Ok(()) => CheckResult::ok(name, format!("{} writable", state_dir(&location))),

@@ -327,6 +327,47 @@ fn file_source_path_readable_or_not() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_local_folders_fail_staging_state_and_duckdb() {
+    let gh = Standin::start(world()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A path under a plain file can never become a folder (permission bits would not
+    // stop a test running as root).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &(github_block(&gh, "pull_request") + &local_blocks(&file)),
+    );
+    let c = run_check(&spec, TOKEN);
+    assert_eq!(c.code, 1);
+    assert_eq!(
+        c.failed(),
+        vec![
+            "staging (local): write a probe file".to_string(),
+            "state: write and delete under _state/".to_string(),
+            "duckdb: open the database".to_string(),
+        ]
+    );
+    let staging = file.join("staging");
+    assert!(c
+        .fix("staging (local): write a probe file")
+        .starts_with(&format!(
+            "make {} a folder this user may write in",
+            staging.display()
+        )));
+    assert!(c
+        .fix("state: write and delete under _state/")
+        .starts_with(&format!(
+            "make {} a folder",
+            staging.join("_state").display()
+        )));
+    assert!(c
+        .fix("duckdb: open the database")
+        .contains("warehouse.path"));
+    assert!(!c.all.contains("panicked"), "{}", c.all);
+}
+
 #[test]
 fn bad_spec_exits_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -754,4 +795,29 @@ async fn github_app_installation_accepted_or_refused() {
     assert!(c
         .fix("github: token")
         .starts_with("check source.app: app_id"));
+}
+
+/// The staging writer's own failure path, which the check's probe takes through `apply`
+/// too: a local upload that cannot complete is an error, not a panic of the abort after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_local_upload_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let cfg = serde_json::from_value(serde_json::json!({"path": file.join("staging")})).unwrap();
+    let sink = flowctl_object_store::build_local(cfg).unwrap();
+    let now = chrono::Utc::now();
+    let target = flowctl_core::StageTarget {
+        table: "t".into(),
+        org: "o".into(),
+        date: now.date_naive(),
+        batch_id: "b".into(),
+        schema: flowctl_core::check::probe_schema(),
+    };
+    let mut w = sink.writer(target).await.unwrap();
+    w.write(&flowctl_core::check::probe_batch("b", now))
+        .await
+        .unwrap();
+    let err = w.finish().await.unwrap_err().to_string();
+    assert!(err.contains("Not a directory"), "{err}");
 }

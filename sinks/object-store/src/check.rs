@@ -83,6 +83,22 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
         schema: check::probe_schema(),
     };
     let write_name = name(inner, "write a probe file");
+    // A local folder that cannot exist is said plainly, before any upload is opened.
+    if let Some(dir) = &inner.location.local_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            let text = format!("local staging: cannot create {}: {e}", dir.display());
+            out.results.push(CheckResult::failed(
+                write_name,
+                text.clone(),
+                fix(inner, "write", &text),
+            ));
+            out.results.push(CheckResult::skipped(
+                name(inner, "read the probe file back"),
+                "nothing was written",
+            ));
+            return out;
+        }
+    }
     let written: flowctl_core::Result<Vec<StagedFile>> = async {
         let mut w = sink.writer(target).await?;
         w.write(&check::probe_batch(&batch_id, now)).await?;
