@@ -821,3 +821,24 @@ async fn failed_local_upload_is_an_error_not_a_panic() {
     let err = w.finish().await.unwrap_err().to_string();
     assert!(err.contains("Not a directory"), "{err}");
 }
+
+#[test]
+fn snowflake_key_that_cannot_be_read_fails_auth_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-key.p8");
+    let body = local_blocks(dir.path()).split("warehouse:").next().unwrap().to_string()
+        + &snowflake_block("http://127.0.0.1:9", "GITHUB_PIPELINES", "RAW", "LOADER")
+            .replace(KEY, &missing.display().to_string())
+        + "source:\n  type: file\n  path: /dev/null\n  format: csv\n  table: T\n  columns: [{ name: id, type: int64 }]\n  primary_key: [id]\n";
+    let c = run_check(&write_spec(dir.path(), &body), TOKEN);
+    assert_eq!(c.code, 1);
+    let auth = "snowflake: key-pair auth";
+    assert_eq!(c.status(auth), "failed");
+    assert!(c.item(auth)["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&missing.display().to_string()));
+    assert!(c
+        .fix(auth)
+        .starts_with("give a readable PKCS#8 PEM private key"));
+}

@@ -165,8 +165,12 @@ fn auth_failure(loader: &SnowflakeLoader, text: &str) -> CheckResult {
             "register this key's public half on the user: ALTER USER {} SET RSA_PUBLIC_KEY='<base64 of openssl rsa -in KEY -pubout>';{fp}; and check account `{}`",
             cfg.user, cfg.account
         )
-    } else if text.contains("private_key") || text.contains("PEM") || text.contains("key") {
-        "give a PKCS#8 PEM private key (openssl genrsa 2048 | openssl pkcs8 -topk8 -nocrypt -out rsa_key.p8) in private_key_path or private_key".into()
+    } else if text.contains("private key")
+        || text.contains("private_key")
+        || text.contains("passphrase")
+        || text.contains("secret")
+    {
+        "give a readable PKCS#8 PEM private key (openssl genrsa 2048 | openssl pkcs8 -topk8 -nocrypt -out rsa_key.p8) in private_key_path or private_key, and its passphrase if encrypted".into()
     } else {
         format!(
             "check warehouse.account `{}` (and base_url) and this machine's access to {}",
