@@ -148,7 +148,19 @@ def list_answer(handle: str, rows: list[list[str | None]]) -> tuple[int, dict]:
         {"name": n, "type": t, "nullable": True, "length": None, "precision": None, "scale": None}
         for n, t in (("name", "text"), ("size", "fixed"), ("md5", "text"), ("last_modified", "text"))
     ]
-    return 200, result_body(handle, rowtype, rows)
+    return 200, {
+        "resultSetMetaData": {
+            "numRows": len(rows),
+            "format": "jsonv2",
+            "partitionInfo": [{"rowCount": len(rows), "uncompressedSize": 0}],
+            "rowType": rowtype,
+        },
+        "data": rows,
+        "code": "090001",
+        "sqlState": "00000",
+        "statementHandle": handle,
+        "message": "Statement executed successfully.",
+    }
 
 
 def run_statement(body: dict, handle: str) -> tuple[int, dict]:
@@ -175,16 +187,12 @@ def run_statement(body: dict, handle: str) -> tuple[int, dict]:
     if table is not None:
         cols = [c.to_pylist() for c in table.columns]
         rows = [[cell(v) for v in row] for row in zip(*cols)]
-    return 200, result_body(handle, [dict(r) for r in rowtype], rows)
-
-
-def result_body(handle: str, rowtype: list[dict], rows: list[list[str | None]]) -> dict:
-    return {
+    return 200, {
         "resultSetMetaData": {
             "numRows": len(rows),
             "format": "jsonv2",
             "partitionInfo": [{"rowCount": len(rows), "uncompressedSize": 0}],
-            "rowType": rowtype,
+            "rowType": [dict(r) for r in rowtype],
         },
         "data": rows,
         "code": "090001",
