@@ -842,3 +842,29 @@ fn snowflake_key_that_cannot_be_read_fails_auth_locally() {
         .fix(auth)
         .starts_with("give a readable PKCS#8 PEM private key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snowflake_role_not_granted_names_the_role_grant() {
+    // Snowflake's login error for a role the user was not granted (code 390189), as an
+    // HTTP 403: authentication itself worked.
+    let sf = TinyServer::start(|_| {
+        let mut r = Reply::json(
+            r#"{"code":"390189","message":"Role 'LOADER' specified in the connect string is not granted to this user. Contact your local system administrator, or attempt to login with another role, e.g. PUBLIC."}"#
+                .as_bytes(),
+        );
+        r.status = 403;
+        r
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let body = local_blocks(dir.path()).split("warehouse:").next().unwrap().to_string()
+        + &snowflake_block(&sf.base_url, "GITHUB_PIPELINES", "RAW", "LOADER")
+        + "source:\n  type: file\n  path: /dev/null\n  format: csv\n  table: T\n  columns: [{ name: id, type: int64 }]\n  primary_key: [id]\n";
+    let c = run_check(&write_spec(dir.path(), &body), TOKEN);
+    assert_eq!(c.code, 1);
+    assert_eq!(c.status("snowflake: key-pair auth"), "ok");
+    assert_eq!(c.failed(), vec!["snowflake: role".to_string()]);
+    assert_eq!(
+        c.fix("snowflake: role"),
+        "GRANT ROLE LOADER TO USER FLOWCTL;"
+    );
+}

@@ -59,7 +59,14 @@ pub(super) async fn check(loader: &SnowflakeLoader, ctx: &CheckContext) -> Vec<C
         }
         Err(e) => {
             let text = e.to_string();
-            if !text.contains("snowflake statement failed") {
+            // Snowflake checks the role named in a request after the JWT (its login
+            // error 390189: "Role 'X' specified in the connect string is not granted").
+            let role_refused = text.contains("refused the key-pair JWT")
+                && text
+                    .split(". Check account")
+                    .next()
+                    .is_some_and(|m| m.to_lowercase().contains("role"));
+            if !text.contains("snowflake statement failed") && !role_refused {
                 out.push(auth_failure(loader, &text));
                 return out;
             }
