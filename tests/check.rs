@@ -292,6 +292,11 @@ async fn unknown_org_and_spent_rate_limit_fail_with_their_fixes() {
         .fix("github: organisation no-such-org")
         .contains("check the name `no-such-org` in source.orgs"));
     let second = run_check(&spec, TOKEN);
+    // The first check spent the quota on the listing; the user lookup after it was refused.
+    assert_eq!(
+        first.item("github: organisation no-such-org")["detail"],
+        "GET /orgs/no-such-org/repos?type=all&per_page=100: HTTP 404: Not Found"
+    );
     assert_eq!(second.status("github: rate limit"), "failed");
     assert!(second.item("github: rate limit")["detail"]
         .as_str()
@@ -867,4 +872,36 @@ async fn snowflake_role_not_granted_names_the_role_grant() {
         c.fix("snowflake: role"),
         "GRANT ROLE LOADER TO USER FLOWCTL;"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_account_in_orgs_is_named_as_such() {
+    let gh = Standin::start(world()).await.unwrap();
+    gh.set_faults(Faults {
+        user_accounts: vec!["octocat".into()],
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let org = gh.org_names()[0].clone();
+    let body = github_block(&gh, "pull_request").replace(
+        &format!("orgs: [{org}]"),
+        &format!("orgs: [{org}, octocat, ghost-org]"),
+    ) + &local_blocks(dir.path());
+    let c = run_check(&write_spec(dir.path(), &body), TOKEN);
+    assert_eq!(c.code, 1);
+    assert_eq!(
+        c.failed(),
+        vec![
+            "github: organisation octocat".to_string(),
+            "github: organisation ghost-org".to_string()
+        ]
+    );
+    assert!(c.item("github: organisation octocat")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("`octocat` is a user account"));
+    assert!(c
+        .fix("github: organisation ghost-org")
+        .starts_with("check the name `ghost-org`"));
+    assert_eq!(c.status(&format!("github: organisation {org}")), "ok");
 }

@@ -83,6 +83,9 @@ pub struct Faults {
     /// Answer 403 "Resource not accessible by personal access token" to every request of
     /// this kind (`pulls`, `commits`, `deployments`...): a token lacking that permission.
     pub forbid_kind: Option<String>,
+    /// Names `GET /users/{name}` answers as user accounts (`"type": "User"`); the
+    /// organisations answer there as `"type": "Organization"`, anything else 404.
+    pub user_accounts: Vec<String>,
     /// Answer 404 for every request under this repository name (it is still listed).
     pub missing_repo: Option<String>,
     /// Primary quota per window (default 1,000,000 an hour); applying faults with a

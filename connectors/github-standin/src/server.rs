@@ -438,6 +438,27 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
                 ),
             )
         }
+        ["users", name] => {
+            let users = &sh
+                .faults
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .user_accounts;
+            let kind = if users.iter().any(|u| u.eq_ignore_ascii_case(name)) {
+                "User"
+            } else if (0..w.cfg.orgs).any(|i| data::org_name(i).eq_ignore_ascii_case(name)) {
+                "Organization"
+            } else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            json_resp(
+                StatusCode::OK,
+                format!(
+                    r#"{{"login":{},"id":1,"type":"{kind}"}}"#,
+                    serde_json::Value::from(*name)
+                ),
+            )
+        }
         ["orgs", org, "repos"] => {
             match (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org)) {
                 Some(o) => org_repos(sh, req, o, q),

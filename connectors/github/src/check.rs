@@ -323,6 +323,21 @@ struct RepoItem {
     fork: bool,
 }
 
+/// Whether `GET /users/{name}` names a user account (not an organisation).
+async fn is_user(probe: &Probe, name: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Account {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    match probe.get(&format!("users/{}", enc(name))).await {
+        Ok(a) if a.status == 200 => {
+            serde_json::from_slice::<Account>(&a.body).is_ok_and(|u| u.kind == "User")
+        }
+        _ => false,
+    }
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -350,6 +365,14 @@ async fn org_checks(cfg: &GithubConfig, probe: &Probe, org: &str, out: &mut Vec<
                 return;
             }
         },
+        Ok(a) if a.status == 404 && is_user(probe, org).await => {
+            out.push(CheckResult::failed(
+                name,
+                format!("`{org}` is a user account: GET /{path} answers 404 for users, and flowctl reads organisations' repositories"),
+                format!("list organisations in source.orgs (`{org}` could move its repositories to one)"),
+            ));
+            return;
+        }
         Ok(a) => {
             let fix = match a.status {
                 404 => format!(
