@@ -1,7 +1,7 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
 //! org repos, pulls (sorted by `updated_at` desc), reviews, commits (with `since`), a
-//! single commit with files, deployments and their statuses, `/rate_limit` and the App
-//! installation-token exchange.
+//! single commit with files, deployments and their statuses, `/rate_limit`, `/users/{name}`
+//! and the App installation-token exchange.
 //!
 //! It is a stand-in, not a mock: requests go over real HTTP, pages carry `Link` headers
 //! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
