@@ -1,7 +1,7 @@
 //! Command-line parsing (clap) and dispatch. Exit codes: 0 ok, 1 a run failed,
 //! 2 bad usage or an invalid spec.
 
-use crate::{inspect, run};
+use crate::{check, inspect, run};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +23,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Output format of `validate` and `plugins`.
+/// Output format of `validate`, `plugins` and `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -38,6 +38,9 @@ pub enum Command {
     Plugins(PluginsArgs),
     /// Print the composed pipeline schema, or one plugin's; or write them all.
     Schema(SchemaArgs),
+    /// Check a spec against the real services (credentials, permissions, grants) without
+    /// loading data; print a checklist with the fix for each failure; exit 1 if any failed.
+    Check(check::CheckArgs),
     /// Show the resolved spec (secrets as references) and the steps a run would take.
     Plan(PlanArgs),
     /// Run a pipeline: read, stage, load, then save state.
@@ -137,12 +140,19 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    init_tracing(cli.log_format);
+    // A checklist reads better without the loaders' progress lines (RUST_LOG still wins).
+    let level = if matches!(cli.command, Command::Check(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_tracing(cli.log_format, level);
     match cli.command {
         Command::Validate(a) => inspect::validate(&a.specs, a.format),
         Command::Plugins(a) => inspect::plugins(a.format),
         Command::Schema(a) => inspect::schema(a.type_name.as_deref(), a.write.as_deref()),
         Command::Plan(a) => inspect::plan(&a.spec),
+        Command::Check(a) => check::check(a).await,
         Command::Sql(SqlArgs {
             command:
                 SqlCommand::RawTables {
@@ -161,9 +171,9 @@ pub async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

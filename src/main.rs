@@ -1,5 +1,6 @@
 //! `flowctl`: the thin binary over flowctl-core that links every plugin crate.
 
+mod check;
 mod cli;
 mod dbt;
 mod inspect;

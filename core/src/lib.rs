@@ -5,6 +5,7 @@
 //! Adding a plugin never touches this crate: a plugin crate implements one of the traits
 //! in [`plugin`] and registers itself with `inventory::submit!`.
 
+pub mod check;
 pub mod engine;
 pub mod error;
 mod error_chain;

@@ -354,6 +354,12 @@ pub trait Source: Send + Sync {
     /// source failed before any stream could be judged (bad credentials, org not found).
     /// If `out` is closed (the engine gave up), return promptly.
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome>;
+
+    /// `flowctl check`: verify credentials and access against the real service, reading
+    /// as little as possible and nothing into staging. Empty: the plugin checks nothing.
+    async fn check(&self) -> Vec<crate::check::CheckResult> {
+        Vec::new()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -442,6 +448,18 @@ pub trait StagingSink: Send + Sync {
     /// next run stages its rows again). Deletes them when the config says
     /// `cleanup: delete_after_load`.
     async fn after_load(&self, files: &[StagedFile]) -> Result<()>;
+
+    /// `flowctl check`: write a probe file under the root and read it back, leaving it
+    /// for the warehouse's check. Empty: the plugin checks nothing.
+    async fn check(&self) -> crate::check::StagingCheck {
+        crate::check::StagingCheck::default()
+    }
+
+    /// `flowctl check`: delete the probe file [`StagingSink::check`] left.
+    async fn remove_probe(&self, probe: &StagedFile) -> Vec<crate::check::CheckResult> {
+        let _ = probe;
+        Vec::new()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -498,4 +516,12 @@ pub trait WarehouseLoader: Send + Sync {
         files: &[StagedFile],
         staging: &StagingLocation,
     ) -> Result<LoadStats>;
+
+    /// `flowctl check`: verify the connection, the objects a load uses and the privileges
+    /// it needs, without touching the pipeline's tables; `ctx` holds the staging probe
+    /// file to list and read. Empty: the plugin checks nothing.
+    async fn check(&self, ctx: &crate::check::CheckContext) -> Vec<crate::check::CheckResult> {
+        let _ = ctx;
+        Vec::new()
+    }
 }

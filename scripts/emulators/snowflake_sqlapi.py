@@ -27,6 +27,17 @@ SQL statements", "Snowflake SQL API reference"):
     America/Los_Angeles (Snowflake's default TIMEZONE), not UTC as in fakesnow.
 Every request body is kept (last 500) under /flowctl-test/stats "bodies" for tests.
 
+For `flowctl check`:
+  POST /flowctl-test/rules   [{"role"|"database"|"schema"|"warehouse": ..., "statement": "CREATE TABLE",
+                               "code": ..., "sqlState": ..., "message": ...}]
+                             adds rules: a statement whose request matches every given field (and
+                             starts with `statement`, if given) is answered 422 with that error, as
+                             Snowflake refuses a missing privilege or object. Scope rules by a
+                             name unique to the test: the emulator is shared.
+  LIST @stage [PATTERN='re'] lists an external stage's files (fakesnow lists internal stages only).
+  CURRENT_ROLE() / CURRENT_WAREHOUSE() are the request's `role` / `warehouse` (an unset warehouse
+  is NULL: the emulated user has no default warehouse).
+
 The JWT is only checked for presence and the KEYPAIR_JWT token-type header.
 Run: python snowflake_sqlapi.py --port PORT  (env FLOWCTL_TEST_S3_ENDPOINT=http://host:port
 enables COPY from s3:// stages against moto through DuckDB's httpfs extension).
@@ -55,6 +66,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import duckdb_extension_httpfs
+from fakesnow.copy_into import stage_url_from_var
 from fakesnow.instance import FakeSnow
 from fakesnow.rowtype import describe_as_rowtype
 
@@ -137,17 +149,86 @@ def cell(v: Any) -> str | None:
     return str(v)
 
 
+RULES: list[dict] = []  # POST /flowctl-test/rules
+SELECTORS = ("role", "database", "schema", "warehouse")
+LIST_RE = re.compile(r"^\s*LIST\s+@(\S+?)(?:\s+PATTERN\s*=\s*'((?:[^']|'')*)')?\s*;?\s*$", re.I | re.S)
+
+
+def refusal(body: dict, handle: str) -> tuple[int, dict] | None:
+    sql = re.sub(r"/\*.*?\*/", "", body.get("statement") or "", flags=re.S).strip().upper()
+    for r in RULES:
+        if all(body.get(k) == r[k] for k in SELECTORS if k in r) and sql.startswith(
+            r.get("statement", "").upper()
+        ):
+            return 422, failure(handle, r.get("code", "003001"), r.get("sqlState", "42501"), r["message"])
+    return None
+
+
+def session_functions(sql: str, body: dict) -> str:
+    for fn, key in (("CURRENT_ROLE", "role"), ("CURRENT_WAREHOUSE", "warehouse")):
+        v = body.get(key)
+        if v is None and key == "role":
+            continue  # fakesnow's own answer stands for the user's default role
+        literal = "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+        sql = re.sub(rf"\b{fn}\s*\(\s*\)", literal, sql, flags=re.I)
+    return sql
+
+
+def list_stage(conn: Any, sql: str) -> list[list[str | None]] | None:
+    """LIST @stage of an external stage: its files, recursively, as Snowflake lists them."""
+    m = LIST_RE.match(sql)
+    if not m:
+        return None
+    url = stage_url_from_var(m.group(1), conn._duck_conn, conn.database, conn.schema)  # noqa: SLF001
+    pattern = re.compile((m.group(2) or ".*").replace("''", "'"))
+    base = url if url.endswith("/") else url + "/"
+    files = [f for (f,) in conn._duck_conn.execute("SELECT file FROM glob(?)", [base + "**"]).fetchall()]  # noqa: SLF001
+    files = [f for f in files if pattern.fullmatch(f)]
+    if not files:
+        return []
+    blobs = conn._duck_conn.execute(  # noqa: SLF001
+        "SELECT filename, size, md5(content), last_modified FROM read_blob(?)", [files]
+    ).fetchall()
+    return [[cell(v) for v in row] for row in blobs]
+
+
+def list_answer(handle: str, rows: list[list[str | None]]) -> tuple[int, dict]:
+    rowtype = [
+        {"name": n, "type": t, "nullable": True, "length": None, "precision": None, "scale": None}
+        for n, t in (("name", "text"), ("size", "fixed"), ("md5", "text"), ("last_modified", "text"))
+    ]
+    return 200, {
+        "resultSetMetaData": {
+            "numRows": len(rows),
+            "format": "jsonv2",
+            "partitionInfo": [{"rowCount": len(rows), "uncompressedSize": 0}],
+            "rowType": rowtype,
+        },
+        "data": rows,
+        "code": "090001",
+        "sqlState": "00000",
+        "statementHandle": handle,
+        "message": "Statement executed successfully.",
+    }
+
+
 def run_statement(body: dict, handle: str) -> tuple[int, dict]:
     sql = body.get("statement") or ""
     with LOCK:
         STATS["executions"][handle] = STATS["executions"].get(handle, 0) + 1
+        if refused := refusal(body, handle):
+            return refused
         try:
             conn = conn_for(body)
             set_timezone(conn, body)
         except ContextError as e:
             return 422, failure(handle, "390201", "08004", str(e))
+        sql = session_functions(sql, body)
         cur = conn.cursor()
         try:
+            listed = list_stage(conn, sql)
+            if listed is not None:
+                return list_answer(handle, listed)
             cur.execute(sql, server=True)
             rowtype = describe_as_rowtype(cur._describe_last_sql())  # noqa: SLF001
             table = cur._arrow_table  # noqa: SLF001
@@ -257,12 +338,20 @@ async def stats(_: Request) -> JSONResponse:
     return JSONResponse(STATS)
 
 
+async def add_rules(request: Request) -> JSONResponse:
+    rules = await request.json()
+    with LOCK:
+        RULES.extend(rules if isinstance(rules, list) else [rules])
+    return JSONResponse({"rules": len(RULES)})
+
+
 app = Starlette(
     routes=[
         Route("/api/v2/statements", submit, methods=["POST"]),
         Route("/api/v2/statements/{handle}", status, methods=["GET"]),
         Route("/api/v2/statements/{handle}/cancel", cancel, methods=["POST"]),
         Route("/flowctl-test/stats", stats, methods=["GET"]),
+        Route("/flowctl-test/rules", add_rules, methods=["POST"]),
     ]
 )
 

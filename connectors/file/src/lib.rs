@@ -12,6 +12,7 @@
 //! names no source.
 
 pub mod batch;
+mod check;
 pub mod config;
 pub mod locate;
 pub mod parse;
@@ -350,6 +351,10 @@ impl Source for FileSource {
             self.key_recipe(),
             self.cfg.on_bad_row
         )]
+    }
+
+    async fn check(&self) -> Vec<flowctl_core::check::CheckResult> {
+        check::check(&self.cfg).await
     }
 
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {

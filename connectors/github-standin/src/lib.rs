@@ -1,7 +1,7 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
 //! org and user repos, pulls (sorted by `updated_at` desc), reviews, commits (with
 //! `since`, in date order), compare `BASE...HEAD`, a single commit with files,
-//! deployments and their statuses, `/rate_limit` and the App installation-token exchange.
+//! deployments and their statuses, `/rate_limit`, `/users/{name}` and the App installation-token exchange.
 //! Tests change it between runs: edited PRs, new deployments, merged branches with old
 //! commit dates, pushes, force-pushes, archived repositories.
 //!
@@ -9,7 +9,7 @@
 //! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
 //! matching `If-None-Match`, every answer carries `X-RateLimit-*` headers, and faults
 //! (5xx, truncated bodies, slow answers, secondary and primary rate limits, 401, 404 for
-//! a repo) can be switched on. Data is deterministic from the seed; JSON objects have the
+//! a repo, 403 for a missing permission) can be switched on. Data is deterministic from the seed; JSON objects have the
 //! shape and size of GitHub's (nested user and repository objects, ~17 KB a PR).
 
 pub mod data;
@@ -79,6 +79,12 @@ pub struct Faults {
     pub unauthorized: bool,
     /// Answer 401 unless `Authorization` is `Bearer <t>` or `token <t>`.
     pub require_token: Option<String>,
+    /// Send `X-OAuth-Scopes: <this>` with every answer, as GitHub does for a classic
+    /// token (fine-grained tokens and Apps get no such header).
+    pub oauth_scopes: Option<String>,
+    /// Answer 403 "Resource not accessible by personal access token" to every request of
+    /// this kind (`pulls`, `commits`, `deployments`...): a token lacking that permission.
+    pub forbid_kind: Option<String>,
     /// Answer 404 for every request under this repository name (it is still listed).
     pub missing_repo: Option<String>,
     /// Primary quota per window (default 1,000,000 an hour); applying faults with a

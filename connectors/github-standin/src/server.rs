@@ -247,6 +247,15 @@ pub async fn handle(
         }
         rate.used += 1;
     }
+    let scopes = sh
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .oauth_scopes
+        .clone();
+    if let Some(scopes) = scopes {
+        set(&mut resp, "x-oauth-scopes", scopes);
+    }
     if !resp.headers().contains_key("x-ratelimit-remaining") {
         let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
         set(&mut resp, "x-ratelimit-limit", rate.limit.to_string());
@@ -292,27 +301,24 @@ fn injected(sh: &Shared) {
 
 /// Faults decided before routing. Counters (`*_next`) fire first, then rates.
 async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<Resp> {
-    if k == "rate_limit" {
-        return None;
-    }
     let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // GitHub refuses a bad token on `/rate_limit` too; no other fault applies there.
+    if k == "rate_limit" {
+        return refused_token(&f, req, k);
+    }
     if f.slow_rate > 0.0 && sh.roll(n, 1) < f.slow_rate {
         injected(sh);
         tokio::time::sleep(std::time::Duration::from_millis(f.slow_ms)).await;
     }
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token_ok = match &f.require_token {
-        Some(t) => {
-            auth == format!("Bearer {t}") || auth == format!("token {t}") || k == "app_token"
-        }
-        None => true,
-    };
-    if f.unauthorized || !token_ok {
-        return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
+    if let Some(r) = refused_token(&f, req, k) {
+        return Some(r);
+    }
+    if f.forbid_kind.as_deref() == Some(k) {
+        injected(sh);
+        return Some(message(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by personal access token",
+        ));
     }
     if let Some(r) = quota_spent(sh) {
         return Some(r);
@@ -368,6 +374,22 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
         ));
     }
     None
+}
+
+/// 401 "Bad credentials" when the token is refused (`unauthorized`, `require_token`).
+fn refused_token(f: &Faults, req: &Request<Incoming>, k: &str) -> Option<Resp> {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token_ok = match &f.require_token {
+        Some(t) => {
+            auth == format!("Bearer {t}") || auth == format!("token {t}") || k == "app_token"
+        }
+        None => true,
+    };
+    (f.unauthorized || !token_ok).then(|| message(StatusCode::UNAUTHORIZED, "Bad credentials"))
 }
 
 /// The window's quota is used up: 403 with remaining 0, as GitHub answers.

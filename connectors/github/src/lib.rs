@@ -7,6 +7,7 @@
 //! [`state`].
 
 pub mod auth;
+mod check;
 pub mod config;
 pub mod gunzip;
 pub mod http;
@@ -66,6 +67,10 @@ impl Source for GithubSource {
 
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {
         read::read(&self.cfg, request, out).await
+    }
+
+    async fn check(&self) -> Vec<flowctl_core::check::CheckResult> {
+        check::check(&self.cfg).await
     }
 }
 

@@ -14,6 +14,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+// `flowctl check` lives in its own file; a child module, so it uses the loader's fields.
+#[path = "check.rs"]
+mod check;
+
 /// DuckDB loader. The `duckdb` crate is synchronous, so every call runs on
 /// `spawn_blocking` against one connection behind a mutex: DuckDB allows a single
 /// writing process per file anyway, and one connection keeps transactions simple.
@@ -247,6 +251,13 @@ fn db_err(what: &str, e: duckdb::Error) -> PluginError {
 
 #[async_trait]
 impl WarehouseLoader for DuckDbLoader {
+    async fn check(
+        &self,
+        ctx: &flowctl_core::check::CheckContext,
+    ) -> Vec<flowctl_core::check::CheckResult> {
+        check::check(self, ctx).await
+    }
+
     fn plan(&self, table: &TableSpec) -> Vec<String> {
         match self
             .names(table)

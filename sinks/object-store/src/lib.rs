@@ -10,6 +10,7 @@
 //! [`spool`]), or in memory (`spool: memory`).
 
 mod aws_profile;
+mod check;
 pub mod config;
 mod errors;
 mod paths;

@@ -120,4 +120,12 @@ impl StagingSink for ObjectStoreSink {
         }
         Ok(())
     }
+
+    async fn check(&self) -> flowctl_core::check::StagingCheck {
+        crate::check::check(self).await
+    }
+
+    async fn remove_probe(&self, probe: &StagedFile) -> Vec<flowctl_core::check::CheckResult> {
+        vec![crate::check::remove_probe(self, probe).await]
+    }
 }

@@ -35,7 +35,15 @@ enum Upload {
 impl Upload {
     async fn abort(self) -> object_store::Result<()> {
         match self {
-            Upload::Buffered(w) => w.into_inner().abort().await,
+            // `BufWriter::abort` panics once its shutdown has begun (a `finish` whose
+            // upload failed); there is nothing left to abort then.
+            Upload::Buffered(w) => {
+                use futures::FutureExt;
+                std::panic::AssertUnwindSafe(w.into_inner().abort())
+                    .catch_unwind()
+                    .await
+                    .unwrap_or(Ok(()))
+            }
             Upload::Spooled(s) => s.abort().await,
         }
     }

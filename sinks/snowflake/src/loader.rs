@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+// `flowctl check` lives in its own file; a child module, so it uses the loader's fields.
+#[path = "check.rs"]
+mod check;
+
 /// Loads staged Parquet into Snowflake.
 #[derive(Debug)]
 pub struct SnowflakeLoader {
@@ -255,6 +259,13 @@ impl WarehouseLoader for SnowflakeLoader {
         }
         out.push(sql::truncate_stage(&names));
         out
+    }
+
+    async fn check(
+        &self,
+        ctx: &flowctl_core::check::CheckContext,
+    ) -> Vec<flowctl_core::check::CheckResult> {
+        check::check(self, ctx).await
     }
 
     fn max_concurrent_loads(&self) -> usize {
