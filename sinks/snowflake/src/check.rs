@@ -292,7 +292,7 @@ async fn scratch(
             .await
             .is_err()
         {
-            left.push(q.unquoted());
+            left.push(q.display());
         }
     }
     if created_ok && !left.is_empty() {
@@ -424,7 +424,7 @@ async fn stage_steps(
     out: &mut Vec<CheckResult>,
 ) -> bool {
     let cfg = &loader.cfg;
-    let stage = loader.stage.unquoted();
+    let stage = loader.stage.display();
     let on_schema = format!("{}.{}", cfg.database, cfg.schema);
     let (Some(staging), Some(probe)) = (&ctx.staging, &ctx.probe) else {
         out.push(CheckResult::skipped(

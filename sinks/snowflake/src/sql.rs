@@ -66,6 +66,15 @@ impl Ident {
     pub fn quoted(&self) -> String {
         format!("\"{}\"", self.0.replace('"', "\"\""))
     }
+    /// The shortest form that means this name: unquoted when it is upper case and plain,
+    /// quoted otherwise (for statements shown to people, such as a GRANT to run).
+    pub fn display(&self) -> String {
+        if is_plain(&self.0) && !self.0.chars().any(|c| c.is_ascii_lowercase()) {
+            self.0.clone()
+        } else {
+            self.quoted()
+        }
+    }
 }
 
 fn is_plain(name: &str) -> bool {
@@ -110,6 +119,15 @@ pub struct Qualified {
 }
 
 impl Qualified {
+    /// `DB.SCHEMA.NAME` in the shortest form that means it (see [`Ident::display`]).
+    pub fn display(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.database.display(),
+            self.schema.display(),
+            self.name.display()
+        )
+    }
     pub fn quoted(&self) -> String {
         format!(
             "{}.{}.{}",
