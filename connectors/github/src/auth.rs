@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 pub enum Auth {
     Anonymous,
+    /// One token given directly (not from a spec's reference).
+    Token(Secret),
     /// Tokens with the names they are shown by (`token`, or `token[i]` in a list).
     Tokens(Vec<(String, SecretRef, Secret)>),
     App(Box<AppState>),

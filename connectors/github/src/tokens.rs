@@ -177,6 +177,7 @@ impl Tokens {
                 "anonymous".into(),
                 "anonymous".into(),
             )],
+            Auth::Token(_) => vec![Slot::new(Id::Token(0), "token".into(), "token".into())],
             Auth::Tokens(list) => list
                 .iter()
                 .enumerate()
@@ -207,7 +208,7 @@ impl Tokens {
     pub async fn candidates(&self, client: &Client, url: &str) -> Result<Candidates, HttpError> {
         let (org, key) = scope_of(url);
         let slots = match &self.auth {
-            Auth::Anonymous => vec![0],
+            Auth::Anonymous | Auth::Token(_) => vec![0],
             Auth::Tokens(list) => (0..list.len()).collect(),
             Auth::App(app) => {
                 let id = app.installation(client, org.as_deref()).await?;
@@ -357,6 +358,9 @@ impl Tokens {
     ) -> Result<Option<String>, HttpError> {
         let id = self.lock().get(slot).map(|s| s.id);
         match (&self.auth, id) {
+            (Auth::Token(secret), Some(Id::Token(_))) => {
+                Ok(Some(format!("Bearer {}", secret.expose())))
+            }
             (Auth::Tokens(list), Some(Id::Token(i))) => Ok(list
                 .get(i)
                 .map(|(_, _, secret)| format!("Bearer {}", secret.expose()))),
