@@ -380,6 +380,13 @@ impl Client {
                 .once(url, etag, &mut parse, stream, secondary, slot, switch)
                 .await
             {
+                // Which of several credentials was refused.
+                Step::Done(Err(HttpError::Unauthorized(m))) => {
+                    return Err(HttpError::Unauthorized(format!(
+                        "{m} (credential: {})",
+                        self.auth.name(slot)
+                    )))
+                }
                 Step::Done(r) => return r,
                 Step::Switch => switches += 1,
                 Step::Retry(why) => {

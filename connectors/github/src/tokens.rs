@@ -311,6 +311,14 @@ impl Tokens {
             .any(|i| *i != slot && slots[*i].left(now).is_none_or(|l| l >= self.reserve))
     }
 
+    /// How `slot` is shown in messages (never its secret).
+    pub fn name(&self, slot: usize) -> String {
+        self.lock()
+            .get(slot)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
     /// After waiting for `slot`'s reset: its budget is unknown until its next answer.
     pub fn refilled(&self, slot: usize) {
         if let Some(s) = self.lock().get_mut(slot) {

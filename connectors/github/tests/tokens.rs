@@ -359,3 +359,25 @@ async fn an_app_uses_each_orgs_own_installation() {
     let e = out.result.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains(&orgs[1]) && e.contains("not found"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_named_by_its_reference() {
+    let fx = Fixture::start(world()).await;
+    // Only A is a valid token: a request sent with B is refused.
+    fx.standin.set_faults(Faults {
+        require_token: Some(TOKEN_A.into()),
+        ..Default::default()
+    });
+    let out = read(fx.config(json!({})), &["pull_request"], BTreeMap::new()).await;
+    let e = out
+        .result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("token rejected") && e.contains(&format!("token[1] (env {ENV_B})")),
+        "{e}"
+    );
+    assert_no_secret(&out, &[TOKEN_A, TOKEN_B]);
+}
