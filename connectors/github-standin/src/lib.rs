@@ -1,7 +1,8 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
 //! org repos, pulls (sorted by `updated_at` desc), reviews, commits (with `since`), a
 //! single commit with files, deployments and their statuses, `/rate_limit` and the App
-//! installation-token exchange.
+//! installation-token exchange (and, when switched on, each org's own installation and a
+//! quota per token).
 //!
 //! It is a stand-in, not a mock: requests go over real HTTP, pages carry `Link` headers
 //! pointing at `/repositories/{id}/...` (as GitHub's do), `ETag`s answer 304 to a
@@ -93,6 +94,9 @@ pub struct Faults {
     /// the exchange mints `ghs_standin_installation_{id}`, and a request about an org
     /// with another installation's token answers 404, one without any 401.
     pub installation_per_org: bool,
+    /// Org names served as user accounts for the installation lookup: their
+    /// `GET /orgs/{name}/installation` answers 404, `/users/{name}/installation` names it.
+    pub user_accounts: Vec<String>,
     /// ETags depend on the token as well as the page, as api.github.com's do: a
     /// conditional request answers 304 only with the token that got the ETag.
     pub etag_per_token: bool,

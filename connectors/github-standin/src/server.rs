@@ -527,13 +527,23 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
                 ),
             )
         }
-        ["orgs" | "users", name, "installation"]
+        [kind @ ("orgs" | "users"), name, "installation"]
             if sh
                 .faults
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .installation_per_org =>
         {
+            let user = sh
+                .faults
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .user_accounts
+                .iter()
+                .any(|u| u.eq_ignore_ascii_case(name));
+            if *kind == "orgs" && user {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            }
             if !is_app_jwt(req) {
                 return message(
                     StatusCode::UNAUTHORIZED,

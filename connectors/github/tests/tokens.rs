@@ -311,8 +311,11 @@ async fn an_app_uses_each_orgs_own_installation() {
         println!("SKIPPED: openssl genrsa not available");
         return;
     };
+    // The second is a user account: its installation is found under /users/.
+    let orgs = fx.standin.org_names();
     fx.standin.set_faults(Faults {
         installation_per_org: true,
+        user_accounts: vec![orgs[1].clone()],
         ..Default::default()
     });
     let mut cfg = fx.config(json!({}));
@@ -330,9 +333,9 @@ async fn an_app_uses_each_orgs_own_installation() {
     assert_eq!(out.rows("pull_request"), 2 * 2 * 12);
     assert_eq!(out.rows("repository"), 4);
     let st = fx.standin.stats();
-    assert_eq!((st.kind("installation"), st.kind("app_token")), (2, 2));
+    // One lookup for the org, two for the user account (/orgs/ answers 404).
+    assert_eq!((st.kind("installation"), st.kind("app_token")), (3, 2));
     // Every request about an org carried that org's installation token.
-    let orgs = fx.standin.org_names();
     let by_org: Vec<(String, String)> = st.by_org_token.keys().cloned().collect();
     let want: Vec<(String, String)> = (0..2)
         .map(|o| {
