@@ -97,6 +97,8 @@ pub struct Faults {
     /// Org names served as user accounts for the installation lookup: their
     /// `GET /orgs/{name}/installation` answers 404, `/users/{name}/installation` names it.
     pub user_accounts: Vec<String>,
+    /// Lifetime of minted installation tokens in seconds (0 = an hour, as GitHub's).
+    pub installation_token_ttl_secs: u64,
     /// ETags depend on the token as well as the page, as api.github.com's do: a
     /// conditional request answers 304 only with the token that got the ETag.
     pub etag_per_token: bool,

@@ -505,11 +505,10 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
             r
         }
         ["app", "installations", id, "access_tokens"] if req.method() == Method::POST => {
-            let per_org = sh
-                .faults
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .installation_per_org;
+            let (per_org, ttl) = {
+                let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+                (f.installation_per_org, f.installation_token_ttl_secs)
+            };
             let token = if per_org {
                 let known = (0..w.cfg.orgs).any(|o| crate::installation_id(o).to_string() == *id);
                 if !known {
@@ -519,7 +518,7 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
             } else {
                 "ghs_standin_installation_token".to_string()
             };
-            let exp = data::ts(now() + 3600);
+            let exp = data::ts(now() + if ttl == 0 { 3600 } else { ttl as i64 });
             json_resp(
                 StatusCode::CREATED,
                 format!(

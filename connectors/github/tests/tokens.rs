@@ -353,6 +353,29 @@ async fn an_app_uses_each_orgs_own_installation() {
     );
     assert_no_secret(&out, &["ghs_standin_installation_", "BEGIN RSA"]);
 
+    // Installation tokens with less than five minutes left are replaced before use.
+    fx.standin.set_faults(Faults {
+        installation_per_org: true,
+        user_accounts: vec![orgs[1].clone()],
+        installation_token_ttl_secs: 200,
+        ..Default::default()
+    });
+    fx.standin.reset_stats();
+    let out = read(
+        cfg.clone(),
+        &["pull_request", "repository"],
+        BTreeMap::new(),
+    )
+    .await;
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    let st = fx.standin.stats();
+    let api: u64 = st.by_org_token.values().sum();
+    assert_eq!(
+        st.kind("app_token"),
+        api,
+        "one fresh token per request: {st:?}"
+    );
+
     // One installation for both orgs cannot see the second (the stand-in hides it).
     let mut fixed = cfg;
     if let Some(app) = fixed.app.as_mut() {
