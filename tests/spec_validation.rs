@@ -209,3 +209,45 @@ fn json_format_lists_errors_for_ci() {
     );
     assert_eq!(e["path"], "warehouse.type");
 }
+
+#[test]
+fn token_takes_one_reference_or_a_list_and_errors_name_the_item() {
+    let with = |token: &str| GOOD.replace("{ env: GITHUB_TOKEN }", token);
+    for ok in [
+        "[{ env: GITHUB_TOKEN_1 }, { file: /run/secrets/t2 }]",
+        "\n    - { env: GITHUB_TOKEN_1 }\n    - { aws_secret: github-token-2 }",
+    ] {
+        let (code, stderr) = check(&with(ok));
+        assert_eq!(code, 0, "{ok}: {stderr}");
+    }
+    for (bad, at) in [
+        (
+            "ghp_pasted_CANARY",
+            "spec.yaml:5:10: source.token: expected a secret reference",
+        ),
+        (
+            "[{ env: A }, ghp_pasted_CANARY]",
+            "spec.yaml:5:23: source.token[1]: expected a secret reference",
+        ),
+        (
+            "[{ env: A }, { envv: B }]",
+            "spec.yaml:5:23: source.token[1]: expected a secret reference",
+        ),
+        ("[]", "source.token: value has less than 1 item"),
+        (
+            "[{ env: A }, { env: A }]",
+            "source.token[1]: { env: A } is listed twice",
+        ),
+    ] {
+        let (code, stderr) = check(&with(bad));
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stderr.contains(at), "{bad}: {stderr}");
+        assert!(!stderr.contains("CANARY"), "{stderr}");
+    }
+    let app = GOOD.replace(
+        "token: { env: GITHUB_TOKEN }",
+        "app: { app_id: 1, private_key: { file: app.pem } }",
+    );
+    let (code, stderr) = check(&app);
+    assert_eq!(code, 0, "an App without installation_id: {stderr}");
+}

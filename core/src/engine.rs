@@ -74,7 +74,21 @@ pub struct RunSummary {
     pub ok: bool,
     pub streams: Vec<StreamSummary>,
     pub warnings: Vec<String>,
+    /// Rate quota per source credential (token, App installation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quota: Vec<QuotaSummary>,
     pub duration_ms: u64,
+}
+
+/// One credential's quota figures, from [`ProgressEvent::Quota`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QuotaSummary {
+    pub credential: String,
+    /// Requests this run that counted against the quota.
+    pub used: u64,
+    pub remaining: Option<u64>,
+    pub limit: Option<u64>,
+    pub resets_at: Option<String>,
 }
 
 impl RunSummary {
@@ -117,6 +131,22 @@ impl RunSummary {
                 s.duration_ms as f64 / 1000.0
             ));
         }
+        for q in &self.quota {
+            let left = match (q.remaining, q.limit) {
+                (Some(r), Some(l)) => format!("{r} of {l} left"),
+                (Some(r), None) => format!("{r} left"),
+                _ => "left unknown".to_string(),
+            };
+            let reset = q
+                .resets_at
+                .as_ref()
+                .map(|t| format!(", resets at {t}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "quota {}: {} requests used, {left}{reset}\n",
+                q.credential, q.used
+            ));
+        }
         out
     }
 }
@@ -126,6 +156,7 @@ struct Tracker {
     counters: Mutex<HashMap<String, Counters>>,
     bars: Option<Bars>,
     warnings: Mutex<Vec<String>>,
+    quota: Mutex<Vec<QuotaSummary>>,
 }
 
 #[derive(Default, Clone)]
@@ -173,6 +204,7 @@ impl Tracker {
                 per_stream: Mutex::new(HashMap::new()),
             }),
             warnings: Mutex::new(Vec::new()),
+            quota: Mutex::new(Vec::new()),
         }
     }
 
@@ -252,6 +284,30 @@ impl ProgressSink for Tracker {
                 tracing::warn!(stream = %stream, "{message}");
                 lock(&self.warnings).push(format!("{stream}: {message}"));
             }
+            ProgressEvent::Quota {
+                credential,
+                used,
+                remaining,
+                limit,
+                resets_at,
+            } => {
+                tracing::info!("quota {credential}: {used} requests used, {remaining:?} left");
+                let mut all = lock(&self.quota);
+                // A later read with the same credential adds its requests.
+                let before = all.iter().position(|q| q.credential == credential);
+                let used = used + before.map_or(0, |i| all[i].used);
+                let q = QuotaSummary {
+                    credential,
+                    used,
+                    remaining,
+                    limit,
+                    resets_at,
+                };
+                match before {
+                    Some(i) => all[i] = q,
+                    None => all.push(q),
+                }
+            }
         }
     }
 }
@@ -308,7 +364,7 @@ pub async fn run(
         None => work.await,
     };
     lease.release().await;
-    let (mut summaries, warnings) = result?;
+    let (mut summaries, warnings, quota) = result?;
     summaries.sort_by_key(|s| {
         streams
             .iter()
@@ -324,6 +380,7 @@ pub async fn run(
         ok,
         streams: summaries,
         warnings,
+        quota,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -358,7 +415,7 @@ async fn run_locked(
     location: &StagingLocation,
     batch_id: &str,
     ingested_at: chrono::DateTime<Utc>,
-) -> Result<(Vec<StreamSummary>, Vec<String>)> {
+) -> Result<(Vec<StreamSummary>, Vec<String>, Vec<QuotaSummary>)> {
     let state = state_store.load(pipeline, opts.shard).await?;
     let tracker = Arc::new(Tracker::new(opts.progress_bars));
 
@@ -538,7 +595,8 @@ async fn run_locked(
     );
     tracker.finish();
     let warnings = lock(&tracker.warnings).clone();
-    Ok((summaries, warnings))
+    let quota = lock(&tracker.quota).clone();
+    Ok((summaries, warnings, quota))
 }
 
 /// A failed stream's staged files: the next run stages its rows again, so nothing will

@@ -20,6 +20,17 @@ pub enum ProgressEvent {
     },
     /// Something worth telling the user that is not an error (a skipped repo...).
     Warning { stream: String, message: String },
+    /// A credential's rate quota at the end of a read: requests it made that counted
+    /// against the quota, and what its last answer said is left. `credential` names it
+    /// (e.g. `token[1] (env GITHUB_TOKEN_2)`), never its secret.
+    Quota {
+        credential: String,
+        used: u64,
+        remaining: Option<u64>,
+        limit: Option<u64>,
+        /// When the quota resets (UTC, RFC 3339).
+        resets_at: Option<String>,
+    },
 }
 
 /// Receives [`ProgressEvent`]s. Implementations must be cheap and never block.

@@ -1,7 +1,8 @@
 //! A local HTTP server that behaves like GitHub's REST API for what flowctl reads:
 //! org and user repos, pulls (sorted by `updated_at` desc), reviews, commits (with
 //! `since`, in date order), compare `BASE...HEAD`, a single commit with files,
-//! deployments and their statuses, `/rate_limit`, `/users/{name}` and the App installation-token exchange.
+//! deployments and their statuses, `/rate_limit`, `/users/{name}` and the App installation-token exchange
+//! (and, when switched on, each account's own installation and a quota per token).
 //! Tests change it between runs: edited PRs, new deployments, merged branches with old
 //! commit dates, pushes, force-pushes, archived repositories.
 //!
@@ -92,6 +93,28 @@ pub struct Faults {
     pub quota: Option<u64>,
     /// Length of the quota window in seconds (0 = 3600).
     pub quota_window_secs: u64,
+    /// A quota of its own per token (the token as sent after `Bearer `/`token `), each
+    /// in a window of `quota_window_secs`, as GitHub keeps one per user or installation;
+    /// other requests use the shared quota.
+    pub token_quotas: BTreeMap<String, u64>,
+    /// The App is installed on every org, each with its own installation
+    /// ([`installation_id`]): `GET /orgs/{org}/installation` (App JWT only) names it,
+    /// the exchange mints `ghs_standin_installation_{id}`, and a request about an org
+    /// with another installation's token answers 404, one without any 401.
+    pub installation_per_org: bool,
+    /// Organisations answered as user accounts by the installation lookup: their
+    /// `GET /orgs/{name}/installation` answers 404, `/users/{name}/installation` names it.
+    pub user_accounts: Vec<String>,
+    /// Lifetime of minted installation tokens in seconds (0 = an hour, as GitHub's).
+    pub installation_token_ttl_secs: u64,
+    /// ETags depend on the token as well as the page, as api.github.com's do: a
+    /// conditional request answers 304 only with the token that got the ETag.
+    pub etag_per_token: bool,
+}
+
+/// The App installation id of org `o` when [`Faults::installation_per_org`] is on.
+pub fn installation_id(o: usize) -> u64 {
+    70_000 + o as u64
 }
 
 /// What the server has answered since start or the last `reset_stats`.
@@ -109,6 +132,11 @@ pub struct RequestStats {
     pub json_bytes: u64,
     /// 200 answers sent gzipped (the client sent `Accept-Encoding: gzip`).
     pub gzipped: u64,
+    /// Requests counted against each token's quota (the token as sent), as
+    /// [`RequestStats::counted`] does for all of them.
+    pub by_token: BTreeMap<String, u64>,
+    /// Requests about each org (repos lists and repository routes), by token.
+    pub by_org_token: BTreeMap<(String, String), u64>,
 }
 
 impl RequestStats {
@@ -242,6 +270,19 @@ impl Standin {
             *self.shared.rate.lock().unwrap_or_else(|p| p.into_inner()) =
                 server::RateState::new(limit, window);
         }
+        let window = match f.quota_window_secs {
+            0 => 3600,
+            w => w as i64,
+        };
+        *self
+            .shared
+            .token_rates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = f
+            .token_quotas
+            .iter()
+            .map(|(t, limit)| (t.clone(), server::RateState::new(*limit, window)))
+            .collect();
         *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }
 

@@ -51,6 +51,8 @@ pub struct Shared {
     pub stats: Mutex<RequestStats>,
     pub faults: Mutex<Faults>,
     pub rate: Mutex<RateState>,
+    /// Quotas of the tokens in `Faults::token_quotas`, by token.
+    pub token_rates: Mutex<HashMap<String, RateState>>,
     pub request_no: AtomicU64,
     pub touch_seq: AtomicU64,
     /// Per repo: deployments, oldest first (changed by `add_deployment*`).
@@ -161,6 +163,7 @@ impl Shared {
             stats: Mutex::new(RequestStats::default()),
             faults: Mutex::new(Faults::default()),
             rate: Mutex::new(RateState::new(DEFAULT_LIMIT, 3600)),
+            token_rates: Mutex::new(HashMap::new()),
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
             gzip_level: AtomicU32::new(DEFAULT_GZIP_LEVEL),
@@ -213,6 +216,7 @@ fn kind(segs: &[&str]) -> &'static str {
         [.., "deployments"] => "deployments",
         [.., "deployments", _, "statuses"] => "deployment_statuses",
         ["app", ..] => "app_token",
+        ["orgs" | "users", _, "installation"] => "installation",
         _ => "other",
     }
 }
@@ -239,13 +243,17 @@ pub async fn handle(
         None => route(&sh, &req, &segs, &query),
     };
     let status = resp.status();
-    if k != "rate_limit" && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN {
-        let mut rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
-        if now() >= rate.reset {
-            rate.used = 0;
-            rate.reset = now() + rate.window;
-        }
-        rate.used += 1;
+    let tok = token_of(&req);
+    let counted =
+        k != "rate_limit" && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN;
+    if counted {
+        with_rate(&sh, &tok, |rate| {
+            if now() >= rate.reset {
+                rate.used = 0;
+                rate.reset = now() + rate.window;
+            }
+            rate.used += 1;
+        });
     }
     let scopes = sh
         .faults
@@ -257,15 +265,15 @@ pub async fn handle(
         set(&mut resp, "x-oauth-scopes", scopes);
     }
     if !resp.headers().contains_key("x-ratelimit-remaining") {
-        let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
-        set(&mut resp, "x-ratelimit-limit", rate.limit.to_string());
+        let (limit, used, reset) = with_rate(&sh, &tok, |r| (r.limit, r.used, r.reset));
+        set(&mut resp, "x-ratelimit-limit", limit.to_string());
         set(
             &mut resp,
             "x-ratelimit-remaining",
-            rate.limit.saturating_sub(rate.used).to_string(),
+            limit.saturating_sub(used).to_string(),
         );
-        set(&mut resp, "x-ratelimit-reset", rate.reset.to_string());
-        set(&mut resp, "x-ratelimit-used", rate.used.to_string());
+        set(&mut resp, "x-ratelimit-reset", reset.to_string());
+        set(&mut resp, "x-ratelimit-used", used.to_string());
         set(&mut resp, "x-ratelimit-resource", "core".into());
     }
     if status == StatusCode::OK && k != "rate_limit" {
@@ -288,8 +296,83 @@ pub async fn handle(
         st.not_modified += 1;
     }
     *st.by_kind.entry(k.to_string()).or_default() += 1;
+    if counted {
+        *st.by_token.entry(tok.clone()).or_default() += 1;
+    }
+    if let Some(o) = org_of(&sh.world, &segs).filter(|_| k != "installation") {
+        *st.by_org_token.entry((data::org_name(o), tok)).or_default() += 1;
+    }
     *st.by_status.entry(resp.status().as_u16()).or_default() += 1;
     Ok(resp)
+}
+
+/// The token of a request as sent, after `Bearer ` or `token ` ("" without one).
+fn token_of(req: &Request<Incoming>) -> String {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    auth.strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+        .unwrap_or(auth)
+        .to_string()
+}
+
+/// `f` on the quota `tok` is counted against: its own, or the shared one.
+fn with_rate<R>(sh: &Shared, tok: &str, f: impl FnOnce(&mut RateState) -> R) -> R {
+    let mut own = sh.token_rates.lock().unwrap_or_else(|p| p.into_inner());
+    match own.get_mut(tok) {
+        Some(r) => f(r),
+        None => f(&mut sh.rate.lock().unwrap_or_else(|p| p.into_inner())),
+    }
+}
+
+/// The org a request is about, when its path names one.
+fn org_of(w: &World, segs: &[&str]) -> Option<usize> {
+    match segs {
+        ["orgs" | "users", org, ..] => {
+            (0..w.cfg.orgs).find(|i| data::org_name(*i).eq_ignore_ascii_case(org))
+        }
+        ["organizations", id, ..] => w.org_ids.iter().position(|x| x.to_string() == *id),
+        ["repos", o, r, ..] => w.repo_index(o, r).map(|ri| w.repos[ri].org),
+        ["repositories", id, ..] => id
+            .parse()
+            .ok()
+            .and_then(|id| w.repo_by_id(id))
+            .map(|ri| w.repos[ri].org),
+        _ => None,
+    }
+}
+
+/// With an installation per org: a request about an org needs that org's installation
+/// token (404 with another's, as GitHub hides what an installation cannot see; 401
+/// without one). The App's own JWT routes are checked where they are answered.
+fn installation_refusal(sh: &Shared, k: &str, segs: &[&str], tok: &str) -> Option<Resp> {
+    if matches!(k, "app_token" | "installation" | "rate_limit") {
+        return None;
+    }
+    let Some(id) = tok
+        .strip_prefix("ghs_standin_installation_")
+        .and_then(|i| i.parse::<u64>().ok())
+    else {
+        return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
+    };
+    match org_of(&sh.world, segs) {
+        Some(o) if crate::installation_id(o) != id => {
+            Some(message(StatusCode::NOT_FOUND, "Not Found"))
+        }
+        _ => None,
+    }
+}
+
+/// An App JWT: `Bearer` and three dot-separated parts (not checked further).
+fn is_app_jwt(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|j| j.split('.').count() == 3)
 }
 
 fn injected(sh: &Shared) {
@@ -320,7 +403,15 @@ async fn fault(sh: &Shared, req: &Request<Incoming>, k: &str, n: u64) -> Option<
             "Resource not accessible by personal access token",
         ));
     }
-    if let Some(r) = quota_spent(sh) {
+    let tok = token_of(req);
+    if f.installation_per_org {
+        let path = req.uri().path().to_string();
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if let Some(r) = installation_refusal(sh, k, &segs, &tok) {
+            return Some(r);
+        }
+    }
+    if let Some(r) = quota_spent(sh, &tok) {
         return Some(r);
     }
     let mut live = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -393,11 +484,17 @@ fn refused_token(f: &Faults, req: &Request<Incoming>, k: &str) -> Option<Resp> {
 }
 
 /// The window's quota is used up: 403 with remaining 0, as GitHub answers.
-fn quota_spent(sh: &Shared) -> Option<Resp> {
-    let rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
-    if now() >= rate.reset || rate.used < rate.limit {
+fn quota_spent(sh: &Shared, tok: &str) -> Option<Resp> {
+    let (limit, used, reset) = with_rate(sh, tok, |r| (r.limit, r.used, r.reset));
+    if now() >= reset || used < limit {
         return None;
     }
+    let rate = RateState {
+        used,
+        reset,
+        limit,
+        window: 0,
+    };
     let mut r = message(
         StatusCode::FORBIDDEN,
         "API rate limit exceeded for user ID 1.",
@@ -499,12 +596,62 @@ fn route(sh: &Shared, req: &Request<Incoming>, segs: &[&str], q: &HashMap<String
             set(&mut r, "location", q.get("to").cloned().unwrap_or_default());
             r
         }
-        ["app", "installations", _, "access_tokens"] if req.method() == Method::POST => {
-            let exp = data::ts(now() + 3600);
+        ["app", "installations", id, "access_tokens"] if req.method() == Method::POST => {
+            let (per_org, ttl) = {
+                let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+                (f.installation_per_org, f.installation_token_ttl_secs)
+            };
+            let token = if per_org {
+                let known = (0..w.cfg.orgs).any(|o| crate::installation_id(o).to_string() == *id);
+                if !known {
+                    return message(StatusCode::NOT_FOUND, "Not Found");
+                }
+                format!("ghs_standin_installation_{id}")
+            } else {
+                "ghs_standin_installation_token".to_string()
+            };
+            let exp = data::ts(now() + if ttl == 0 { 3600 } else { ttl as i64 });
             json_resp(
                 StatusCode::CREATED,
                 format!(
-                    r#"{{"token":"ghs_standin_installation_token","expires_at":"{exp}","permissions":{{"pull_requests":"read","contents":"read"}},"repository_selection":"all"}}"#
+                    r#"{{"token":"{token}","expires_at":"{exp}","permissions":{{"pull_requests":"read","contents":"read"}},"repository_selection":"all"}}"#
+                ),
+            )
+        }
+        [kind @ ("orgs" | "users"), name, "installation"]
+            if sh
+                .faults
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .installation_per_org =>
+        {
+            let Some(o) = w.owner_index(name) else {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let user = !w.is_org(o)
+                || sh
+                    .faults
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .user_accounts
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(name));
+            if *kind == "orgs" && user {
+                return message(StatusCode::NOT_FOUND, "Not Found");
+            }
+            if !is_app_jwt(req) {
+                return message(
+                    StatusCode::UNAUTHORIZED,
+                    "A JSON web token could not be decoded",
+                );
+            }
+            let target = if user { "User" } else { "Organization" };
+            json_resp(
+                StatusCode::OK,
+                format!(
+                    r#"{{"id":{},"account":{},"repository_selection":"all","app_id":12345,"target_type":"{target}"}}"#,
+                    crate::installation_id(o),
+                    w.org_json[o]
                 ),
             )
         }
@@ -619,7 +766,16 @@ struct Page {
 }
 
 fn finish(sh: &Shared, req: &Request<Incoming>, q: &HashMap<String, String>, p: Page) -> Resp {
-    let etag = format!("W/\"{:x}\"", md5::compute(p.etag_src.as_bytes()));
+    let mut etag_src = p.etag_src;
+    if sh
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .etag_per_token
+    {
+        etag_src.push_str(&token_of(req));
+    }
+    let etag = format!("W/\"{:x}\"", md5::compute(etag_src.as_bytes()));
     let inm = req
         .headers()
         .get("if-none-match")

@@ -84,8 +84,79 @@ pub struct AppAuth {
     pub app_id: u64,
     /// The App's private key (PEM, as downloaded from GitHub), as a secret reference.
     pub private_key: SecretRef,
-    /// The installation id of the App on the organisation(s) to read.
-    pub installation_id: u64,
+    /// The installation id of the App to use for every organisation. Leave it out when
+    /// the App is installed on several organisations: each org's own installation is
+    /// then looked up (`GET /orgs/{org}/installation`, or `/users/{user}/installation`)
+    /// and gets its own installation token and rate budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation_id: Option<u64>,
+}
+
+/// `token:` is one secret reference or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TokenRefs {
+    /// One token, e.g. `{ env: GITHUB_TOKEN }`.
+    One(SecretRef),
+    /// Several tokens, e.g. `[{ env: GITHUB_TOKEN_1 }, { env: GITHUB_TOKEN_2 }]`:
+    /// requests are spread over them by remaining rate budget.
+    Many(#[schemars(length(min = 1))] Vec<SecretRef>),
+}
+
+impl TokenRefs {
+    /// The references, with the name each is shown by in messages and the run summary:
+    /// `token` for a single one, `token[i]` in a list.
+    pub fn named(&self) -> Vec<(String, &SecretRef)> {
+        match self {
+            TokenRefs::One(r) => vec![("token".to_string(), r)],
+            TokenRefs::Many(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("token[{i}]"), r))
+                .collect(),
+        }
+    }
+}
+
+// By hand rather than untagged: serde's untagged error ("did not match any variant")
+// names neither the field nor the list item, and a pasted token must not be echoed.
+impl<'de> Deserialize<'de> for TokenRefs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let one = |v: serde_json::Value, at: &str| match v {
+            serde_json::Value::Object(_) => {
+                SecretRef::deserialize(v).map_err(|e| D::Error::custom(format!("{at}: {e}")))
+            }
+            other => Err(D::Error::custom(format!(
+                "{at}: expected a secret reference such as {{ env: GITHUB_TOKEN }}, found {}; \
+                 never the token itself",
+                json_kind(&other)
+            ))),
+        };
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Array(items) if items.is_empty() => Err(D::Error::custom(
+                "source.token: the list is empty (list at least one secret reference)",
+            )),
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| one(v, &format!("source.token[{i}]")))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(TokenRefs::Many),
+            v => one(v, "source.token").map(TokenRefs::One),
+        }
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
 }
 
 /// Reads pull requests, reviews, commits, commit files and repositories of GitHub
@@ -139,11 +210,17 @@ pub struct GithubConfig {
     #[serde(default)]
     pub tls_insecure_skip_verify: bool,
     /// Personal access token (or fine-grained token) as a secret reference,
-    /// e.g. `{ env: GITHUB_TOKEN }`. Exclusive with `app`. Without both, the GITHUB_TOKEN
-    /// environment variable is used when set, else requests are anonymous (60 an hour).
+    /// e.g. `{ env: GITHUB_TOKEN }`, or a list of them: requests are then spread over the
+    /// tokens by remaining rate budget, a token below `rate_limit_reserve` rests while the
+    /// others carry on, and the run waits only when every token is low. Each repository
+    /// keeps to one token while that token has budget, as GitHub's ETags are specific to
+    /// the token. Tokens of one user share that user's quota. Exclusive with `app`.
+    /// Without both, the GITHUB_TOKEN environment variable is used when set, else requests
+    /// are anonymous (60 an hour).
     #[serde(default)]
-    pub token: Option<SecretRef>,
-    /// GitHub App authentication instead of a token.
+    pub token: Option<TokenRefs>,
+    /// GitHub App authentication instead of a token (one installation token per
+    /// organisation when `installation_id` is left out).
     #[serde(default)]
     pub app: Option<AppAuth>,
     /// Repositories fetched at the same time (one shared rate budget).
@@ -165,7 +242,9 @@ pub struct GithubConfig {
     /// fails with a message naming the reset time.
     #[serde(default = "default_max_wait")]
     pub max_rate_limit_wait_seconds: u64,
-    /// When `X-RateLimit-Remaining` falls below this, wait for the reset before the next request.
+    /// When a token's `X-RateLimit-Remaining` falls below this, it rests until its reset:
+    /// the next request goes to another token with budget, or waits for the reset when
+    /// every token is low.
     #[serde(default = "default_reserve")]
     pub rate_limit_reserve: u64,
     /// Wait after a secondary rate limit answer without `Retry-After`, in seconds
@@ -282,6 +361,15 @@ impl GithubConfig {
                     "source.orgs: `{}` is not a GitHub organisation or user name (letters, digits, `-`, `_`, `.`)",
                     o.escape_debug()
                 )));
+            }
+        }
+        if let Some(TokenRefs::Many(list)) = &self.token {
+            for (i, r) in list.iter().enumerate() {
+                if let Some(j) = list[..i].iter().position(|p| p == r) {
+                    return Err(PluginError::config(format!(
+                        "source.token[{i}]: {r} is listed twice (as source.token[{j}] before)"
+                    )));
+                }
             }
         }
         if self.token.is_some() && self.app.is_some() {
@@ -491,6 +579,64 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("either"));
+    }
+
+    #[test]
+    fn token_is_one_reference_or_a_list_and_errors_name_the_item() {
+        let one = GithubConfig::from_value(json!({"orgs": ["a"], "token": {"env": "T"}})).unwrap();
+        assert_eq!(one.token, Some(TokenRefs::One(SecretRef::Env("T".into()))));
+        let many = GithubConfig::from_value(
+            json!({"orgs": ["a"], "token": [{"env": "T1"}, {"file": "/run/t2"}]}),
+        )
+        .unwrap();
+        let names: Vec<String> = many
+            .token
+            .as_ref()
+            .unwrap()
+            .named()
+            .into_iter()
+            .map(|n| n.0)
+            .collect();
+        assert_eq!(names, ["token[0]", "token[1]"]);
+        // Serialized back as it was written.
+        assert_eq!(
+            serde_json::to_value(&many.token).unwrap(),
+            json!([{"env": "T1"}, {"file": "/run/t2"}])
+        );
+        for (token, want) in [
+            (
+                json!("ghp_pasted_secret"),
+                "source.token: expected a secret reference",
+            ),
+            (
+                json!([{"env": "T1"}, "ghp_pasted_secret"]),
+                "source.token[1]: expected",
+            ),
+            (
+                json!([{"env": "T1"}, {"envv": "X"}]),
+                "source.token[1]: unknown variant `envv`",
+            ),
+            (json!([]), "source.token: the list is empty"),
+            (
+                json!([{"env": "T"}, {"env": "T"}]),
+                "source.token[1]: { env: T } is listed twice",
+            ),
+        ] {
+            let e = GithubConfig::from_value(json!({"orgs": ["a"], "token": token}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("ghp_pasted_secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn app_installation_id_is_optional() {
+        let c = GithubConfig::from_value(
+            json!({"orgs": ["a", "b"], "app": {"app_id": 1, "private_key": {"file": "k.pem"}}}),
+        )
+        .unwrap();
+        assert_eq!(c.app.unwrap().installation_id, None);
     }
 
     #[test]

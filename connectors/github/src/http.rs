@@ -1,10 +1,12 @@
-//! The HTTP client: one shared rate budget, retries with backoff and jitter, waits for
-//! primary and secondary rate limits, conditional requests, `Link` pagination. The token
-//! is attached only to URLs on the configured base URL's origin and never logged.
+//! The HTTP client: a rate budget per token (see [`crate::tokens`]), retries with backoff
+//! and jitter, waits for primary and secondary rate limits, conditional requests, `Link`
+//! pagination. The token is attached only to URLs on the configured base URL's origin and
+//! never logged.
 
 use crate::auth::Auth;
 use crate::config::GithubConfig;
 use crate::gunzip::{encoding, gunzip, Encoding, GunzipError};
+use crate::tokens::{Candidates, Tokens};
 use flowctl_core::progress::{Progress, ProgressEvent};
 use reqwest::header::{
     HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER,
@@ -78,17 +80,11 @@ impl Turn {
     }
 }
 
-#[derive(Default)]
-struct Budget {
-    remaining: Option<u64>,
-    reset: Option<i64>,
-}
-
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    auth: Auth,
-    budget: Mutex<Budget>,
+    /// The credentials and their rate budgets.
+    auth: Tokens,
     max_retries: u32,
     backoff_ms: u64,
     max_wait: u64,
@@ -229,7 +225,12 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
 enum Step<T> {
     Done(Result<Fetched<T>, HttpError>),
     Retry(String),
-    Wait { seconds: u64, reason: String },
+    Wait {
+        seconds: u64,
+        reason: String,
+    },
+    /// The token's quota is spent and another token has budget: ask again at once.
+    Switch,
 }
 
 /// The `tls_ca_file` / `tls_insecure_skip_verify` settings of the one endpoint this
@@ -299,8 +300,7 @@ impl Client {
         Ok(Client {
             http,
             base,
-            auth,
-            budget: Mutex::new(Budget::default()),
+            auth: Tokens::new(auth, cfg.rate_limit_reserve, progress.clone()),
             max_retries: cfg.max_retries,
             backoff_ms: cfg.retry_backoff_ms,
             max_wait: cfg.max_rate_limit_wait_seconds,
@@ -362,14 +362,28 @@ impl Client {
                 self.base
             )));
         }
-        let (mut attempt, mut secondary) = (0u32, 0u32);
+        let cands = self.auth.candidates(self, url).await?;
+        let (mut attempt, mut secondary, mut switches) = (0u32, 0u32, 0usize);
         loop {
-            self.wait_for_budget(stream).await?;
+            let slot = self.wait_for_budget(stream, &cands).await?;
             self.event(ProgressEvent::Request {
                 stream: stream.into(),
             });
-            match self.once(url, etag, &mut parse, stream, secondary).await {
+            // Each switch leaves a spent token behind, so there are at most as many as tokens.
+            let switch = (switches < cands.len()).then_some(&cands);
+            match self
+                .once(url, etag, &mut parse, stream, secondary, slot, switch)
+                .await
+            {
+                // Which of several credentials was refused.
+                Step::Done(Err(HttpError::Unauthorized(m))) => {
+                    return Err(HttpError::Unauthorized(format!(
+                        "{m} (credential: {})",
+                        self.auth.name(slot)
+                    )))
+                }
                 Step::Done(r) => return r,
+                Step::Switch => switches += 1,
                 Step::Retry(why) => {
                     attempt += 1;
                     if attempt > self.max_retries {
@@ -401,6 +415,9 @@ impl Client {
         }
     }
 
+    /// One request with the credential in `slot`; `switch` holds the other candidates
+    /// when a refusal for a spent quota may go to one of them.
+    #[allow(clippy::too_many_arguments)]
     async fn once<T>(
         &self,
         url: &str,
@@ -408,6 +425,8 @@ impl Client {
         parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
         stream: &str,
         secondary: u32,
+        slot: usize,
+        switch: Option<&Candidates>,
     ) -> Step<T> {
         let mut rb = self
             .http
@@ -415,7 +434,7 @@ impl Client {
             .header(ACCEPT, "application/vnd.github+json")
             .header(ACCEPT_ENCODING, "gzip")
             .header("X-GitHub-Api-Version", "2022-11-28");
-        match self.auth.header(self).await {
+        match self.auth.header_of(self, slot).await {
             Ok(Some(h)) => rb = rb.header(AUTHORIZATION, h),
             Ok(None) => {}
             Err(e) => return Step::Done(Err(e)),
@@ -429,7 +448,13 @@ impl Client {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        self.note_budget(&headers);
+        self.auth.note(slot, status.as_u16(), &headers);
+        if matches!(status.as_u16(), 403 | 429)
+            && header_u64(&headers, "x-ratelimit-remaining") == Some(0)
+            && switch.is_some_and(|c| self.auth.another_usable(slot, c))
+        {
+            return Step::Switch;
+        }
         if status == StatusCode::NOT_MODIFIED {
             self.event(ProgressEvent::NotModified {
                 stream: stream.into(),
@@ -634,35 +659,18 @@ impl Client {
         None
     }
 
-    fn note_budget(&self, h: &HeaderMap) {
-        let (rem, reset) = (
-            header_u64(h, "x-ratelimit-remaining"),
-            header_u64(h, "x-ratelimit-reset"),
-        );
-        if rem.is_none() && reset.is_none() {
-            return;
-        }
-        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        b.remaining = rem.or(b.remaining);
-        b.reset = reset.map(|v| v as i64).or(b.reset);
-    }
-
-    /// Below the reserve, wait for the reset (shared by all concurrent repo tasks).
-    async fn wait_for_budget(&self, stream: &str) -> Result<(), HttpError> {
-        let (rem, reset) = {
-            let b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-            (b.remaining, b.reset)
+    /// The credential for the next request; when every candidate is below the reserve,
+    /// wait for the first reset (shared by all concurrent repo tasks).
+    async fn wait_for_budget(&self, stream: &str, cands: &Candidates) -> Result<usize, HttpError> {
+        let low = match self.auth.choose(cands) {
+            Ok(slot) => return Ok(slot),
+            Err(low) => low,
         };
-        let (Some(rem), Some(reset)) = (rem, reset) else {
-            return Ok(());
-        };
-        if rem >= self.reserve || reset <= now_secs() {
-            return Ok(());
-        }
+        let (rem, reset, which) = (low.remaining, low.reset, low.which);
         let wait = (reset - now_secs()).max(0) as u64 + 1;
         if wait > self.max_wait {
             return Err(HttpError::Failed(format!(
-                "GitHub rate limit nearly spent ({rem} left, reserve {}); it resets at {} ({wait} s away, more than max_rate_limit_wait_seconds = {})",
+                "GitHub rate limit nearly spent{which} ({rem} left, reserve {}); it resets at {} ({wait} s away, more than max_rate_limit_wait_seconds = {})",
                 self.reserve,
                 fmt_time(reset),
                 self.max_wait
@@ -672,15 +680,14 @@ impl Client {
             stream: stream.into(),
             seconds: wait,
             reason: format!(
-                "{rem} requests left (reserve {}), resets at {}",
+                "{rem} requests left{which} (reserve {}), resets at {}",
                 self.reserve,
                 fmt_time(reset)
             ),
         });
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-        b.remaining = None;
-        Ok(())
+        self.auth.refilled(low.slot);
+        Ok(low.slot)
     }
 }
 

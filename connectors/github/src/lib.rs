@@ -15,8 +15,9 @@ pub mod read;
 pub mod rows;
 pub mod schema;
 pub mod state;
+pub mod tokens;
 
-pub use config::{AppAuth, GithubConfig, StreamKind};
+pub use config::{AppAuth, GithubConfig, StreamKind, TokenRefs};
 
 use flowctl_core::{
     async_trait, BatchSender, ReadOutcome, ReadRequest, Result, Source, StreamInfo,

@@ -227,7 +227,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
     let mut states = run.old.clone();
     let mut errors: BTreeMap<StreamKind, Vec<String>> = BTreeMap::new();
     for org in orgs {
-        run.org(org, &mut states, &mut errors).await?;
+        crate::tokens::for_org(org, run.org(org, &mut states, &mut errors)).await?;
     }
     for k in &run.kinds {
         let result = match errors.get(k) {
@@ -434,7 +434,7 @@ impl Run<'_> {
         // the async-trait future (higher-ranked lifetime inference).
         let futs: Vec<_> = selected
             .iter()
-            .map(|r| Box::pin(self.repo(&accs, r)))
+            .map(|r| Box::pin(crate::tokens::for_repo(org, &r.name, self.repo(&accs, r))))
             .collect();
         let mut tasks = futures::stream::iter(futs).buffer_unordered(self.cfg.max_concurrency);
         while let Some(res) = tasks.next().await {

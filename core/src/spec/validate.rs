@@ -192,7 +192,7 @@ fn map_error(e: &ValidationError, doc: &Value, schema: &Value, ctx: &Ctx) -> Vec
                     .iter()
                     .flat_map(|b| map_error(b, doc, schema, ctx))
                     .collect(),
-                None if e.schema_path().as_str().contains("SecretRef") => one(secret_ref_hint()),
+                None if about_secret_ref(e) => one(secret_ref_hint()),
                 None => {
                     one(one_of_consts(context, e.instance()).unwrap_or_else(|| redacted_message(e)))
                 }
@@ -209,18 +209,38 @@ fn best_branch<'a>(
     context: &'a [Vec<ValidationError<'static>>],
     ptr: &str,
 ) -> Option<&'a Vec<ValidationError<'static>>> {
-    let type_only = |errs: &Vec<ValidationError>| {
-        errs.iter().all(|e| {
-            e.instance_path().as_str() == ptr
-                && matches!(
-                    e.kind(),
-                    ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. }
-                )
-        })
-    };
-    let mut candidates = context.iter().filter(|errs| !type_only(errs));
+    let mut candidates = context.iter().filter(|errs| !type_only(errs, ptr));
     let first = candidates.next()?;
     candidates.next().is_none().then_some(first)
+}
+
+/// Whether every error of a branch is about the value's type at `ptr`, counting nested
+/// alternatives that all failed on the type (a list given where a `oneOf` of mappings
+/// is one branch, a list of them the other).
+fn type_only(errs: &[ValidationError], ptr: &str) -> bool {
+    errs.iter().all(|e| {
+        e.instance_path().as_str() == ptr
+            && match e.kind() {
+                ValidationErrorKind::Type { .. } | ValidationErrorKind::Constant { .. } => true,
+                ValidationErrorKind::OneOfNotValid { context }
+                | ValidationErrorKind::AnyOf { context } => {
+                    context.iter().all(|c| type_only(c, ptr))
+                }
+                _ => false,
+            }
+    })
+}
+
+/// Whether a failed alternative offered a secret reference (directly or nested).
+fn about_secret_ref(e: &ValidationError) -> bool {
+    e.schema_path().as_str().contains("SecretRef")
+        || match e.kind() {
+            ValidationErrorKind::OneOfNotValid { context }
+            | ValidationErrorKind::AnyOf { context } => {
+                context.iter().flatten().any(about_secret_ref)
+            }
+            _ => false,
+        }
 }
 
 /// A documented enum is a `oneOf` of `const`s: list them and suggest the nearest.
