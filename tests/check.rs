@@ -222,6 +222,44 @@ async fn refused_token_fails_with_the_token_fix_and_stops_the_github_checks() {
     assert_eq!(c.status("duckdb: write"), "ok");
 }
 
+/// A token list: each token is checked on its own and a refused one is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_token_of_a_list_is_checked() {
+    let gh = Standin::start(world()).await.unwrap();
+    gh.set_faults(Faults {
+        require_token: Some(TOKEN.into()),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("second-token");
+    std::fs::write(&wrong, "ghp_refused_second_token").unwrap();
+    let body = github_block(&gh, "pull_request").replace(
+        "token: { env: CHECK_GITHUB_TOKEN }",
+        &format!(
+            "token: [{{ env: CHECK_GITHUB_TOKEN }}, {{ file: {} }}]",
+            wrong.display()
+        ),
+    ) + &local_blocks(dir.path());
+    let c = run_check(&write_spec(dir.path(), &body), TOKEN);
+    assert_eq!(c.code, 1);
+    let first = "github: token token[0] ({ env: CHECK_GITHUB_TOKEN })";
+    assert_eq!(c.status(first), "ok");
+    let second = c
+        .failed()
+        .into_iter()
+        .find(|n| n.starts_with("github: token token[1]"))
+        .expect("the second token's check");
+    assert!(c.item(&second)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 401"));
+    assert!(
+        !c.all.contains("ghp_refused_second_token"),
+        "a token was printed"
+    );
+    assert!(!c.all.contains(TOKEN), "a token was printed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_token_without_repo_scope_fails_the_scope_check() {
     let gh = Standin::start(world()).await.unwrap();

@@ -5,8 +5,9 @@
 //! About six requests an organisation; `/rate_limit` costs none.
 
 use crate::auth::Auth;
-use crate::config::{GithubConfig, StreamKind};
+use crate::config::{GithubConfig, StreamKind, TokenRefs};
 use crate::http::{describe, Client, HttpError};
+use crate::tokens::{for_org, Tokens};
 use flowctl_core::check::CheckResult;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
@@ -38,12 +39,18 @@ impl Answer {
 
 struct Probe {
     client: Client,
-    auth: Auth,
+    tokens: Tokens,
 }
 
 impl Probe {
-    /// One GET with the source's credentials; a transport error or a 5xx is tried once more.
+    /// One GET with the credential a run would use for it.
     async fn get(&self, path_and_query: &str) -> Result<Answer, String> {
+        self.get_as(path_and_query, None).await
+    }
+
+    /// One GET with credential `slot` (a token of the list), or the one a run would use;
+    /// a transport error or a 5xx is tried once more.
+    async fn get_as(&self, path_and_query: &str, slot: Option<usize>) -> Result<Answer, String> {
         let url = self.client.url(path_and_query);
         let mut last = String::new();
         for _ in 0..2 {
@@ -53,7 +60,11 @@ impl Probe {
                 .get(&url)
                 .header(ACCEPT, "application/vnd.github+json")
                 .header("X-GitHub-Api-Version", "2022-11-28");
-            match self.auth.header(&self.client).await {
+            let header = match slot {
+                Some(i) => self.tokens.header_of(&self.client, i).await,
+                None => self.tokens.header(&self.client).await,
+            };
+            match header {
                 Ok(Some(h)) => rb = rb.header(AUTHORIZATION, h),
                 Ok(None) => {}
                 // The App's installation-token exchange was refused: judged as a 401.
@@ -111,11 +122,14 @@ impl Probe {
 /// How the source authenticates, for messages (never the secret itself).
 fn credentials(cfg: &GithubConfig) -> String {
     match (&cfg.token, &cfg.app) {
-        (Some(t), _) => format!("the token from {t}"),
-        (None, Some(a)) => format!(
-            "GitHub App {} (installation {})",
-            a.app_id, a.installation_id
-        ),
+        (Some(t), _) => {
+            let refs: Vec<String> = t.named().iter().map(|(_, r)| r.to_string()).collect();
+            format!("the token from {}", refs.join(", "))
+        }
+        (None, Some(a)) => match a.installation_id {
+            Some(i) => format!("GitHub App {} (installation {i})", a.app_id),
+            None => format!("GitHub App {} (each organisation's installation)", a.app_id),
+        },
         (None, None) if std::env::var("GITHUB_TOKEN").is_ok_and(|t| !t.trim().is_empty()) => {
             "the token in GITHUB_TOKEN".into()
         }
@@ -130,7 +144,10 @@ fn new_token_fix(cfg: &GithubConfig) -> String {
             .into();
     }
     let place = match &cfg.token {
-        Some(t) => format!("and make {t} hold it"),
+        Some(t) => {
+            let refs: Vec<String> = t.named().iter().map(|(_, r)| r.to_string()).collect();
+            format!("and make {} hold it", refs.join(", "))
+        }
         None => "and set source.token (or GITHUB_TOKEN)".into(),
     };
     format!(
@@ -165,7 +182,7 @@ pub(crate) async fn check(cfg: &GithubConfig) -> Vec<CheckResult> {
     };
     let anonymous = matches!(auth, Auth::Anonymous);
     let progress: flowctl_core::progress::Progress = Arc::new(flowctl_core::progress::NoProgress);
-    let client = match Client::new(cfg, Auth::Anonymous, progress) {
+    let client = match Client::new(cfg, Auth::Anonymous, progress.clone()) {
         Ok(c) => c,
         Err(e) => {
             out.push(CheckResult::failed(
@@ -176,32 +193,78 @@ pub(crate) async fn check(cfg: &GithubConfig) -> Vec<CheckResult> {
             return out;
         }
     };
-    let probe = Probe { client, auth };
+    let probe = Probe {
+        client,
+        tokens: Tokens::new(auth, 0, progress),
+    };
+    // Each token of a list is checked on its own; an App without installation_id is
+    // checked with the first organisation's installation (each org's below).
+    let slots: Vec<(Option<usize>, String)> = match &cfg.token {
+        Some(t @ TokenRefs::Many(list)) if list.len() > 1 => t
+            .named()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, r))| (Some(i), format!("{name} ({r})")))
+            .collect(),
+        _ => vec![(None, String::new())],
+    };
+    let mut accepted = false;
+    for (slot, name) in slots {
+        let rate_limit = probe.get_as("rate_limit", slot);
+        let rate = match cfg.orgs.first() {
+            Some(org) if cfg.app.is_some() => for_org(org, rate_limit).await,
+            _ => rate_limit.await,
+        };
+        let (who, label) = if name.is_empty() {
+            (who.clone(), String::new())
+        } else {
+            (format!("{name} of {who}"), format!(" {name}"))
+        };
+        accepted |= token_checks(cfg, rate, &who, &label, anonymous, &mut out);
+    }
+    if !accepted {
+        return out;
+    }
+    for org in &cfg.orgs {
+        org_checks(cfg, &probe, org, &mut out).await;
+    }
+    out
+}
 
-    // The token: `/rate_limit` answers 401 to a refused token and costs no quota.
-    let rate = match probe.get("rate_limit").await {
+/// The token's own checks from its `/rate_limit` answer: accepted, scopes, quota left.
+/// False when the token was refused (nothing else can be checked with it).
+fn token_checks(
+    cfg: &GithubConfig,
+    rate: Result<Answer, String>,
+    who: &str,
+    label: &str,
+    anonymous: bool,
+    out: &mut Vec<CheckResult>,
+) -> bool {
+    // `/rate_limit` answers 401 to a refused token and costs no quota.
+    let rate = match rate {
         Err(e) => {
             out.push(CheckResult::failed(
-                "github: token",
+                format!("github: token{label}"),
                 format!("{who}: {e}"),
                 format!(
                     "check source.base_url ({}) and this machine's access to it",
                     cfg.base_url
                 ),
             ));
-            return out;
+            return false;
         }
         Ok(a) if a.status == 401 => {
             out.push(CheckResult::failed(
-                "github: token",
+                format!("github: token{label}"),
                 format!("GitHub refused {who} (HTTP 401: {})", a.message()),
                 new_token_fix(cfg),
             ));
-            return out;
+            return false;
         }
         Ok(a) if a.status != 200 => {
             out.push(CheckResult::failed(
-                "github: token",
+                format!("github: token{label}"),
                 format!(
                     "GET /rate_limit with {who}: HTTP {}: {}",
                     a.status,
@@ -209,7 +272,7 @@ pub(crate) async fn check(cfg: &GithubConfig) -> Vec<CheckResult> {
                 ),
                 new_token_fix(cfg),
             ));
-            return out;
+            return false;
         }
         Ok(a) => a,
     };
@@ -219,7 +282,7 @@ pub(crate) async fn check(cfg: &GithubConfig) -> Vec<CheckResult> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     out.push(CheckResult::ok(
-        "github: token",
+        format!("github: token{label}"),
         match (&scopes, anonymous) {
             (_, true) => {
                 "no token: anonymous requests see public repositories only, 60 an hour".to_string()
@@ -228,18 +291,15 @@ pub(crate) async fn check(cfg: &GithubConfig) -> Vec<CheckResult> {
             (None, _) => format!("{who} accepted (fine-grained or App: permissions probed below)"),
         },
     ));
-    out.push(scope_check(&scopes, anonymous));
-    out.push(rate_check(&rate.body));
-    for org in &cfg.orgs {
-        org_checks(cfg, &probe, org, &mut out).await;
-    }
-    out
+    out.push(scope_check(&scopes, anonymous, label));
+    out.push(rate_check(&rate.body, label));
+    true
 }
 
 /// A classic token needs `repo`: without it GitHub lists only public repositories,
 /// silently, so no probe below would notice.
-fn scope_check(scopes: &Option<String>, anonymous: bool) -> CheckResult {
-    let name = "github: token scopes";
+fn scope_check(scopes: &Option<String>, anonymous: bool, label: &str) -> CheckResult {
+    let name = format!("github: token scopes{label}");
     let Some(scopes) = scopes else {
         return CheckResult::skipped(
             name,
@@ -270,7 +330,7 @@ fn scope_check(scopes: &Option<String>, anonymous: bool) -> CheckResult {
     }
 }
 
-fn rate_check(body: &[u8]) -> CheckResult {
+fn rate_check(body: &[u8], label: &str) -> CheckResult {
     #[derive(Deserialize)]
     struct Core {
         limit: u64,
@@ -285,7 +345,7 @@ fn rate_check(body: &[u8]) -> CheckResult {
     struct RateLimit {
         resources: Resources,
     }
-    let name = "github: rate limit";
+    let name = format!("github: rate limit{label}");
     let core = match serde_json::from_slice::<RateLimit>(body) {
         Ok(r) => r.resources.core,
         Err(e) => {
