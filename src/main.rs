@@ -36,14 +36,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc raises its mmap threshold every time a large block is freed (up to 32 MiB);
-/// after the first few, the multi-megabyte page bodies and Arrow buffers of a sync come
-/// from the heap instead and freed ones stay in RSS, fragmented. A fixed threshold gives
-/// them back to the OS on free: measured with `BENCH_RSS_TRACE=1 cargo bench --bench
-/// e2e`, the read phase fell from ~150 to ~80 MiB (at the cost of page faults: about half
-/// of flowctl's CPU on the S3 + Snowflake path is system time, BENCHMARKS.md). Set before
-/// any thread exists (hence no `#[tokio::main]`). libduckdb brings its own jemalloc, so
-/// DuckDB's memory is not affected. glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, wins.
+/// glibc raises its mmap threshold every time a large block is freed, after which a
+/// sync's multi-megabyte buffers come from the heap and stay in RSS when freed; a fixed
+/// threshold gives them back to the OS (BENCHMARKS.md). Set before any thread exists
+/// (hence no `#[tokio::main]`); glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, wins.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
@@ -55,11 +51,8 @@ fn tune_allocator() {
 }
 
 /// Returns glibc's free heap pages to the OS once a second (`FLOWCTL_TRIM_MS` sets the
-/// period, 0 turns it off). With the fixed mmap threshold, buffers under 1 MiB still come
-/// from the heap, and freed ones in the middle of it stay in RSS until trimmed: measured
-/// at 40k pull requests, peak RSS 96-97 -> 89-92 MiB on the S3 + Snowflake path and
-/// 255 -> 237 MiB into DuckDB (what the read phase left behind is returned before the
-/// load), CPU within noise (BENCHMARKS.md).
+/// period, 0 turns it off): buffers under the mmap threshold still come from the heap,
+/// and freed ones in the middle of it stay in RSS until trimmed (BENCHMARKS.md).
 fn start_heap_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -147,7 +147,7 @@ class ReportingSql(unittest.TestCase):
         cls._patch = fakesnow.patch()
         cls._patch.__enter__()
         cls.conn = snowflake.connector.connect(database="GITHUB_PIPELINES", schema="RAW_TABLES")
-        # A session in Snowflake's default account time zone, not fakesnow's UTC: days and
+        # The session runs in Snowflake's default account time zone, not fakesnow's UTC: days and
         # weeks must still be UTC ones (PR 6 opens and goes live on a Monday, UTC).
         cls.conn._duck_conn.execute(f"SET TimeZone = '{SESSION_TZ}'")  # noqa: SLF001
         cur = cls.conn.cursor()
