@@ -58,6 +58,8 @@ pub struct Shared {
     /// gzip level of 200 bodies for clients that send `Accept-Encoding: gzip`, as
     /// api.github.com does (0 = never compress). Default [`DEFAULT_GZIP_LEVEL`].
     pub gzip_level: AtomicU32,
+    /// `POST /graphql`: its own point budget and faults.
+    pub graphql: crate::graphql::GraphqlState,
 }
 
 /// api.github.com answers `Accept-Encoding: gzip` with gzip; level 1 (nginx's default)
@@ -97,6 +99,7 @@ impl Shared {
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
             gzip_level: AtomicU32::new(DEFAULT_GZIP_LEVEL),
+            graphql: Default::default(),
         }
     }
 
@@ -135,6 +138,7 @@ fn set(r: &mut Resp, k: &'static str, v: String) {
 fn kind(segs: &[&str]) -> &'static str {
     match segs {
         ["rate_limit"] => "rate_limit",
+        ["graphql"] => "graphql",
         ["orgs", _, "repos"] | ["organizations", _, "repos"] => "repos",
         [.., "pulls"] => "pulls",
         [.., "reviews"] => "reviews",
@@ -166,10 +170,15 @@ pub async fn handle(
     let gzip = accepts_gzip(req.headers());
     let mut resp = match fault(&sh, &req, k, n).await {
         Some(r) => r,
+        None if k == "graphql" && req.method() == Method::POST => {
+            crate::graphql::serve(&sh, req).await
+        }
         None => route(&sh, &req, &segs, &query),
     };
     let status = resp.status();
-    if k != "rate_limit" && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN {
+    // GraphQL spends points of its own budget, not requests.
+    let counted = k != "rate_limit" && k != "graphql";
+    if counted && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN {
         let mut rate = sh.rate.lock().unwrap_or_else(|p| p.into_inner());
         if now() >= rate.reset {
             rate.used = 0;

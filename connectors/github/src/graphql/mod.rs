@@ -150,7 +150,12 @@ impl Gql {
     }
 
     /// Before a query of `cost` points: when the budget cannot pay it, wait for the reset.
-    async fn wait_for_budget(&self, client: &Client, stream: &str, cost: u64) -> Result<(), GqlFail> {
+    async fn wait_for_budget(
+        &self,
+        client: &Client,
+        stream: &str,
+        cost: u64,
+    ) -> Result<(), GqlFail> {
         let (rem, reset) = {
             let b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
             (b.remaining, b.reset)
@@ -264,9 +269,14 @@ impl Gql {
             Ok(t) => t,
             Err(e) => return Once::Retry(format!("reading the body failed: {}", describe(e))),
         };
-        judge(status, &headers, &text, self.secondary_wait, &self.url, |rl| {
-            self.note(rl)
-        })
+        judge(
+            status,
+            &headers,
+            &text,
+            self.secondary_wait,
+            &self.url,
+            |rl| self.note(rl),
+        )
     }
 }
 
@@ -315,7 +325,10 @@ fn judge(
         }
         403 | 429 => {
             if let Some(s) = retry_after {
-                return Once::Wait(s, format!("secondary rate limit (HTTP {status}, Retry-After {s} s)"));
+                return Once::Wait(
+                    s,
+                    format!("secondary rate limit (HTTP {status}, Retry-After {s} s)"),
+                );
             }
             if header_i64(h, "x-ratelimit-remaining") == Some(0) {
                 return Once::Wait(reset_wait(), "GraphQL rate limit exhausted".into());
@@ -346,8 +359,15 @@ fn judge(
             ))
         }
     };
-    if env.errors.iter().any(|e| e.kind.as_deref() == Some("RATE_LIMITED")) {
-        return Once::Wait(reset_wait(), "GraphQL rate limit exhausted (RATE_LIMITED)".into());
+    if env
+        .errors
+        .iter()
+        .any(|e| e.kind.as_deref() == Some("RATE_LIMITED"))
+    {
+        return Once::Wait(
+            reset_wait(),
+            "GraphQL rate limit exhausted (RATE_LIMITED)".into(),
+        );
     }
     let data = env.data.map(|d| d.get()).filter(|d| *d != "null");
     let Some(data) = data else {

@@ -5,6 +5,9 @@
 use super::GqlError;
 use serde_json::{json, Map, Value};
 
+/// Reviews as (REST shape, raw node).
+pub type Reviews = Vec<(String, String)>;
+
 /// One pull request of a page.
 pub struct PrNode {
     pub number: i64,
@@ -12,7 +15,7 @@ pub struct PrNode {
     pub rest: String,
     pub raw: String,
     /// Its first page of reviews: (REST shape, raw node).
-    pub reviews: Vec<(String, String)>,
+    pub reviews: Reviews,
     /// The cursor after them when the PR has more.
     pub reviews_after: Option<String>,
 }
@@ -32,7 +35,10 @@ fn s(v: &Value, k: &str) -> Value {
 }
 
 fn oid(v: &Value, k: &str) -> Value {
-    v.get(k).and_then(|c| c.get("oid")).cloned().unwrap_or(Value::Null)
+    v.get(k)
+        .and_then(|c| c.get("oid"))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// REST spells a bot's login `name[bot]`; GraphQL gives `name` on a `Bot`.
@@ -48,7 +54,9 @@ fn login(actor: &Value) -> Option<String> {
 /// account (GraphQL `author: null`).
 fn user(actor: &Value) -> Value {
     match login(actor) {
-        Some(l) => json!({ "login": l, "id": actor.get("databaseId").cloned().unwrap_or(Value::Null) }),
+        Some(l) => {
+            json!({ "login": l, "id": actor.get("databaseId").cloned().unwrap_or(Value::Null) })
+        }
         None => Value::Null,
     }
 }
@@ -184,7 +192,7 @@ fn reviews_of(
     path: &str,
     errors: &[GqlError],
     skipped: &mut Vec<String>,
-) -> Result<(Vec<(String, String)>, Option<String>), String> {
+) -> Result<(Reviews, Option<String>), String> {
     let (nodes, end, more) = connection(conn, path, errors, skipped);
     let mut out = Vec::with_capacity(nodes.len());
     for r in &nodes {
@@ -222,8 +230,12 @@ pub fn parse_pulls(data: &str, errors: &[GqlError]) -> Result<PullsPage, String>
             .as_object_mut()
             .and_then(|o: &mut Map<String, Value>| o.remove("reviews"))
             .unwrap_or(Value::Null);
-        let (reviews, reviews_after) =
-            reviews_of(&rv, &format!("{path}.nodes.{i}.reviews"), errors, &mut skipped)?;
+        let (reviews, reviews_after) = reviews_of(
+            &rv,
+            &format!("{path}.nodes.{i}.reviews"),
+            errors,
+            &mut skipped,
+        )?;
         out.push(PrNode {
             number,
             rest: pr_rest(&p)?,
@@ -246,7 +258,7 @@ pub fn parse_pulls(data: &str, errors: &[GqlError]) -> Result<PullsPage, String>
 pub fn parse_reviews(
     data: &str,
     errors: &[GqlError],
-) -> Result<(Vec<(String, String)>, Option<String>, Vec<String>), String> {
+) -> Result<(Reviews, Option<String>, Vec<String>), String> {
     let v: Value = serde_json::from_str(data).map_err(|e| e.to_string())?;
     let conn = v
         .get("repository")
