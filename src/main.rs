@@ -2,6 +2,7 @@
 
 mod cli;
 mod dbt;
+mod estimate;
 mod inspect;
 mod run;
 

@@ -65,6 +65,18 @@ impl Default for GraphqlState {
     }
 }
 
+impl GraphqlState {
+    /// The `graphql` entry of `GET /rate_limit`.
+    pub fn budget(&self) -> String {
+        let limit = self.faults.lock().unwrap_or_else(|p| p.into_inner()).points;
+        let (used, reset) = *self.used.lock().unwrap_or_else(|p| p.into_inner());
+        format!(
+            r#"{{"limit":{limit},"used":{used},"remaining":{},"reset":{reset}}}"#,
+            limit.saturating_sub(used)
+        )
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -214,7 +226,7 @@ pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
             pulls_cost(first)
         }
         "Reviews" => (1, 100),
-        _ => (1, 200),
+        _ => (2, 300),
     };
     if nodes > 500_000 {
         return resp(
@@ -451,7 +463,8 @@ fn estimate(
         .take(100)
         .map(|r| {
             json!({ "name": r.name, "isArchived": r.archived, "isFork": r.fork,
-                         "pullRequests": { "totalCount": w.cfg.prs_per_repo } })
+                    "pullRequests": { "totalCount": w.cfg.prs_per_repo },
+                    "defaultBranchRef": { "target": { "history": { "totalCount": w.cfg.commits_per_repo } } } })
         })
         .collect();
     let end = offset + nodes.len();

@@ -457,9 +457,10 @@ fn rate_limit(sh: &Shared) -> Resp {
         rate.limit.saturating_sub(rate.used),
         rate.reset
     );
+    let graphql = sh.graphql.budget();
     json_resp(
         StatusCode::OK,
-        format!(r#"{{"resources":{{"core":{core}}},"rate":{core}}}"#),
+        format!(r#"{{"resources":{{"core":{core},"graphql":{graphql}}},"rate":{core}}}"#),
     )
 }
 

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod estimate;
 pub mod graphql;
 pub mod gunzip;
 pub mod http;

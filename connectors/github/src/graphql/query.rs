@@ -56,14 +56,19 @@ pub fn reviews() -> String {
     )
 }
 
-/// Repositories of an owner with their pull request counts (`plan --estimate`).
+/// Repositories of an owner with their pull request and default-branch commit counts
+/// (`plan --estimate`): 2 points a page of 100 repositories.
 pub fn estimate() -> String {
     "query Estimate($owner: String!, $after: String) {
   rateLimit { cost remaining resetAt limit }
   repositoryOwner(login: $owner) {
     repositories(first: 100, after: $after) {
       pageInfo { hasNextPage endCursor }
-      nodes { name isArchived isFork pullRequests(first: 1) { totalCount } }
+      nodes {
+        name isArchived isFork
+        pullRequests(first: 1) { totalCount }
+        defaultBranchRef { target { ... on Commit { history(first: 1) { totalCount } } } }
+      }
     }
   }
 }"
@@ -78,6 +83,9 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("Estimate", estimate()),
     ]
 }
+
+/// Points an `Estimate` page costs (100 repositories, two counted connections each).
+pub const ESTIMATE_COST: u32 = 2;
 
 /// Points a pulls page of `first` PRs costs by GitHub's published rule: one request
 /// for the PR connection plus one per PR for each nested connection, divided by 100 and
