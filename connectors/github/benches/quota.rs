@@ -74,7 +74,9 @@ async fn main() {
         "commit",
         "commit_file",
     ];
-    println!("5 repos x 200 PRs (1,000 PRs, 2 reviews each, 120 commits a repo), {latency} ms a request");
+    println!(
+        "5 repos x 200 PRs (1,000 PRs, 2 reviews each, 120 commits a repo), {latency} ms a request"
+    );
     println!("| streams | api | first sync | rerun, nothing changed | after 50 PRs changed |");
     println!("|---|---|---|---|---|");
     for (label, streams) in [("PRs + reviews", prs_only), ("five default streams", five)] {

@@ -48,6 +48,10 @@ pub struct GqlError {
     pub message: String,
     #[serde(default)]
     pub path: Option<Vec<serde_json::Value>>,
+    /// `extensions.code` marks a query GitHub refused before running it (an unknown
+    /// field, say): retrying cannot help.
+    #[serde(default)]
+    pub extensions: Option<serde_json::Value>,
 }
 
 impl GqlError {
@@ -375,6 +379,16 @@ fn judge(
         if msgs.is_empty() {
             return Once::Retry("an answer with neither data nor errors".into());
         }
+        if env.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .is_some_and(|x| x.get("code").is_some())
+        }) {
+            return Once::Fail(HttpError::Failed(format!(
+                "POST {url}: GitHub refused the query: {} (a GitHub Enterprise Server older than GitHub's current schema? `api: rest` reads the same tables)",
+                msgs.join("; ")
+            )));
+        }
         // GitHub answers a query that timed out with errors and no data.
         return Once::Retry(format!("errors without data: {}", msgs.join("; ")));
     };
@@ -397,7 +411,28 @@ fn judge(
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint;
+    use super::{endpoint, judge, Once};
+    use reqwest::header::HeaderMap;
+
+    #[test]
+    fn a_refused_query_fails_at_once_and_a_timed_out_one_is_retried() {
+        // GitHub's answer to a field it does not have (graphql-ruby's shape).
+        let refused = r#"{"errors":[{"path":["query Pulls","repository","pullRequests","nodes","fullDatabaseId"],"extensions":{"code":"undefinedField","typeName":"PullRequest","fieldName":"fullDatabaseId"},"locations":[{"line":9,"column":9}],"message":"Field 'fullDatabaseId' doesn't exist on type 'PullRequest'"}]}"#;
+        match judge(200, &HeaderMap::new(), refused, 1, "u", |_| {}) {
+            Once::Fail(e) => assert!(e.to_string().contains("api: rest"), "{e}"),
+            _ => panic!("a refused query must not be retried"),
+        }
+        let timeout = r#"{"data":null,"errors":[{"message":"Something went wrong while executing your query. This may be the result of a timeout, or it could be a GitHub bug."}]}"#;
+        assert!(matches!(
+            judge(200, &HeaderMap::new(), timeout, 1, "u", |_| {}),
+            Once::Retry(_)
+        ));
+        let limited = r#"{"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded for user ID 1."}]}"#;
+        assert!(matches!(
+            judge(200, &HeaderMap::new(), limited, 1, "u", |_| {}),
+            Once::Wait(..)
+        ));
+    }
 
     #[test]
     fn endpoint_for_github_com_ghes_and_other_roots() {
