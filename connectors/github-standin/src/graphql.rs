@@ -107,8 +107,11 @@ pub fn extras(w: &World, ri: usize, k: usize, merged: bool) -> Extras {
 }
 
 fn resp(status: StatusCode, body: String, points: (u64, u64, i64)) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let bytes = Bytes::from(body);
+    let mut r = Response::new(Full::new(bytes.clone()));
     *r.status_mut() = status;
+    // The body for `compress` and the statistics, as REST answers keep it.
+    r.extensions_mut().insert(bytes);
     let h = r.headers_mut();
     let mut put = |k: &'static str, v: String| {
         if let Ok(v) = v.parse() {

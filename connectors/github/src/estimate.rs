@@ -117,7 +117,7 @@ impl Estimate {
                     first: (n, repos.iter().map(|r| r.prs.div_ceil(per_pr_page)).sum()),
                     incremental: (hit, pages),
                 },
-                Api::Rest => {
+                Api::Rest | Api::Auto => {
                     let pages_first: u64 = repos.iter().map(|r| r.prs.div_ceil(100).max(1)).sum();
                     let reviews = |x: u64| if rv { x } else { 0 };
                     Line {
@@ -157,7 +157,7 @@ impl Estimate {
         let commits: u64 = self.repos.iter().map(|r| r.commits).sum();
         let api = match self.api {
             Api::Graphql => "graphql",
-            Api::Rest => "rest",
+            Api::Rest | Api::Auto => "rest",
         };
         let mut out = format!(
             "github: orgs {} (api: {api})\n{} repositories selected of {} listed, {prs} pull requests, {commits} default-branch commits (counting cost {} GraphQL points)\nquota per hour: {} REST requests, {} GraphQL points (GET /rate_limit)\n\n",
@@ -266,6 +266,7 @@ fn count_page(v: &Value) -> std::result::Result<(Vec<Counted>, Option<String>), 
 /// Counts the configured orgs and prices a first and an incremental sync.
 pub async fn estimate(cfg: &GithubConfig, changed: u64) -> Result<Estimate> {
     let auth = Auth::resolve(cfg).await?;
+    let api = cfg.api.resolve(matches!(auth, Auth::Anonymous));
     let progress: flowctl_core::progress::Progress = Arc::new(flowctl_core::progress::NoProgress);
     let client = Client::new(cfg, auth, progress).map_err(PluginError::config)?;
     let gql = Gql::new(cfg);
@@ -274,7 +275,7 @@ pub async fn estimate(cfg: &GithubConfig, changed: u64) -> Result<Estimate> {
         GqlFail::Http(h) => PluginError::external(h.to_string()),
     };
     let mut est = Estimate {
-        api: cfg.api,
+        api,
         orgs: cfg.orgs.clone(),
         listed: 0,
         repos: Vec::new(),

@@ -109,6 +109,7 @@ pub struct Run<'a> {
     overlap_us: i64,
     shard: Option<Shard>,
     gql: crate::graphql::Gql,
+    api: Api,
 }
 
 /// Per-repository result: new cursor or error per stream.
@@ -188,6 +189,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         return Ok(outcome);
     }
     let auth = Auth::resolve(cfg).await?;
+    let api = cfg.api.resolve(matches!(auth, Auth::Anonymous));
     let client = Client::new(cfg, auth, req.progress.clone()).map_err(PluginError::config)?;
     let run = Run {
         cfg,
@@ -210,6 +212,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
             .saturating_mul(1_000_000),
         shard: req.shard,
         gql: crate::graphql::Gql::new(cfg),
+        api,
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -571,7 +574,7 @@ impl Run<'_> {
             if !(x || y) {
                 continue;
             }
-            let res = if i == 0 && self.cfg.api == Api::Graphql {
+            let res = if i == 0 && self.api == Api::Graphql {
                 self.pulls_graphql(a, r, &key).await
             } else if i == 0 {
                 self.pulls(a, r, &key).await

@@ -203,6 +203,10 @@ async fn same_rows(cfg: StandinConfig) {
     // the published rule: one point per page of 49 PRs.
     let st = s.stats();
     assert_eq!(st.kind("reviews"), 0);
+    assert_eq!(
+        st.gzipped, st.by_status[&200],
+        "answers come gzipped, REST's and GraphQL's"
+    );
     assert_eq!(st.kind("pulls"), expected.total_repos() as u64);
     let pages: u64 = (cfg.prs_per_repo as u64).div_ceil(49) * expected.total_repos() as u64;
     let extra_review_pages = (n_prs * (cfg.reviews_per_pr.saturating_sub(1) / 100)) as u64;
@@ -397,5 +401,31 @@ async fn a_repository_graphql_cannot_resolve_is_skipped_like_a_rest_404() {
     let out = run(config(&s, "graphql"), BTreeMap::new()).await;
     assert_eq!(out.rows("pull_request"), 5);
     assert!(out.events.warnings().iter().any(|w| w.contains("repo-1")));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn auto_reads_graphql_with_a_token_and_rest_without() {
+    let s = Standin::start(StandinConfig {
+        repos_per_org: 1,
+        prs_per_repo: 5,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    std::env::set_var("GRAPHQL_AUTO_TEST_TOKEN", "ghp_auto_test_not_secret");
+    for (token, graphql) in [(true, true), (false, false)] {
+        let mut v = json!({ "orgs": s.org_names(), "base_url": s.base_url(), "streams": STREAMS });
+        if token {
+            v["token"] = json!({ "env": "GRAPHQL_AUTO_TEST_TOKEN" });
+        }
+        let cfg = GithubConfig::from_value(v).unwrap();
+        s.reset_stats();
+        let out = run(cfg, BTreeMap::new()).await;
+        assert_eq!(out.rows("pull_request"), 5);
+        let st = s.stats();
+        assert_eq!(st.kind("graphql") > 0, graphql, "token {token}: {st:?}");
+        assert_eq!(st.kind("reviews") > 0, !graphql, "token {token}: {st:?}");
+    }
     s.shutdown().await;
 }

@@ -10,7 +10,11 @@
 pub mod query;
 pub mod rows;
 
+use crate::gunzip::{encoding, gunzip, Encoding};
 use crate::http::{describe, Client, HttpError};
+
+/// Most bytes an inflated answer may hold (a pulls page of 49 PRs is ~100 KB).
+const MAX_BODY: usize = 256 << 20;
 use flowctl_core::progress::ProgressEvent;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -257,6 +261,7 @@ impl Gql {
             .http()
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip")
             .body(body.to_string());
         match client.authorization().await {
             Ok(Some(h)) => rb = rb.header(reqwest::header::AUTHORIZATION, h),
@@ -269,10 +274,23 @@ impl Gql {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let text = match resp.text().await {
-            Ok(t) => t,
+        let wire = match resp.bytes().await {
+            Ok(b) => b,
             Err(e) => return Once::Retry(format!("reading the body failed: {}", describe(e))),
         };
+        // Bodies come gzipped, as REST pages do (reqwest does not inflate: see `http`).
+        let body = match encoding(&headers) {
+            Ok(Encoding::Gzip) => {
+                let mut out = Vec::new();
+                match gunzip(&wire, &mut out, MAX_BODY) {
+                    Ok(()) => out,
+                    Err(e) => return Once::Retry(format!("{e:?} ({} bytes came)", wire.len())),
+                }
+            }
+            Ok(Encoding::Identity) => wire.to_vec(),
+            Err(e) => return Once::Retry(e),
+        };
+        let text = String::from_utf8_lossy(&body);
         judge(
             status,
             &headers,
