@@ -268,16 +268,28 @@ impl Gql {
             Ok(None) => {}
             Err(e) => return Once::Fail(e),
         }
-        let resp = match rb.send().await {
+        let mut resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => return Once::Retry(format!("request failed: {}", describe(e))),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let wire = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Once::Retry(format!("reading the body failed: {}", describe(e))),
-        };
+        let mut wire = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) if wire.len() + c.len() > MAX_BODY => {
+                    return Once::Fail(HttpError::Failed(format!(
+                        "POST {}: the answer is over {MAX_BODY} bytes (HTTP {status}); no GraphQL page flowctl asks for is that large",
+                        self.url
+                    )))
+                }
+                Ok(Some(c)) => wire.extend_from_slice(&c),
+                Ok(None) => break,
+                Err(e) => {
+                    return Once::Retry(format!("reading the body failed: {}", describe(e)))
+                }
+            }
+        }
         // Bodies come gzipped, as REST pages do (reqwest does not inflate: see `http`).
         let body = match encoding(&headers) {
             Ok(Encoding::Gzip) => {
@@ -287,7 +299,7 @@ impl Gql {
                     Err(e) => return Once::Retry(format!("{e:?} ({} bytes came)", wire.len())),
                 }
             }
-            Ok(Encoding::Identity) => wire.to_vec(),
+            Ok(Encoding::Identity) => wire,
             Err(e) => return Once::Retry(e),
         };
         let text = String::from_utf8_lossy(&body);
