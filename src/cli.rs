@@ -108,6 +108,13 @@ pub struct SchemaArgs {
 pub struct PlanArgs {
     /// Pipeline spec file.
     pub spec: PathBuf,
+    /// Count the GitHub source's repositories, pull requests and commits (a few GraphQL
+    /// points) and print the quota a first and an incremental sync will take.
+    #[arg(long)]
+    pub estimate: bool,
+    /// With --estimate: pull requests and commits changed between incremental runs.
+    #[arg(long, default_value_t = 50, requires = "estimate")]
+    pub changed: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,6 +158,7 @@ pub async fn main() -> ExitCode {
         Command::Validate(a) => inspect::validate(&a.specs, a.format),
         Command::Plugins(a) => inspect::plugins(a.format),
         Command::Schema(a) => inspect::schema(a.type_name.as_deref(), a.write.as_deref()),
+        Command::Plan(a) if a.estimate => crate::estimate::run(&a.spec, a.changed).await,
         Command::Plan(a) => inspect::plan(&a.spec),
         Command::Check(a) => check::check(a).await,
         Command::Sql(SqlArgs {

@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod dbt;
+mod estimate;
 mod inspect;
 mod run;
 

@@ -44,6 +44,8 @@ source:
   orgs: [{orgs}]
   streams: [repository, pull_request, pull_request_review]
   token: {{ env: E2E_GITHUB_TOKEN }}
+  # The LIST checks below read REST-shaped `_RAW` (GraphQL's rows: graphql_standin.rs).
+  api: rest
 staging:
   type: s3
   bucket: {bucket}

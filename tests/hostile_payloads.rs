@@ -42,7 +42,13 @@ fn server(pages: [String; 2]) -> TinyServer {
 
 fn run(pages: [String; 2]) -> (Env, Output) {
     let srv = server(pages);
-    let env = Env::for_server(&srv.base_url, &[ORG], &["repository", "pull_request"], "");
+    // The tiny server speaks REST only.
+    let env = Env::for_server(
+        &srv.base_url,
+        &[ORG],
+        &["repository", "pull_request"],
+        "  api: rest\n",
+    );
     let out = env.apply(&[]);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     (env, out)

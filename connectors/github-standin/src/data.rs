@@ -161,8 +161,9 @@ impl World {
         )
     }
 
+    /// Unique for up to 1,024 reviews a PR (more than a page, so paging is testable).
     pub fn review_id(&self, repo: usize, k: usize, r: usize) -> u64 {
-        3_000_000_000 + ((repo as u64) * 10_000_000 + k as u64) * 64 + r as u64
+        3_000_000_000 + ((repo as u64) * 10_000_000 + k as u64) * 1024 + r as u64
     }
 }
 

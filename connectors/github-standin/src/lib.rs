@@ -14,7 +14,9 @@
 //! shape and size of GitHub's (nested user and repository objects, ~17 KB a PR).
 
 pub mod data;
+pub mod graphql;
 mod server;
+pub use graphql::{Extras, GraphqlFaults};
 pub use server::DEFAULT_GZIP_LEVEL;
 
 use hyper_util::rt::TokioIo;
@@ -284,6 +286,29 @@ impl Standin {
             .map(|(t, limit)| (t.clone(), server::RateState::new(*limit, window)))
             .collect();
         *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// GraphQL's point budget and faults (see [`GraphqlFaults`]); restarts its window.
+    pub fn set_graphql_faults(&self, f: GraphqlFaults) {
+        let g = &self.shared.graphql;
+        *g.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+        *g.used.lock().unwrap_or_else(|p| p.into_inner()) =
+            (0, chrono::Utc::now().timestamp() + 3600);
+    }
+
+    /// GraphQL points spent in the current window.
+    pub fn graphql_points(&self) -> u64 {
+        let g = &self.shared.graphql;
+        g.used.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// The fields the REST pulls list lacks, of the PR with this id, as `POST /graphql`
+    /// serves them (`merged`: whether the PR is merged).
+    pub fn pr_extras(&self, pr_id: u64, merged: bool) -> Option<Extras> {
+        let w = &self.shared.world;
+        let rel = pr_id.checked_sub(w.pr_id(0, 0))?;
+        let (ri, k) = ((rel / 10_000_000) as usize, (rel % 10_000_000) as usize);
+        (ri < w.repos.len() && k < w.cfg.prs_per_repo).then(|| graphql::extras(w, ri, k, merged))
     }
 
     pub fn config(&self) -> StandinConfig {

@@ -65,6 +65,8 @@ pub struct Shared {
     pub history: Mutex<Vec<History>>,
     /// Per repo: the repository object when it changed since start (`archive_repo`).
     pub repo_json: Mutex<Vec<Option<String>>>,
+    /// `POST /graphql`: its own point budget and faults.
+    pub graphql: crate::graphql::GraphqlState,
 }
 
 /// What changed in a repository's default branch since start.
@@ -167,6 +169,7 @@ impl Shared {
             request_no: AtomicU64::new(0),
             touch_seq: AtomicU64::new(0),
             gzip_level: AtomicU32::new(DEFAULT_GZIP_LEVEL),
+            graphql: Default::default(),
         }
     }
 
@@ -205,6 +208,7 @@ fn set(r: &mut Resp, k: &'static str, v: String) {
 fn kind(segs: &[&str]) -> &'static str {
     match segs {
         ["rate_limit"] => "rate_limit",
+        ["graphql"] => "graphql",
         ["orgs", _, "repos"] | ["organizations", _, "repos"] => "repos",
         ["users", _, "repos"] | ["user", _, "repos"] => "repos",
         ["users", _] => "users",
@@ -238,14 +242,20 @@ pub async fn handle(
             .collect();
     let n = sh.request_no.fetch_add(1, Ordering::SeqCst);
     let gzip = accepts_gzip(req.headers());
+    let tok = token_of(&req);
     let mut resp = match fault(&sh, &req, k, n).await {
         Some(r) => r,
+        None if k == "graphql" && req.method() == Method::POST => {
+            crate::graphql::serve(&sh, req).await
+        }
         None => route(&sh, &req, &segs, &query),
     };
     let status = resp.status();
-    let tok = token_of(&req);
-    let counted =
-        k != "rate_limit" && status != StatusCode::NOT_MODIFIED && status != StatusCode::FORBIDDEN;
+    // GraphQL spends points of its own budget, not requests.
+    let counted = k != "rate_limit"
+        && k != "graphql"
+        && status != StatusCode::NOT_MODIFIED
+        && status != StatusCode::FORBIDDEN;
     if counted {
         with_rate(&sh, &tok, |rate| {
             if now() >= rate.reset {
@@ -700,9 +710,10 @@ fn rate_limit(sh: &Shared) -> Resp {
         rate.limit.saturating_sub(rate.used),
         rate.reset
     );
+    let graphql = sh.graphql.budget();
     json_resp(
         StatusCode::OK,
-        format!(r#"{{"resources":{{"core":{core}}},"rate":{core}}}"#),
+        format!(r#"{{"resources":{{"core":{core},"graphql":{graphql}}},"rate":{core}}}"#),
     )
 }
 

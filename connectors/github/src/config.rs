@@ -75,6 +75,29 @@ impl StreamKind {
     }
 }
 
+/// The API pull requests and reviews are read through (see `GithubConfig::api`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `graphql` when the source has a token or an App (GitHub's GraphQL API refuses
+    /// anonymous requests), else `rest`.
+    #[default]
+    Auto,
+    Graphql,
+    Rest,
+}
+
+impl Api {
+    /// The API to use, given whether requests are anonymous.
+    pub fn resolve(self, anonymous: bool) -> Api {
+        match self {
+            Api::Auto if anonymous => Api::Rest,
+            Api::Auto => Api::Graphql,
+            a => a,
+        }
+    }
+}
+
 /// GitHub App authentication: the source signs a JWT with the app's private key and
 /// exchanges it for an installation token, refreshed before it expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -251,6 +274,15 @@ pub struct GithubConfig {
     /// (doubled on each further one).
     #[serde(default = "default_secondary_wait")]
     pub secondary_limit_wait_seconds: u64,
+    /// How pull requests and reviews are read. `auto` (default): `graphql` with a token or
+    /// an App, `rest` when anonymous. `graphql`: one GraphQL query per page of
+    /// a repository's PRs, with their reviews and additions, deletions, changed files and
+    /// merged_by, paid from GraphQL's own hourly budget (a conditional REST request first,
+    /// so an unchanged repository still costs nothing). `rest`: the pulls list plus one
+    /// reviews request per changed PR; those four columns stay NULL, `_RAW` holds the
+    /// REST objects.
+    #[serde(default)]
+    pub api: Api,
     /// Keep the full JSON object of every record in the `_RAW` column.
     #[serde(default = "yes")]
     pub include_raw: bool,

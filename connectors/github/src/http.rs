@@ -340,6 +340,16 @@ impl Client {
         &self.base
     }
 
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The `Authorization` header value for a request to the API origin (the GraphQL
+    /// endpoint shares it).
+    pub(crate) async fn authorization(&self) -> Result<Option<String>, HttpError> {
+        self.auth.header(self).await
+    }
+
     fn event(&self, e: ProgressEvent) {
         self.progress.event(e);
     }

@@ -9,6 +9,8 @@
 pub mod auth;
 mod check;
 pub mod config;
+pub mod estimate;
+pub mod graphql;
 pub mod gunzip;
 pub mod http;
 pub mod read;

@@ -5,7 +5,7 @@
 //! the final flush succeeded, so it never covers rows that were not sent.
 
 use crate::auth::Auth;
-use crate::config::{GithubConfig, StreamKind};
+use crate::config::{Api, GithubConfig, StreamKind};
 use crate::http::{Client, Fetched, HttpError, Turn};
 use crate::rows::{latest_status, parse_deployments, DeploymentRows, LatestStatus};
 use crate::rows::{
@@ -22,6 +22,9 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use StreamKind::*;
+
+#[path = "graphql/pulls.rs"]
+mod graphql_pulls;
 
 /// Why a piece of work stopped.
 enum Stop {
@@ -105,6 +108,8 @@ pub struct Run<'a> {
     floor_us: Option<i64>,
     overlap_us: i64,
     shard: Option<Shard>,
+    gql: crate::graphql::Gql,
+    api: Api,
 }
 
 /// Per-repository result: new cursor or error per stream.
@@ -195,6 +200,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         return Ok(outcome);
     }
     let auth = Auth::resolve(cfg).await?;
+    let api = cfg.api.resolve(matches!(auth, Auth::Anonymous));
     let client = Client::new(cfg, auth, req.progress.clone()).map_err(PluginError::config)?;
     let run = Run {
         cfg,
@@ -216,6 +222,8 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
             .unwrap_or(i64::MAX)
             .saturating_mul(1_000_000),
         shard: req.shard,
+        gql: crate::graphql::Gql::new(cfg),
+        api,
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -623,7 +631,9 @@ impl Run<'_> {
             if !(x || y) {
                 continue;
             }
-            let res = if i == 0 {
+            let res = if i == 0 && self.api == Api::Graphql {
+                self.pulls_graphql(a, r, &key).await
+            } else if i == 0 {
                 self.pulls(a, r, &key).await
             } else {
                 self.branch_commits(a, r, &key, &mut head).await

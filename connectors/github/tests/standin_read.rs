@@ -83,6 +83,8 @@ impl Fixture {
             "token": {"file": self.token_file},
             "retry_backoff_ms": 1,
             "secondary_limit_wait_seconds": 0,
+            // These tests count the REST path's requests; graphql_*.rs test the other.
+            "api": "rest",
         });
         for (k, x) in extra.as_object().unwrap() {
             v[k] = x.clone();

@@ -1,0 +1,295 @@
+//! `api: graphql` for pull_request and pull_request_review (a child of `read`, so it
+//! shares the REST path's batching, cursors and early stop).
+//!
+//! GraphQL has no conditional requests, so each repository starts with a conditional
+//! REST request for the newest updated PR (`per_page=1`, its ETag kept in state): a 304,
+//! or a newest PR older than the cursor, means no query at all.
+
+use super::*;
+use crate::graphql::rows::{parse_pulls, parse_reviews};
+use crate::graphql::{query, GqlFail};
+use crate::rows::{parse_page, PrItem, ReviewItem};
+use serde_json::json;
+
+/// Smallest page a heavy query is shrunk to before the stream fails.
+const MIN_FIRST: u32 = 5;
+
+impl From<GqlFail> for Stop {
+    fn from(e: GqlFail) -> Self {
+        match e {
+            GqlFail::Heavy(m) => Stop::Failed(m),
+            GqlFail::Http(h) => Stop::from(h),
+        }
+    }
+}
+
+type Results = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
+
+impl Run<'_> {
+    pub(super) async fn pulls_graphql(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+    ) -> std::result::Result<Results, Stop> {
+        let org = a.org.as_str();
+        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
+        let (old_pr, old_rv) = (
+            self.cursor(PullRequest, key),
+            self.cursor(PullRequestReview, key),
+        );
+        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
+        let list_cut = list_cut((pr_want, cut_pr), (rv_want, cut_rv));
+        let label = if pr_want {
+            "pull_request"
+        } else {
+            "pull_request_review"
+        };
+        let unchanged = || -> Results {
+            [(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
+                .into_iter()
+                .filter(|(k, _)| self.want(*k))
+                .map(|(k, c)| (k, Ok(c.clone())))
+                .collect()
+        };
+
+        // The probe: the newest updated PR, conditional on the saved ETag.
+        let etag = self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]);
+        let url = self.url(
+            &["repos", org, &r.name, "pulls"],
+            "state=all&sort=updated&direction=desc&per_page=1",
+        );
+        let got = self
+            .client
+            .get(label, &url, etag.as_deref(), |body| {
+                let items = parse_page::<PrItem>(body, false)?;
+                items
+                    .first()
+                    .map(|(p, _)| p.times().map(|t| t.updated))
+                    .transpose()
+            })
+            .await?;
+        let (newest, probe_etag) = match got {
+            Fetched::NotModified => return Ok(unchanged()),
+            Fetched::Page {
+                data, etag, turn, ..
+            } => {
+                drop(turn);
+                (data, etag)
+            }
+        };
+        let with_etag = |c: &RepoCursor| RepoCursor {
+            etag: probe_etag.clone(),
+            ..c.clone()
+        };
+        let nothing_new = match (newest, list_cut) {
+            (None, _) => true,
+            (Some(u), Some(c)) => u < c,
+            (Some(_), None) => false,
+        };
+        if nothing_new {
+            return Ok([(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
+                .into_iter()
+                .filter(|(k, _)| self.want(*k))
+                .map(|(k, c)| (k, Ok(with_etag(c))))
+                .collect());
+        }
+
+        let doc = query::pulls();
+        let mut first = query::cheapest_first();
+        let (mut after, mut pr_max, mut rv_max): (Option<String>, _, _) = (None, None, None);
+        let mut skipped_any = false;
+        loop {
+            let vars = json!({ "owner": org, "name": r.name, "first": first, "after": after });
+            let cost = u64::from(query::pulls_cost(first));
+            let ans = match self.gql.query(&self.client, label, &doc, vars, cost).await {
+                Ok(a) => a,
+                Err(GqlFail::Heavy(m)) if first > MIN_FIRST => {
+                    // Timeouts and 5xx on a heavy query: the same page, smaller.
+                    self.event(ProgressEvent::Warning {
+                        stream: label.into(),
+                        message: format!(
+                            "{key}: a page of {first} pull requests failed ({m}); retrying with {}",
+                            (first / 2).max(MIN_FIRST)
+                        ),
+                    });
+                    first = (first / 2).max(MIN_FIRST);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let page = parse_pulls(&ans.data, &ans.errors)
+                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pulls page: {e}")))?;
+            if page.no_repository {
+                return Err(Stop::NotFound(format!(
+                    "GraphQL repository {key} is null ({})",
+                    ans.errors
+                        .iter()
+                        .map(|e| e.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+            if !page.skipped.is_empty() {
+                skipped_any = true;
+                self.event(ProgressEvent::Warning {
+                    stream: label.into(),
+                    message: format!(
+                        "{key}: GitHub could not return {} node(s), kept the rest of the page; the cursor stays put so the next run reads them again: {}",
+                        page.skipped.len(),
+                        page.skipped.join(", ")
+                    ),
+                });
+            }
+            // REST shapes first (the builders borrow from them), then timestamps.
+            let items: Vec<PrItem> = page
+                .nodes
+                .iter()
+                .map(|n| serde_json::from_str(&n.rest))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pull request: {e}")))?;
+            let times = items
+                .iter()
+                .map(|p| p.times())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
+            let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
+            let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
+            let raw = self.ctx.include_raw;
+            let rows = page
+                .nodes
+                .iter()
+                .zip(&items)
+                .zip(&times)
+                .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
+            let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((node, p), t)| {
+                b.append(org, &r.name, p, t, raw.then_some(node.raw.as_str()))
+            });
+            pr_max = max_opt(
+                pr_max,
+                times
+                    .iter()
+                    .filter(|t| pr_want && keep(t.updated, cut_pr))
+                    .map(|t| t.updated)
+                    .max(),
+            );
+            let out = PageOut {
+                full,
+                fatal,
+                rows: n,
+                extra: (),
+            };
+            self.deliver(PullRequest, org, out, Turn::none()).await?;
+            if rv_want {
+                for ((node, p), t) in page.nodes.iter().zip(&items).zip(&times) {
+                    if !keep(t.updated, cut_rv) {
+                        continue;
+                    }
+                    skipped_any |= self
+                        .graphql_reviews(a, r, key, label, node, (p.id, p.number))
+                        .await?;
+                    rv_max = max_opt(rv_max, Some(t.updated));
+                }
+            }
+            match page.end_cursor {
+                Some(c) if page.has_next && !stop => after = Some(c),
+                _ => break,
+            }
+        }
+        let mut res = Vec::new();
+        for (k, old, max, want) in [
+            (PullRequest, &old_pr, pr_max, pr_want),
+            (PullRequestReview, &old_rv, rv_max, rv_want),
+        ] {
+            if !want {
+                continue;
+            }
+            // With nodes skipped, neither cursor nor ETag moves: the next run reads
+            // this window again (rows already sent are merged, not duplicated).
+            let c = if skipped_any {
+                RepoCursor {
+                    etag: None,
+                    ..old.clone()
+                }
+            } else {
+                RepoCursor {
+                    cursor: max_opt(old.cursor_us(), max).and_then(us_to_time),
+                    etag: probe_etag.clone(),
+                    since: None,
+                }
+            };
+            res.push((k, Ok(c)));
+        }
+        Ok(res)
+    }
+
+    /// Appends a PR's reviews: the page that came with it, then further pages. Returns
+    /// whether any review node was skipped.
+    async fn graphql_reviews(
+        &self,
+        a: &Accs,
+        r: &RepoRef,
+        key: &str,
+        label: &str,
+        node: &crate::graphql::rows::PrNode,
+        pr: (i64, i64),
+    ) -> std::result::Result<bool, Stop> {
+        let org = a.org.as_str();
+        let mut page = node.reviews.clone();
+        let mut after = node.reviews_after.clone();
+        let mut skipped_any = false;
+        loop {
+            let items: Vec<ReviewItem> = page
+                .iter()
+                .map(|(rest, _)| serde_json::from_str(rest))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| Stop::Failed(format!("{key}: GraphQL review: {e}")))?;
+            let subs = items
+                .iter()
+                .map(|x| x.submitted())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
+            let raw = self.ctx.include_raw;
+            let rows = page.iter().zip(&items).zip(&subs);
+            let (full, fatal, n) = self.fill(&a.rv, org, rows, |b, (((_, rawv), x), s)| {
+                b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
+            });
+            let out = PageOut {
+                full,
+                fatal,
+                rows: n,
+                extra: (),
+            };
+            self.deliver(PullRequestReview, org, out, Turn::none())
+                .await?;
+            let Some(cursor) = after.take() else {
+                return Ok(skipped_any);
+            };
+            let vars = json!({ "owner": org, "name": r.name, "number": pr.1, "after": cursor });
+            let ans = self
+                .gql
+                .query(&self.client, label, &query::reviews(), vars, 1)
+                .await
+                .map_err(|e| match Stop::from(e) {
+                    Stop::NotFound(m) => Stop::Failed(m),
+                    s => s,
+                })?;
+            let (next, more, skipped) = parse_reviews(&ans.data, &ans.errors)
+                .map_err(|e| Stop::Failed(format!("{key} #{}: {e}", pr.1)))?;
+            if !skipped.is_empty() {
+                skipped_any = true;
+                self.event(ProgressEvent::Warning {
+                    stream: "pull_request_review".into(),
+                    message: format!(
+                        "{key} #{}: GitHub could not return {} review(s), kept the rest: {}",
+                        pr.1,
+                        skipped.len(),
+                        skipped.join(", ")
+                    ),
+                });
+            }
+            page = next;
+            after = more;
+        }
+    }
+}
