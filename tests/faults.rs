@@ -576,7 +576,13 @@ const AWS: &[(&str, &str)] = &[
 ];
 
 fn s3_env(gh: &TinyServer, endpoint: &str, bucket: &str) -> Env {
-    let env = Env::for_server(&gh.base_url, &["big"], &["repository", "pull_request"], "");
+    // The hand-made server speaks REST only.
+    let env = Env::for_server(
+        &gh.base_url,
+        &["big"],
+        &["repository", "pull_request"],
+        "  api: rest\n",
+    );
     let spec = std::fs::read_to_string(&env.spec).unwrap();
     let (i, j) = (
         spec.find("staging:").unwrap(),

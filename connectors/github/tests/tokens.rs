@@ -115,6 +115,8 @@ impl Fixture {
             "orgs": self.standin.org_names(),
             "base_url": self.standin.base_url(),
             "token": [{"env": ENV_A}, {"env": ENV_B}],
+            // The budgets asserted are the REST quota's (GraphQL has its own).
+            "api": "rest",
             "retry_backoff_ms": 1,
             "secondary_limit_wait_seconds": 0,
         });
