@@ -14,6 +14,7 @@ pub mod plugin;
 pub mod progress;
 pub mod secret;
 mod secret_resolve;
+pub mod simple;
 pub mod spec;
 pub mod state;
 pub mod testing;
