@@ -5,6 +5,7 @@ mod cli;
 mod dbt;
 mod inspect;
 mod run;
+mod scaffold;
 
 // Links every plugin crate so `inventory` sees their registrations.
 #[cfg(feature = "duckdb")]
