@@ -1,7 +1,7 @@
 //! flowctl source `inline`: the rows written in the spec, into one table `ITEM`.
 
 use flowctl_core::arrow::datatypes::DataType;
-use flowctl_core::schemars::{self, JsonSchema};
+use flowctl_core::schemars::JsonSchema;
 use flowctl_core::simple::{Rows, SimpleSource, SourceConfig, Table};
 use flowctl_core::{async_trait, Result, SourceRegistration};
 use serde::Deserialize;
