@@ -270,10 +270,13 @@ fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(),
     Ok(())
 }
 
-/// The query the hint after a DuckDB run suggests: on the run's first table.
+/// The query the hint after a DuckDB run suggests: rows per partition of the run's first
+/// table (every table has `_SOURCE_ORG`; `SELECT *` would print whole `_RAW` documents).
 fn result_query(schema: &str, table: Option<&str>) -> String {
     match table {
-        Some(t) => format!("SELECT * FROM {schema}.{t} LIMIT 10"),
+        Some(t) => {
+            format!("SELECT _SOURCE_ORG, COUNT(*) FROM {schema}.{t} GROUP BY ALL ORDER BY ALL")
+        }
         None => "SELECT table_name FROM information_schema.tables".to_string(),
     }
 }
@@ -567,7 +570,7 @@ mod tests {
     fn the_result_hint_queries_the_runs_first_table() {
         assert_eq!(
             result_query("RAW_TABLES", Some("ITEM")),
-            "SELECT * FROM RAW_TABLES.ITEM LIMIT 10"
+            "SELECT _SOURCE_ORG, COUNT(*) FROM RAW_TABLES.ITEM GROUP BY ALL ORDER BY ALL"
         );
         assert!(result_query("RAW_TABLES", None).contains("information_schema.tables"));
     }
