@@ -113,6 +113,19 @@ impl Table {
         }
     }
 
+    /// Why `_ROW_KEY` cannot be made, if it cannot: every row would share one key.
+    fn key_problem(&self) -> Option<String> {
+        let declared = |k: &String| self.columns.iter().any(|(c, _)| c == k);
+        match self.key.iter().find(|k| !declared(k)) {
+            _ if self.key.is_empty() => Some(format!("table `{}` has no key column", self.name)),
+            Some(k) => Some(format!(
+                "table `{}`: key column `{k}` is not one of its columns",
+                self.name
+            )),
+            None => None,
+        }
+    }
+
     /// The columns as they are named in the rows. The JSON decoder knows zones by offset
     /// only: `UTC` is read as `+00:00`, then given its declared name back.
     fn row_schema(&self) -> SchemaRef {
@@ -302,9 +315,17 @@ impl<T: SimpleSource> Source for T {
             .collect();
         let mut failed: BTreeMap<&str, String> = BTreeMap::new();
         for stream in &request.streams {
-            if !tables.iter().any(|t| &t.name == stream) {
-                let known: Vec<&str> = tables.iter().map(Table::name).collect();
-                let msg = format!("no stream `{stream}` (streams: {})", known.join(", "));
+            let problem = match tables.iter().find(|t| &t.name == stream) {
+                None => {
+                    let known: Vec<&str> = tables.iter().map(Table::name).collect();
+                    Some(format!(
+                        "no stream `{stream}` (streams: {})",
+                        known.join(", ")
+                    ))
+                }
+                Some(t) => t.key_problem(),
+            };
+            if let Some(msg) = problem {
                 failed.insert(stream, msg);
             }
         }
@@ -638,6 +659,16 @@ mod tests {
             }
         }
         let (messages, outcome) = run(&NoCursor, request(&["t"])).await;
+        assert_eq!(
+            Table::new("t", &[]).key_problem().unwrap(),
+            "table `t` has no key column"
+        );
+        let typo = Table::new("t", &[("id", DataType::Utf8)]).key(&["ID"]);
+        let problem = typo.key_problem().unwrap();
+        assert_eq!(
+            problem,
+            "table `t`: key column `ID` is not one of its columns"
+        );
         assert!(matches!(&messages[1], SourceMessage::OrgDone(p) if p == DEFAULT_PARTITION));
         assert_eq!(state(&outcome, "t"), json!({}));
     }
