@@ -3,7 +3,7 @@
 //!
 //! A [`SimpleSource`] declares its [`Table`]s and, for one table and one partition at a
 //! time, pushes its rows as JSON objects into [`Rows`]. Everything else of the [`Source`]
-//! contract is done here: only the requested streams, partitions (`--org`) and shard are
+//! contract is done here: only the requested streams, partitions (`--orgs`) and shard are
 //! read; rows become Arrow batches with the metadata columns (`_ROW_KEY`, `_INGESTED_AT`
 //! in UTC, `_SOURCE_ORG`, `_BATCH_ID`); each partition is declared done when read; and
 //! every stream returns a result and a state, `{}` when the source keeps no cursor.
