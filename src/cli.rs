@@ -1,7 +1,7 @@
 //! Command-line parsing (clap) and dispatch. Exit codes: 0 ok, 1 a run failed,
 //! 2 bad usage or an invalid spec.
 
-use crate::{check, inspect, run};
+use crate::{check, inspect, run, scaffold};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// dbt helpers.
     Dbt(DbtArgs),
+    /// Write a new plugin crate into the workspace (`flowctl new source NAME`).
+    New(scaffold::NewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +178,7 @@ pub async fn main() -> ExitCode {
         Command::State(a) => run::state(a).await,
         Command::Serve(a) => run::serve(a).await,
         Command::Query(a) => run::query(a).await,
+        Command::New(a) => scaffold::new(a),
     }
 }
 

@@ -6,6 +6,7 @@ mod dbt;
 mod estimate;
 mod inspect;
 mod run;
+mod scaffold;
 
 // Links every plugin crate so `inventory` sees their registrations.
 #[cfg(feature = "duckdb")]

@@ -259,12 +259,26 @@ fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(),
             .unwrap_or("./warehouse.duckdb");
         // The way this binary was invoked, so the hint works without flowctl on PATH.
         let me = std::env::args().next().unwrap_or_else(|| "flowctl".into());
+        let schema = spec.warehouse.config.get("schema").and_then(|v| v.as_str());
+        let table = summary.streams.first().map(|s| s.table.as_str());
         println!(
-            "\nLook at the result:\n  {me} query {} \"SELECT REPO_NAME, STATE, COUNT(*) FROM RAW_TABLES.PULL_REQUEST GROUP BY ALL ORDER BY ALL\"\n  (or with the duckdb CLI: duckdb {path})",
-            spec.path.display()
+            "\nLook at the result:\n  {me} query {} \"{}\"\n  (or with the duckdb CLI: duckdb {path})",
+            spec.path.display(),
+            result_query(schema.unwrap_or("RAW_TABLES"), table)
         );
     }
     Ok(())
+}
+
+/// The query the hint after a DuckDB run suggests: rows per partition of the run's first
+/// table (every table has `_SOURCE_ORG`; `SELECT *` would print whole `_RAW` documents).
+fn result_query(schema: &str, table: Option<&str>) -> String {
+    match table {
+        Some(t) => {
+            format!("SELECT _SOURCE_ORG, COUNT(*) FROM {schema}.{t} GROUP BY ALL ORDER BY ALL")
+        }
+        None => "SELECT table_name FROM information_schema.tables".to_string(),
+    }
 }
 
 async fn apply_inner(args: ApplyArgs) -> Result<(), Failure> {
@@ -550,5 +564,14 @@ mod tests {
         assert!(parse_shard("4/4").unwrap_err().contains("0 <= I < N"));
         assert!(parse_shard("x/4").unwrap_err().contains("not a number"));
         assert!(parse_shard("3").unwrap_err().contains("expected I/N"));
+    }
+
+    #[test]
+    fn the_result_hint_queries_the_runs_first_table() {
+        assert_eq!(
+            result_query("RAW_TABLES", Some("ITEM")),
+            "SELECT _SOURCE_ORG, COUNT(*) FROM RAW_TABLES.ITEM GROUP BY ALL ORDER BY ALL"
+        );
+        assert!(result_query("RAW_TABLES", None).contains("information_schema.tables"));
     }
 }

@@ -3,7 +3,8 @@
 //! validation, secrets, the state store and the run engine.
 //!
 //! Adding a plugin never touches this crate: a plugin crate implements one of the traits
-//! in [`plugin`] and registers itself with `inventory::submit!`.
+//! in [`plugin`] and registers itself with `inventory::submit!`. A source that only yields
+//! its rows implements [`simple::SimpleSource`] and leaves the rest of the contract to core.
 
 pub mod check;
 pub mod engine;
@@ -14,6 +15,7 @@ pub mod plugin;
 pub mod progress;
 pub mod secret;
 mod secret_resolve;
+pub mod simple;
 pub mod spec;
 pub mod state;
 pub mod testing;

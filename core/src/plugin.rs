@@ -7,18 +7,51 @@
 //! Source::read ──TaggedBatch──▶ StagingSink::writer ──StagedFile──▶ WarehouseLoader::load
 //! ```
 //!
-//! A plugin crate registers itself like this (nothing in core changes):
+//! A plugin crate registers itself (nothing in core changes). A source registers with
+//! [`SourceRegistration::of`], which derives the schema, check and build from its config
+//! type; a source that only yields rows implements [`crate::simple::SimpleSource`] (that
+//! module has a complete one). Staging and warehouse plugins fill the registration's
+//! fields themselves.
 //!
-//! ```ignore
-//! inventory::submit! {
-//!     flowctl_core::SourceRegistration {
-//!         name: "github",
-//!         description: "GitHub REST API: pull requests, reviews, commits, files, repositories",
-//!         config_schema: || flowctl_core::schemars::schema_for!(GithubConfig),
-//!         build: |cfg| Ok(Box::new(GithubSource::from_config(serde_json::from_value(cfg)?)?)),
-//!         check: |cfg| GithubConfig::from_value(cfg).map(drop),
+//! ```
+//! use flowctl_core::schemars::JsonSchema;
+//! use flowctl_core::simple::SourceConfig;
+//! use flowctl_core::{async_trait, BatchSender, ReadOutcome, ReadRequest, Result, Source};
+//! use flowctl_core::{SourceRegistration, StreamInfo};
+//!
+//! #[derive(serde::Deserialize, JsonSchema)]
+//! #[schemars(crate = "flowctl_core::schemars")]
+//! #[serde(deny_unknown_fields)]
+//! struct NoopConfig {}
+//!
+//! impl SourceConfig for NoopConfig {}
+//!
+//! struct Noop;
+//!
+//! impl From<NoopConfig> for Noop {
+//!     fn from(_: NoopConfig) -> Self {
+//!         Noop
 //!     }
 //! }
+//!
+//! #[async_trait]
+//! impl Source for Noop {
+//!     fn streams(&self) -> Vec<StreamInfo> {
+//!         Vec::new()
+//!     }
+//!     async fn read(&self, _: ReadRequest, _: BatchSender) -> Result<ReadOutcome> {
+//!         Ok(ReadOutcome::default())
+//!     }
+//! }
+//!
+//! flowctl_core::inventory::submit! {
+//!     SourceRegistration::of::<NoopConfig, Noop>("noop", "Reads nothing")
+//! }
+//! # fn main() {
+//! # let noop = flowctl_core::find_source("noop").expect("registered");
+//! # assert!((noop.check)(serde_json::json!({"extra": 1})).is_err());
+//! # assert!((noop.build)(serde_json::json!({})).is_ok());
+//! # }
 //! ```
 
 use crate::progress::Progress;
