@@ -20,6 +20,7 @@ use flowctl_core::{
 };
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use StreamKind::*;
 
@@ -105,7 +106,14 @@ pub struct Run<'a> {
     floor_us: Option<i64>,
     overlap_us: i64,
     shard: Option<Shard>,
+    /// Full batches cut but not yet sent: a checkpoint waits until none is (see `offer`).
+    inflight: AtomicUsize,
+    /// Repositories (or orgs) the deadline cut short: not failures, just not finished.
+    unfinished: Mutex<BTreeSet<String>>,
 }
+
+/// Failures of one stream: (org/repo or org, message).
+type Errors = BTreeMap<StreamKind, Vec<(String, String)>>;
 
 /// Per-repository result: new cursor or error per stream.
 struct RepoOutcome {
@@ -184,7 +192,9 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         return Ok(outcome);
     }
     let auth = Auth::resolve(cfg).await?;
-    let client = Client::new(cfg, auth, req.progress.clone()).map_err(PluginError::config)?;
+    let client = Client::new(cfg, auth, req.progress.clone())
+        .map_err(PluginError::config)?
+        .with_stop(out.stop_signal());
     let run = Run {
         cfg,
         client,
@@ -205,6 +215,8 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
             .unwrap_or(i64::MAX)
             .saturating_mul(1_000_000),
         shard: req.shard,
+        inflight: AtomicUsize::new(0),
+        unfinished: Mutex::new(BTreeSet::new()),
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -214,17 +226,37 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         })
         .collect();
     let mut states = run.old.clone();
-    let mut errors: BTreeMap<StreamKind, Vec<String>> = BTreeMap::new();
+    let mut errors = Errors::new();
     for org in orgs {
         run.org(org, &mut states, &mut errors).await?;
+    }
+    let unfinished = std::mem::take(&mut *run.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
+    if !unfinished.is_empty() {
+        let keys: Vec<&str> = unfinished.iter().map(|k| k.as_str()).collect();
+        run.event(ProgressEvent::Warning {
+            stream: "source".into(),
+            message: format!(
+                "stopped at the deadline: {} not read to the end ({}); they keep their \
+                 previous cursors and the next run reads them",
+                plural(keys.len(), "repository", "repositories"),
+                name_list(&keys)
+            ),
+        });
     }
     for k in &run.kinds {
         let result = match errors.get(k) {
             Some(errs) if !errs.is_empty() => StreamResult::Failed {
                 error: if errs.len() == 1 {
-                    errs[0].clone()
+                    format!("{}: {}", errs[0].0, errs[0].1)
                 } else {
-                    format!("{} repositories failed; first: {}", errs.len(), errs[0])
+                    let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
+                    format!(
+                        "{} failed ({}); the others were loaded and their cursors committed; first error: {}: {}",
+                        plural(errs.len(), "repository", "repositories"),
+                        name_list(&keys),
+                        errs[0].0,
+                        errs[0].1
+                    )
                 },
             },
             _ => StreamResult::Done {
@@ -234,6 +266,19 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         outcome.streams.insert(k.name().to_string(), result);
     }
     Ok(outcome)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Up to ten names, then how many more.
+fn name_list(names: &[&str]) -> String {
+    let mut s = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > 10 {
+        s.push_str(&format!(" and {} more", names.len() - 10));
+    }
+    s
 }
 
 impl Run<'_> {
@@ -308,7 +353,10 @@ impl Run<'_> {
                 || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES
             {
                 match rows.finish(org, &self.ctx) {
-                    Ok(b) => full.push(b),
+                    Ok(b) => {
+                        self.inflight.fetch_add(1, Ordering::SeqCst);
+                        full.push(b)
+                    }
                     Err(e) => return (full, Some(e), n),
                 }
             }
@@ -340,7 +388,9 @@ impl Run<'_> {
         page: PageOut<X>,
         turn: Turn,
     ) -> std::result::Result<X, Stop> {
+        let cut = page.full.len();
         self.send(kind, org, page.full).await?;
+        self.inflight.fetch_sub(cut, Ordering::SeqCst);
         drop(turn);
         if let Some(e) = page.fatal {
             return Err(Stop::Fatal(PluginError::other(format!(
@@ -377,9 +427,10 @@ impl Run<'_> {
         &self,
         org: &str,
         states: &mut BTreeMap<StreamKind, StreamState>,
-        errors: &mut BTreeMap<StreamKind, Vec<String>>,
+        errors: &mut Errors,
     ) -> Result<()> {
         let raw = self.cfg.include_raw;
+        let mut changed = BTreeSet::new();
         let accs = Accs {
             org: org.to_string(),
             pr: Acc::new(PullRequest, PrRows::new(raw)),
@@ -397,6 +448,7 @@ impl Run<'_> {
                         Some(l) => st.orgs.insert(org.to_string(), l),
                         None => st.orgs.remove(org),
                     };
+                    changed.insert(Repository);
                 }
                 repos
             }
@@ -408,12 +460,11 @@ impl Run<'_> {
                 )))
             }
             Err(Stop::Failed(m)) => {
-                for k in &self.kinds {
-                    errors.entry(*k).or_default().push(m.clone());
-                }
+                self.failed(errors, self.kinds.iter().copied(), org, m);
                 Vec::new()
             }
         };
+        self.offer(&accs, states, &mut changed, false).await?;
         let selected: Vec<RepoRef> = repos
             .into_iter()
             .filter(|r| self.selected(org, r))
@@ -437,11 +488,15 @@ impl Run<'_> {
             for (k, r) in o.results {
                 match r {
                     Ok(c) => {
-                        states.entry(k).or_default().repos.insert(o.key.clone(), c);
+                        let repos = &mut states.entry(k).or_default().repos;
+                        if repos.insert(o.key.clone(), c.clone()).as_ref() != Some(&c) {
+                            changed.insert(k);
+                        }
                     }
-                    Err(m) => errors.entry(k).or_default().push(m),
+                    Err(m) => self.failed(errors, [k], &o.key, m),
                 }
             }
+            self.offer(&accs, states, &mut changed, false).await?;
         }
         drop(tasks);
         self.flush(&accs.rp, org).await?;
@@ -450,12 +505,69 @@ impl Run<'_> {
         self.flush(&accs.cm, org).await?;
         self.flush(&accs.cf, org).await?;
         self.flush(&accs.dp, org).await?;
+        self.offer(&accs, states, &mut changed, true).await?;
         // Orgs are read one after another: the engine can complete this org's staged
         // files now rather than hold them open while the next org is read.
         self.out
             .org_done(org)
             .await
             .map_err(|e| PluginError::other(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Records a failure of `key` (org/repo, or org) for `kinds`; after the engine's stop
+    /// request it is only unfinished work, which the next run picks up.
+    fn failed(
+        &self,
+        errors: &mut Errors,
+        kinds: impl IntoIterator<Item = StreamKind>,
+        key: &str,
+        m: String,
+    ) {
+        if self.client.stopped() {
+            let mut unfinished = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+            unfinished.insert(key.to_string());
+            return;
+        }
+        for k in kinds {
+            errors
+                .entry(k)
+                .or_default()
+                .push((key.to_string(), m.clone()));
+        }
+    }
+
+    /// Offers the engine a checkpoint for each stream in `changed` (a repository finished
+    /// since the last one): the rows still in that stream's builder are sent first. Waits
+    /// while a full batch is cut but not yet sent (it may hold rows of a finished
+    /// repository); the next finished repository, or the end of the org (`settled`: no
+    /// repository task is left), offers then.
+    async fn offer(
+        &self,
+        a: &Accs,
+        states: &BTreeMap<StreamKind, StreamState>,
+        changed: &mut BTreeSet<StreamKind>,
+        settled: bool,
+    ) -> Result<()> {
+        if changed.is_empty() || (!settled && self.inflight.load(Ordering::SeqCst) > 0) {
+            return Ok(());
+        }
+        let org = a.org.as_str();
+        for k in std::mem::take(changed) {
+            match k {
+                PullRequest => self.flush(&a.pr, org).await?,
+                PullRequestReview => self.flush(&a.rv, org).await?,
+                Commit => self.flush(&a.cm, org).await?,
+                CommitFile => self.flush(&a.cf, org).await?,
+                Repository => self.flush(&a.rp, org).await?,
+                Deployment => self.flush(&a.dp, org).await?,
+            }
+            let state = states.get(&k).cloned().unwrap_or_default().to_value();
+            self.out
+                .checkpoint(k.name(), state)
+                .await
+                .map_err(|e| PluginError::other(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -992,7 +1104,10 @@ impl Run<'_> {
                         let limit = self.cfg.batch_rows;
                         if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
                             match rows.finish(org, &self.ctx) {
-                                Ok(b) => full.push(b),
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
                                 Err(e) => fatal = Some(e),
                             }
                         }
@@ -1001,7 +1116,10 @@ impl Run<'_> {
                             rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
                         if fatal.is_none() && full_now {
                             match rows.finish(org, &self.ctx) {
-                                Ok(b) => full.push(b),
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
                                 Err(e) => fatal = Some(e),
                             }
                         }
