@@ -183,7 +183,11 @@ async fn main() {
             ..Default::default()
         })
     });
-    gh.set_faults(Faults::default());
+    // A window the later scenarios never exhaust (faults without a quota keep the last one).
+    gh.set_faults(Faults {
+        quota: Some(u64::MAX / 2),
+        ..Default::default()
+    });
     let (rows, dup) = at_quota.rows();
     println!(
         "   {runs} runs, finished {done}: {total} requests = {:.3} x one unlimited sync; reviews {rows} (duplicates {dup})",
@@ -202,7 +206,11 @@ async fn main() {
     );
 
     // 4. A kill at ~60% of the requests, then a rerun.
-    let killed = Pipeline::new(&gh, "", &format!("run:\n  checkpoint_interval: {checkpoint}\n"));
+    let killed = Pipeline::new(
+        &gh,
+        "",
+        &format!("run:\n  checkpoint_interval: {checkpoint}\n"),
+    );
     gh.reset_stats();
     let mut child = killed.command(&[]).spawn().expect("run flowctl");
     let target = full * 6 / 10;

@@ -88,7 +88,11 @@ async fn a_run_killed_after_checkpoints_keeps_them_and_the_rerun_reads_only_the_
         assert_eq!(rows_of(&env, "PULL_REQUEST", key), prs as i64, "{key}");
     }
     for key in &reviewed {
-        assert_eq!(rows_of(&env, "PULL_REQUEST_REVIEW", key), prs as i64, "{key}");
+        assert_eq!(
+            rows_of(&env, "PULL_REQUEST_REVIEW", key),
+            prs as i64,
+            "{key}"
+        );
     }
     for key in &filed {
         let files = (commits * 2) as i64;
@@ -141,7 +145,12 @@ async fn a_failing_repository_keeps_its_cursor_while_the_others_load_and_commit(
     // The other repositories are loaded and their cursors committed; the broken one
     // has no cursor and no rows.
     let state = env.state_show();
-    for stream_name in ["pull_request", "pull_request_review", "commit", "commit_file"] {
+    for stream_name in [
+        "pull_request",
+        "pull_request_review",
+        "commit",
+        "commit_file",
+    ] {
         let got = repos_in_state(&state, stream_name);
         let others: BTreeSet<String> = (0..repos)
             .filter(|j| *j != 2)
@@ -192,7 +201,10 @@ async fn bounded_runs_stop_cleanly_and_finish_the_sync_together() {
         assert!(runs.len() < 30, "no end after 30 bounded runs");
     }
     eprintln!("bounded runs: {} to finish the sync", runs.len());
-    assert!(runs.len() > 1, "the first 2 s run already finished: {runs:?}");
+    assert!(
+        runs.len() > 1,
+        "the first 2 s run already finished: {runs:?}"
+    );
     assert_eq!(env.content_snapshot(), want);
     env.assert_no_duplicate_keys();
     gh.shutdown().await;

@@ -297,9 +297,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
-    let deadline = opts
-        .max_duration
-        .map(|d| tokio::time::Instant::now() + d);
+    let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
     let batch_id = uuid::Uuid::new_v4().to_string();
     let ingested_at = Utc::now();
     let location = plugins.staging.location()?;

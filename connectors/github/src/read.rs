@@ -274,7 +274,12 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// Up to ten names, then how many more.
 fn name_list(names: &[&str]) -> String {
-    let mut s = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > 10 {
         s.push_str(&format!(" and {} more", names.len() - 10));
     }

@@ -276,7 +276,11 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
         ("checkpoint_interval", &mut run.checkpoint_interval),
         ("max_duration", &mut run.max_duration),
     ] {
-        if let Some(text) = doc.get("run").and_then(|r| r.get(key)).and_then(Value::as_str) {
+        if let Some(text) = doc
+            .get("run")
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+        {
             let at = format!("/run/{key}");
             let d = super::parse_duration(text)
                 .map_err(|e| SpecErrors(vec![ctx.err(&at, false, &format!("run.{key}"), e)]))?;
