@@ -14,7 +14,8 @@
 //!
 //! Requests are those the stand-in answered 200 (what GitHub charges; 304s and quota
 //! refusals are free). Knobs: `BENCH_QUOTA=500 BENCH_REPOS=30 BENCH_PRS=40
-//! BENCH_COMMITS=8 BENCH_LATENCY_MS=20 BENCH_MAX_DURATION=3s BENCH_CHECKPOINT=1s`.
+//! BENCH_COMMITS=8 BENCH_LATENCY_MS=150 BENCH_MAX_DURATION=15s BENCH_CHECKPOINT=2s`;
+//! `BENCH_KILL_ONLY=1` runs scenarios 1 and 4 only.
 //!
 //! Run: `cargo bench --bench quota` (any profile: the figures are counts, not times, so
 //! `cargo bench --profile dev --bench quota` reuses the debug build).
@@ -139,6 +140,41 @@ fn runs_until_complete(
     (max_runs, charged(gh), false)
 }
 
+/// Scenarios 2 and 3: successive runs stopping at the quota, then at `--max-duration`.
+fn bounded_runs(gh: &Standin, quota: u64, full: u64, max_duration: &str) {
+    // 2. Runs that stop when the quota is spent; each starts with a fresh window.
+    let at_quota = Pipeline::new(gh, "  max_rate_limit_wait_seconds: 5\n", "");
+    println!("2. runs stopping at the quota ({quota} a window, a fresh window per run):");
+    let (runs, total, done) = runs_until_complete(gh, &at_quota, &[], 20, || {
+        gh.set_faults(Faults {
+            quota: Some(quota),
+            quota_window_secs: 3600,
+            ..Default::default()
+        })
+    });
+    // A window the later scenarios never exhaust (faults without a quota keep the last one).
+    gh.set_faults(Faults {
+        quota: Some(u64::MAX / 2),
+        ..Default::default()
+    });
+    let (rows, dup) = at_quota.rows();
+    println!(
+        "   {runs} runs, finished {done}: {total} requests = {:.3} x one unlimited sync; reviews {rows} (duplicates {dup})",
+        total as f64 / full as f64
+    );
+
+    // 3. Runs bounded by --max-duration, no quota.
+    let bounded = Pipeline::new(gh, "", "");
+    println!("3. runs bounded by --max-duration {max_duration}:");
+    let (runs, total, done) =
+        runs_until_complete(gh, &bounded, &["--max-duration", max_duration], 30, || {});
+    let (rows, dup) = bounded.rows();
+    println!(
+        "   {runs} runs, finished {done}: {total} requests = {:.3} x one unlimited sync; reviews {rows} (duplicates {dup})",
+        total as f64 / full as f64
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quota = env_num("BENCH_QUOTA", 500);
@@ -149,11 +185,11 @@ async fn main() {
         reviews_per_pr: 1,
         commits_per_repo: env_num("BENCH_COMMITS", 8) as usize,
         files_per_commit: 2,
-        latency_ms: env_num("BENCH_LATENCY_MS", 20),
+        latency_ms: env_num("BENCH_LATENCY_MS", 150),
         seed: 35,
     };
-    let max_duration = env_str("BENCH_MAX_DURATION", "3s");
-    let checkpoint = env_str("BENCH_CHECKPOINT", "1s");
+    let max_duration = env_str("BENCH_MAX_DURATION", "15s");
+    let checkpoint = env_str("BENCH_CHECKPOINT", "2s");
     let gh = Standin::start(cfg).await.expect("start the stand-in");
     println!(
         "world: {} repos x {} PRs (1 review each), {} commits x 2 files; quota {quota} a window; latency {} ms",
@@ -173,37 +209,9 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // 2. Runs that stop when the quota is spent; each starts with a fresh window.
-    let at_quota = Pipeline::new(&gh, "  max_rate_limit_wait_seconds: 5\n", "");
-    println!("2. runs stopping at the quota ({quota} a window, a fresh window per run):");
-    let (runs, total, done) = runs_until_complete(&gh, &at_quota, &[], 20, || {
-        gh.set_faults(Faults {
-            quota: Some(quota),
-            quota_window_secs: 3600,
-            ..Default::default()
-        })
-    });
-    // A window the later scenarios never exhaust (faults without a quota keep the last one).
-    gh.set_faults(Faults {
-        quota: Some(u64::MAX / 2),
-        ..Default::default()
-    });
-    let (rows, dup) = at_quota.rows();
-    println!(
-        "   {runs} runs, finished {done}: {total} requests = {:.3} x one unlimited sync; reviews {rows} (duplicates {dup})",
-        total as f64 / full as f64
-    );
-
-    // 3. Runs bounded by --max-duration, no quota.
-    let bounded = Pipeline::new(&gh, "", "");
-    println!("3. runs bounded by --max-duration {max_duration}:");
-    let (runs, total, done) =
-        runs_until_complete(&gh, &bounded, &["--max-duration", &max_duration], 30, || {});
-    let (rows, dup) = bounded.rows();
-    println!(
-        "   {runs} runs, finished {done}: {total} requests = {:.3} x one unlimited sync; reviews {rows} (duplicates {dup})",
-        total as f64 / full as f64
-    );
+    if env_num("BENCH_KILL_ONLY", 0) == 0 {
+        bounded_runs(&gh, quota, full, &max_duration);
+    }
 
     // 4. A kill at ~60% of the requests, then a rerun.
     let killed = Pipeline::new(

@@ -12,7 +12,7 @@ use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
     RepoRows, ReviewItem, ReviewRows, TableRows, MAX_BATCH_TEXT_BYTES,
 };
-use crate::state::{us_to_time, OrgListing, RepoCursor, RepoRef, StreamState};
+use crate::state::{us_to_time, OrgListing, RepoCursor, RepoRef, Span, StreamState};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::progress::{Progress, ProgressEvent};
 use flowctl_core::{
@@ -110,6 +110,14 @@ pub struct Run<'a> {
     inflight: AtomicUsize,
     /// Repositories (or orgs) the deadline cut short: not failures, just not finished.
     unfinished: Mutex<BTreeSet<String>>,
+    /// Progress of repositories still being read, per stream and `org/repo` (see
+    /// `StreamState::partial`), and the streams it moved since the last offer.
+    partial: Mutex<BTreeMap<(StreamKind, String), Span>>,
+    progressed: Mutex<BTreeSet<StreamKind>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Failures of one stream: (org/repo or org, message).
@@ -145,6 +153,14 @@ fn keep_opt(d: Option<i64>, cut: Option<i64>) -> bool {
     match (d, cut) {
         (Some(d), Some(c)) => d >= c,
         _ => true,
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -217,6 +233,8 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         shard: req.shard,
         inflight: AtomicUsize::new(0),
         unfinished: Mutex::new(BTreeSet::new()),
+        partial: Mutex::new(BTreeMap::new()),
+        progressed: Mutex::new(BTreeSet::new()),
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -260,7 +278,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
                 },
             },
             _ => StreamResult::Done {
-                state: states.get(k).cloned().unwrap_or_default().to_value(),
+                state: run.with_partial(*k, states.get(k)).to_value(),
             },
         };
         outcome.streams.insert(k.name().to_string(), result);
@@ -289,6 +307,30 @@ fn name_list(names: &[&str]) -> String {
 impl Run<'_> {
     fn want(&self, k: StreamKind) -> bool {
         self.kinds.contains(&k)
+    }
+
+    /// `st` with the progress of the repositories cut short or still being read.
+    fn with_partial(&self, k: StreamKind, st: Option<&StreamState>) -> StreamState {
+        let mut st = st.cloned().unwrap_or_default();
+        for ((kind, key), span) in locked(&self.partial).iter() {
+            if *kind == k {
+                st.partial.insert(key.clone(), *span);
+            }
+        }
+        st
+    }
+
+    /// Records that a repository's read so far covers `[low, high]` for `k`.
+    fn progress(&self, k: StreamKind, key: &str, low: i64, high: i64) {
+        let old = self.old.get(&k).and_then(|s| s.partial.get(key)).copied();
+        if let Some(span) = Span::extended(old, low, high) {
+            locked(&self.partial).insert((k, key.to_string()), span);
+            locked(&self.progressed).insert(k);
+        }
+    }
+
+    fn span(&self, k: StreamKind, key: &str) -> Option<Span> {
+        self.old.get(&k).and_then(|s| s.partial.get(key)).copied()
     }
 
     fn cursor(&self, k: StreamKind, key: &str) -> RepoCursor {
@@ -493,8 +535,12 @@ impl Run<'_> {
             for (k, r) in o.results {
                 match r {
                     Ok(c) => {
-                        let repos = &mut states.entry(k).or_default().repos;
-                        if repos.insert(o.key.clone(), c.clone()).as_ref() != Some(&c) {
+                        let st = states.entry(k).or_default();
+                        let cut_short = st.partial.remove(&o.key).is_some();
+                        locked(&self.partial).remove(&(k, o.key.clone()));
+                        if st.repos.insert(o.key.clone(), c.clone()).as_ref() != Some(&c)
+                            || cut_short
+                        {
                             changed.insert(k);
                         }
                     }
@@ -554,9 +600,10 @@ impl Run<'_> {
         changed: &mut BTreeSet<StreamKind>,
         settled: bool,
     ) -> Result<()> {
-        if changed.is_empty() || (!settled && self.inflight.load(Ordering::SeqCst) > 0) {
+        if !settled && self.inflight.load(Ordering::SeqCst) > 0 {
             return Ok(());
         }
+        changed.extend(std::mem::take(&mut *locked(&self.progressed)));
         let org = a.org.as_str();
         for k in std::mem::take(changed) {
             match k {
@@ -567,7 +614,7 @@ impl Run<'_> {
                 Repository => self.flush(&a.rp, org).await?,
                 Deployment => self.flush(&a.dp, org).await?,
             }
-            let state = states.get(&k).cloned().unwrap_or_default().to_value();
+            let state = self.with_partial(k, states.get(&k)).to_value();
             self.out
                 .checkpoint(k.name(), state)
                 .await
@@ -786,6 +833,14 @@ impl Run<'_> {
         );
         let (mut first, mut new_etag, mut pr_max, mut rv_max, mut rv_err) =
             (true, None, None, None, None::<String>);
+        // Rows within what an earlier read cut short had covered are not sent again.
+        let (span_pr, span_rv) = (
+            self.span(PullRequest, key),
+            self.span(PullRequestReview, key),
+        );
+        let fresh = |span: Option<Span>, u: i64| span.is_none_or(|s| !s.contains_us(u));
+        // The newest and oldest `updated_at` listed so far in this read.
+        let (mut top, mut low) = (None::<i64>, None::<i64>);
         loop {
             let got = self
                 .client
@@ -802,30 +857,33 @@ impl Run<'_> {
                         // A short page is not the end: only the Link header says so.
                         let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
                         let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
-                        let rows = items
-                            .iter()
-                            .zip(&times)
-                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
+                        let want_pr = |u: i64| pr_want && keep(u, cut_pr) && fresh(span_pr, u);
+                        let rows = items.iter().zip(&times).filter(|(_, t)| want_pr(t.updated));
                         let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((p, raw), t)| {
                             b.append(org, &r.name, p, t, *raw)
                         });
-                        let pmax = items
+                        let pmax = times
                             .iter()
-                            .zip(&times)
-                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr))
-                            .map(|(_, t)| t.updated)
+                            .map(|t| t.updated)
+                            .filter(|u| want_pr(*u))
                             .max();
                         let targets: Vec<(i64, i64, i64)> = items
                             .iter()
                             .zip(&times)
-                            .filter(|(_, t)| rv_want && keep(t.updated, cut_rv))
+                            .filter(|(_, t)| {
+                                rv_want && keep(t.updated, cut_rv) && fresh(span_rv, t.updated)
+                            })
                             .map(|((p, _), t)| (p.id, p.number, t.updated))
                             .collect();
+                        let listed = (
+                            times.iter().map(|t| t.updated).min(),
+                            times.iter().map(|t| t.updated).max(),
+                        );
                         Ok(PageOut {
                             full,
                             fatal,
                             rows: n,
-                            extra: (stop, pmax, targets),
+                            extra: (stop, pmax, targets, listed),
                         })
                     },
                 )
@@ -849,10 +907,18 @@ impl Run<'_> {
                 new_etag = etag_now;
             }
             // The turn goes with the delivery, before the reviews are requested.
-            let (stop, pmax, targets) = self.deliver(PullRequest, org, data, turn).await?;
+            let (stop, pmax, targets, (page_low, page_top)) =
+                self.deliver(PullRequest, org, data, turn).await?;
             pr_max = max_opt(pr_max, pmax);
+            top = max_opt(top, page_top);
+            low = min_opt(low, page_low);
+            // Every pull request listed so far is sent: a read cut short from here on
+            // keeps them (see `StreamState::partial`).
+            if let (true, Some(lo), Some(hi)) = (pr_want, low, top) {
+                self.progress(PullRequest, key, lo, hi);
+            }
             if rv_want && rv_err.is_none() {
-                match self.reviews(a, r, &targets).await {
+                match self.reviews(a, r, &targets, key, top).await {
                     Ok(()) => rv_max = max_opt(rv_max, targets.iter().map(|t| t.2).max()),
                     Err(Stop::Failed(m)) => rv_err = Some(m),
                     Err(e) => return Err(e),
@@ -865,8 +931,10 @@ impl Run<'_> {
             first = false;
         }
         let mut res = Vec::new();
+        let span_end = |s: Option<Span>| s.map(|s| s.to.timestamp_micros());
         if pr_want {
-            let cursor = max_opt(old_pr.cursor_us(), pr_max).and_then(us_to_time);
+            let cursor = max_opt(max_opt(old_pr.cursor_us(), pr_max), span_end(span_pr))
+                .and_then(us_to_time);
             res.push((
                 PullRequest,
                 Ok(RepoCursor {
@@ -877,7 +945,8 @@ impl Run<'_> {
             ));
         }
         if rv_want {
-            let cursor = max_opt(old_rv.cursor_us(), rv_max).and_then(us_to_time);
+            let cursor = max_opt(max_opt(old_rv.cursor_us(), rv_max), span_end(span_rv))
+                .and_then(us_to_time);
             res.push((
                 PullRequestReview,
                 rv_err.map_or(
@@ -893,14 +962,18 @@ impl Run<'_> {
         Ok(res)
     }
 
+    /// The reviews of `targets` (id, number, updated_at; newest first). After each pull
+    /// request's, the reviews of every one listed from `top` down to it are sent.
     async fn reviews(
         &self,
         a: &Accs,
         r: &RepoRef,
         targets: &[(i64, i64, i64)],
+        key: &str,
+        top: Option<i64>,
     ) -> std::result::Result<(), Stop> {
         let org = a.org.as_str();
-        for (id, number, _) in targets {
+        for (id, number, updated) in targets {
             let mut url = self.url(
                 &[
                     "repos",
@@ -938,6 +1011,9 @@ impl Run<'_> {
                     Some(n) => url = n,
                     None => break,
                 }
+            }
+            if let Some(hi) = top {
+                self.progress(PullRequestReview, key, *updated, hi);
             }
         }
         Ok(())

@@ -23,6 +23,12 @@
 //!   itself, so a 304 still yields the repositories to read. Kept only when the list
 //!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally.
 //!
+//! * `partial` (pull_request, pull_request_review): per `org/repo`, the span of
+//!   `updated_at` a read cut short had covered (a deadline, a failure, a kill after a
+//!   checkpoint): every pull request (and its reviews) updated within `[from, to]` was
+//!   sent. The cursor does not cover it yet (older ones may be missing); the next read
+//!   skips the span's rows and, once it finishes the repository, moves the cursor past it.
+//!
 //! Entries of repos not read in a run (other shard, `--org` filter, 404) are kept as they were.
 
 use chrono::{DateTime, Utc};
@@ -35,6 +41,35 @@ pub struct StreamState {
     pub repos: BTreeMap<String, RepoCursor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub orgs: BTreeMap<String, OrgListing>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial: BTreeMap<String, Span>,
+}
+
+/// The rows of a repository read so far by a read cut short (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Span {
+    pub fn contains_us(&self, us: i64) -> bool {
+        self.from.timestamp_micros() <= us && us <= self.to.timestamp_micros()
+    }
+
+    /// The span after a read from the top down to `low` (newest seen: `high`): it grows
+    /// only once that read reached this span, so the covered rows stay one range.
+    pub fn extended(old: Option<Span>, low: i64, high: i64) -> Option<Span> {
+        let (from, to) = (us_to_time(low)?, us_to_time(high)?);
+        match old {
+            None => Some(Span { from, to }),
+            Some(o) if from <= o.to => Some(Span {
+                from: from.min(o.from),
+                to: to.max(o.to),
+            }),
+            Some(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
