@@ -6,7 +6,9 @@
 //! - a repository that keeps failing does not hold back the others: they are loaded and
 //!   their cursors committed, the run exits 1 naming it, and the next run reads only it;
 //! - `--max-duration` stops a run cleanly, and successive bounded runs finish the sync
-//!   with nothing lost and nothing doubled.
+//!   with nothing lost and nothing doubled;
+//! - a repository cut short keeps the pull requests and reviews it had sent: the next run
+//!   requests the reviews of the others only.
 
 mod common;
 
@@ -219,6 +221,52 @@ async fn bounded_runs_stop_cleanly_and_finish_the_sync_together() {
     assert!(
         runs.len() > 1,
         "the first 2 s run already finished: {runs:?}"
+    );
+    assert_eq!(env.content_snapshot(), want);
+    env.assert_no_duplicate_keys();
+    gh.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_cut_short_by_the_deadline_keeps_what_it_had_sent() {
+    // One repository of 300 pull requests (three pages), read one request at a time:
+    // the reviews alone take 300 round trips, far more than the 1 s deadline.
+    let prs = 300usize;
+    let gh = Standin::start(world(1, prs, 10)).await.unwrap();
+    let reference = Env::new(&gh, ALL_STREAMS);
+    reference.apply(&[]).success();
+    let want = reference.content_snapshot();
+
+    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "1")]);
+    let first = env.apply(&["--max-duration", "1s"]);
+    assert!(!first.stderr.contains("panicked"), "{}", first.stderr);
+    let summary = first.success();
+    assert_eq!(summary["complete"], false, "{summary}");
+    let key = format!("{}/{}", data::org_name(0), data::repo_name(0));
+    assert!(
+        summary["warnings"].to_string().contains(&key),
+        "the unfinished repository is named: {summary}"
+    );
+    let state = env.state_show();
+    let span = &state["streams"]["pull_request_review"]["cursor"]["partial"][&key];
+    assert!(span.is_object(), "no progress kept: {state}");
+    let covered = reference.query_i64(&format!(
+        "SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST WHERE UPDATED_AT BETWEEN TIMESTAMPTZ '{}' AND TIMESTAMPTZ '{}'",
+        span["from"].as_str().unwrap(),
+        span["to"].as_str().unwrap()
+    ));
+    assert!(covered > 0 && covered < prs as i64, "{covered}");
+    // What the span covers is in the warehouse.
+    assert!(env.query_i64("SELECT COUNT(*) FROM RAW_TABLES.PULL_REQUEST_REVIEW") >= covered);
+
+    gh.reset_stats();
+    let summary = env.apply(&[]).success();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(gh.stats().kind("reviews") as i64, prs as i64 - covered);
+    let state = env.state_show();
+    assert!(
+        state["streams"]["pull_request_review"]["cursor"]["partial"].is_null(),
+        "a finished repository keeps no span: {state}"
     );
     assert_eq!(env.content_snapshot(), want);
     env.assert_no_duplicate_keys();

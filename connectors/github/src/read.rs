@@ -114,6 +114,17 @@ pub struct Run<'a> {
     /// `StreamState::partial`), and the streams it moved since the last offer.
     partial: Mutex<BTreeMap<(StreamKind, String), Span>>,
     progressed: Mutex<BTreeSet<StreamKind>>,
+    progress_made: tokio::sync::Notify,
+}
+
+/// How long progress inside a repository waits before it is offered (see `Run::org`).
+const PROGRESS_OFFER_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -235,6 +246,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         unfinished: Mutex::new(BTreeSet::new()),
         partial: Mutex::new(BTreeMap::new()),
         progressed: Mutex::new(BTreeSet::new()),
+        progress_made: tokio::sync::Notify::new(),
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -326,6 +338,7 @@ impl Run<'_> {
         if let Some(span) = Span::extended(old, low, high) {
             locked(&self.partial).insert((k, key.to_string()), span);
             locked(&self.progressed).insert(k);
+            self.progress_made.notify_one();
         }
     }
 
@@ -523,7 +536,25 @@ impl Run<'_> {
             .map(|r| Box::pin(self.repo(&accs, r)))
             .collect();
         let mut tasks = futures::stream::iter(futs).buffer_unordered(self.cfg.max_concurrency);
-        while let Some(res) = tasks.next().await {
+        // Progress inside repositories still being read is offered too, a moment after
+        // it is made (coalescing a burst of pages into one offer).
+        let mut offer_at: Option<tokio::time::Instant> = None;
+        loop {
+            let res = tokio::select! {
+                res = tasks.next() => match res {
+                    Some(res) => res,
+                    None => break,
+                },
+                _ = sleep_until(offer_at), if offer_at.is_some() => {
+                    offer_at = None;
+                    self.offer(&accs, states, &mut changed, false).await?;
+                    continue;
+                }
+                _ = self.progress_made.notified(), if offer_at.is_none() => {
+                    offer_at = Some(tokio::time::Instant::now() + PROGRESS_OFFER_DELAY);
+                    continue;
+                }
+            };
             let o = res?;
             if let Some(m) = o.skipped {
                 self.event(ProgressEvent::Warning {

@@ -128,3 +128,40 @@ impl StreamState {
 pub fn us_to_time(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(s: &str) -> i64 {
+        s.parse::<DateTime<Utc>>().unwrap().timestamp_micros()
+    }
+
+    #[test]
+    fn a_span_grows_only_once_a_read_reaches_it() {
+        let first = Span::extended(None, us("2026-01-05T00:00:00Z"), us("2026-01-09T00:00:00Z"));
+        let first = first.unwrap();
+        assert!(first.contains_us(us("2026-01-05T00:00:00Z")));
+        assert!(!first.contains_us(us("2026-01-04T23:59:59Z")));
+        // A later read, still above the span: the covered rows would be two ranges.
+        let above = Span::extended(
+            Some(first),
+            us("2026-01-10T00:00:00Z"),
+            us("2026-01-12T00:00:00Z"),
+        );
+        assert_eq!(above, None);
+        // Once it reaches the span, one range from its bottom to the newest row.
+        let grown = Span::extended(
+            Some(first),
+            us("2026-01-02T00:00:00Z"),
+            us("2026-01-12T00:00:00Z"),
+        );
+        assert_eq!(
+            grown,
+            Some(Span {
+                from: "2026-01-02T00:00:00Z".parse().unwrap(),
+                to: "2026-01-12T00:00:00Z".parse().unwrap(),
+            })
+        );
+    }
+}
