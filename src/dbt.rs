@@ -258,6 +258,7 @@ mod tests {
             warehouse: block(PluginKind::Warehouse, "duckdb", wh),
             schedule: None,
             state: Default::default(),
+            run: Default::default(),
         }
     }
 

@@ -31,6 +31,11 @@ pub struct ApplyArgs {
     /// Write the end-of-run summary as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub output: Option<String>,
+    /// Stop reading after this long (e.g. `50m`, `2h`), load and commit what is complete,
+    /// and exit 0 with `"complete": false` in the summary; the next run continues.
+    /// Overrides the spec's `run.max_duration`.
+    #[arg(long, value_name = "DURATION", value_parser = spec::parse_duration)]
+    pub max_duration: Option<Duration>,
 }
 
 /// Arguments of `flowctl state`.
@@ -222,6 +227,8 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
         // production path, 4 -> 2: anonymous peak -2 to -5 MiB, CPU within noise.
         channel_batches: 2,
         cancel: None,
+        checkpoint_interval: spec.run.checkpoint_interval,
+        max_duration: args.max_duration.or(spec.run.max_duration),
     })
 }
 
@@ -239,6 +246,13 @@ fn report(spec: &Spec, summary: &RunSummary, output: Option<&str>) -> Result<(),
     print!("{}", summary.table());
     for w in &summary.warnings {
         println!("warning: {w}");
+    }
+    if summary.ok && !summary.complete {
+        println!(
+            "stopped at the deadline after {} checkpoint(s): what was read to the end is loaded \
+             and committed; run again to continue (\"complete\": false in --output)",
+            summary.checkpoints
+        );
     }
     if let Some(out) = output {
         let json = serde_json::to_string_pretty(summary)
@@ -319,7 +333,8 @@ async fn apply_inner(args: ApplyArgs) -> Result<(), Failure> {
             .map(|(s, e)| format!("  {s}: {e}"))
             .collect();
         Err(Failure::run(format!(
-            "pipeline {}: {} stream(s) failed (the others were loaded and their state committed):\n{}",
+            "pipeline {}: {} stream(s) failed (what finished was loaded and its state committed; \
+             what failed keeps its previous state):\n{}",
             spec.name,
             failed.len(),
             failed.join("\n")
@@ -491,6 +506,7 @@ async fn serve_one(spec: Spec, mut stop: tokio::sync::watch::Receiver<bool>) {
             shard: None,
             wait_for_lease: false,
             output: None,
+            max_duration: None,
         };
         // A run in progress finishes even when SIGTERM arrives: stopping mid-run would
         // be safe (state commits after MERGE) but wasteful.

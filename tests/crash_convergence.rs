@@ -50,10 +50,21 @@ fn slice_finely(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
+    converge(0x5eed, 20, false).await;
+}
+
+/// With a checkpoint at every finished repository, kills also land between a
+/// checkpoint's load and its commit, and between the checkpoints of one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_between_checkpoints_each_converge_to_a_clean_run() {
+    converge(0xc4ec, 12, true).await;
+}
+
+async fn converge(default_seed: u64, rounds: u64, checkpoint_always: bool) {
     let seed: u64 = std::env::var("FLOWCTL_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed);
+        .unwrap_or(default_seed);
     let mut rng = Rng(seed);
     let gh = Standin::start(world()).await.unwrap();
     // The crashed pipeline loads DuckDB in many small slices (a batch, a row group and a
@@ -61,6 +72,10 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
     // one load; the reference loads each table in one transaction.
     let crashy = Env::new(&gh, ALL_STREAMS);
     slice_finely(&crashy);
+    if checkpoint_always {
+        let spec = std::fs::read_to_string(&crashy.spec).unwrap();
+        std::fs::write(&crashy.spec, spec + "run:\n  checkpoint_interval: 0s\n").unwrap();
+    }
     // Measure how long a full run takes here, so kill points spread over all phases.
     let started = std::time::Instant::now();
     let reference = Env::new(&gh, ALL_STREAMS);
@@ -77,7 +92,7 @@ async fn twenty_sigkills_at_seeded_points_each_converge_to_a_clean_run() {
     let statements = stream(&summary, "pull_request")["statements"].as_u64();
     assert!(statements.is_some_and(|n| n >= 8), "{summary}");
     assert_eq!(sliced.content_snapshot(), want);
-    for round in 0..20u64 {
+    for round in 0..rounds {
         if round % 4 == 3 {
             gh.touch_pull_requests(7);
             // The uncrashed pipeline, run again, is the reference for the new data.

@@ -1,9 +1,12 @@
 //! The run engine behind `flowctl apply`: source → staging sink → warehouse loader,
 //! streaming through a bounded channel so fetching and writing overlap and memory stays
-//! flat, then per stream: load (COPY → MERGE → TRUNCATE), commit state, clean up.
+//! flat; per stream: load (COPY → MERGE → TRUNCATE), commit state, clean up. A long run
+//! does this at checkpoints as it goes (every `checkpoint_interval`, before a long
+//! rate-limit wait) and once more at the end, also when its deadline stops the read.
 //!
 //! Guarantees: one batch id and one `_INGESTED_AT` per run; a stream's state is committed
-//! only after its MERGE succeeded; a failing stream does not throw away the others.
+//! only after the MERGE of every file holding rows it covers succeeded; a failing stream
+//! does not throw away the others, nor the units of its own that finished.
 
 use crate::plugin::*;
 use crate::progress::{ProgressEvent, ProgressSink};
@@ -41,7 +44,19 @@ pub struct RunOptions {
     /// warehouse statement being polled is cancelled), no state is committed for streams
     /// not yet loaded, and the lease is released.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Load and commit at least this often (None: [`DEFAULT_CHECKPOINT_INTERVAL`]; zero:
+    /// at every checkpoint the source offers).
+    pub checkpoint_interval: Option<Duration>,
+    /// Stop reading this long after the start, load and commit what is complete, and
+    /// end the run with `complete: false`.
+    pub max_duration: Option<Duration>,
 }
+
+/// How often a run loads and commits what it has read when the spec does not say.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// A rate-limit wait this long (or as long as the checkpoint interval, if shorter) starts
+/// a checkpoint: the source is idle, so loading then costs no reading time.
+pub const CHECKPOINT_BEFORE_WAIT: Duration = Duration::from_secs(60);
 
 /// Per-stream figures for the summary table and `--output json`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +87,11 @@ pub struct RunSummary {
     pub ingested_at: String,
     pub shard: Option<String>,
     pub ok: bool,
+    /// False when the run stopped at its deadline (`--max-duration`) or a stream failed:
+    /// a next run has more to read.
+    pub complete: bool,
+    /// Checkpoints taken before the end of the run (each: load, then commit).
+    pub checkpoints: u64,
     pub streams: Vec<StreamSummary>,
     pub warnings: Vec<String>,
     /// Rate quota per source credential (token, App installation).
@@ -157,6 +177,9 @@ struct Tracker {
     bars: Option<Bars>,
     warnings: Mutex<Vec<String>>,
     quota: Mutex<Vec<QuotaSummary>>,
+    /// Signalled when the source starts a rate-limit wait of `wait_threshold` seconds or more.
+    long_wait: tokio::sync::Notify,
+    wait_threshold: u64,
 }
 
 #[derive(Default, Clone)]
@@ -196,8 +219,10 @@ impl Bars {
 }
 
 impl Tracker {
-    fn new(bars: bool) -> Self {
+    fn new(bars: bool, wait_threshold: Duration) -> Self {
         Tracker {
+            long_wait: tokio::sync::Notify::new(),
+            wait_threshold: wait_threshold.as_secs(),
             counters: Mutex::new(HashMap::new()),
             bars: bars.then(|| Bars {
                 multi: indicatif::MultiProgress::new(),
@@ -274,6 +299,9 @@ impl ProgressSink for Tracker {
                     let c = counters.entry(stream.clone()).or_default();
                     c.wait_seconds = c.wait_seconds.saturating_add(seconds);
                 }
+                if seconds >= self.wait_threshold {
+                    self.long_wait.notify_one();
+                }
                 let msg = format!("rate limit: waiting {seconds}s ({reason})");
                 match &self.bars {
                     Some(b) => b.bar(&stream).set_message(msg),
@@ -317,13 +345,6 @@ pub fn state_store_for(location: &StagingLocation) -> StateStore {
     StateStore::new(location.store.clone(), &location.root, &location.root_uri)
 }
 
-/// One files-and-rows tally per stream, built while staging.
-#[derive(Default)]
-struct Staged {
-    files: Vec<StagedFile>,
-    rows: u64,
-}
-
 /// Run a pipeline once.
 pub async fn run(
     pipeline: &str,
@@ -332,6 +353,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
+    let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
     let batch_id = uuid::Uuid::new_v4().to_string();
     let ingested_at = Utc::now();
     let location = plugins.staging.location()?;
@@ -350,37 +372,40 @@ pub async fn run(
         &location,
         &batch_id,
         ingested_at,
+        deadline,
     );
     let result = match opts.cancel.clone() {
         Some(mut cancel) => {
             tokio::select! {
                 r = work => r,
                 _ = cancel.wait_for(|c| *c) => Err(PluginError::other(
-                    "interrupted: work in flight was cancelled; streams not yet loaded keep \
-                     their previous state and the next run picks them up",
+                    "interrupted: work in flight was cancelled; streams keep the state of \
+                     their last checkpoint and the next run picks up from there",
                 )),
             }
         }
         None => work.await,
     };
     lease.release().await;
-    let (mut summaries, warnings, quota) = result?;
-    summaries.sort_by_key(|s| {
+    let mut done = result?;
+    done.summaries.sort_by_key(|s| {
         streams
             .iter()
             .position(|i| i.name == s.stream)
             .unwrap_or(usize::MAX)
     });
-    let ok = summaries.iter().all(|s| s.error.is_none());
+    let ok = done.summaries.iter().all(|s| s.error.is_none());
     Ok(RunSummary {
         pipeline: pipeline.to_string(),
         batch_id,
         ingested_at: ingested_at.to_rfc3339(),
         shard: opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
         ok,
-        streams: summaries,
-        warnings,
-        quota,
+        complete: ok && !done.stopped,
+        checkpoints: done.checkpoints,
+        streams: done.summaries,
+        warnings: done.warnings,
+        quota: done.quota,
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -405,6 +430,16 @@ fn select_streams(available: Vec<StreamInfo>, wanted: &[String]) -> Result<Vec<S
         .collect())
 }
 
+/// What a run under the lease produced.
+struct Finished {
+    summaries: Vec<StreamSummary>,
+    warnings: Vec<String>,
+    /// The deadline stopped the read.
+    stopped: bool,
+    checkpoints: u64,
+    quota: Vec<QuotaSummary>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_locked(
     pipeline: &str,
@@ -415,9 +450,16 @@ async fn run_locked(
     location: &StagingLocation,
     batch_id: &str,
     ingested_at: chrono::DateTime<Utc>,
-) -> Result<(Vec<StreamSummary>, Vec<String>, Vec<QuotaSummary>)> {
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Finished> {
     let state = state_store.load(pipeline, opts.shard).await?;
-    let tracker = Arc::new(Tracker::new(opts.progress_bars));
+    let interval = opts
+        .checkpoint_interval
+        .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL);
+    let tracker = Arc::new(Tracker::new(
+        opts.progress_bars,
+        interval.min(CHECKPOINT_BEFORE_WAIT),
+    ));
 
     // Tables first: a warehouse we cannot reach fails the run before any API call. As
     // many at once as the warehouse loads at once: on Snowflake each table is three or
@@ -476,20 +518,79 @@ async fn run_locked(
         progress: tracker.clone(),
     };
 
-    let stream_starts: HashMap<String, Instant> = readable
-        .iter()
-        .map(|s| (s.name.clone(), Instant::now()))
-        .collect();
-    let (staged, outcome) = read_and_stage(
+    let stream_started = Instant::now();
+    let ctx = Ctx {
+        pipeline,
         plugins,
-        &readable,
-        request,
+        state_store,
+        opts,
+        location,
         batch_id,
-        ingested_at,
-        opts.channel_batches.max(2),
-        &tracker,
-    )
-    .await;
+        date: ingested_at.date_naive(),
+        tracker: &tracker,
+        state: tokio::sync::Mutex::new(state),
+        infos: readable.iter().map(|s| (s.name.clone(), *s)).collect(),
+        concurrency,
+        interval,
+    };
+    let mut staging = Staging::default();
+    let (tx, rx) = crate::plugin::batch_channel(opts.channel_batches.max(2));
+    let (outcome, staged) = tokio::join!(
+        plugins.source.read(request, tx),
+        ctx.stage(&mut staging, rx, deadline)
+    );
+    let stopped = match staged {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            ctx.abandon(&mut staging).await;
+            tracker.finish();
+            return Err(e);
+        }
+    };
+
+    // The end of the read is the last checkpoint: each stream's final state (or, for a
+    // failed stream, the newest state it offered) commits after its files load.
+    let source_error = outcome.as_ref().err().map(|e| e.to_string());
+    let mut errors: HashMap<String, String> = HashMap::new();
+    let mut last: Vec<(String, Option<serde_json::Value>)> = Vec::new();
+    for info in &readable {
+        let tally = staging.tallies.entry(info.name.clone()).or_default();
+        let result = match &outcome {
+            Ok(o) => o.streams.get(&info.name).cloned(),
+            Err(e) => Some(StreamResult::Failed {
+                error: e.to_string(),
+            }),
+        };
+        let cursor = match result {
+            Some(StreamResult::Done { state }) => Some(state),
+            Some(StreamResult::Failed { error }) => {
+                errors.insert(info.name.clone(), error);
+                tally.offered.take()
+            }
+            None => {
+                errors.insert(
+                    info.name.clone(),
+                    "the source returned no result for this stream".into(),
+                );
+                tally.offered.take()
+            }
+        };
+        last.push((info.name.clone(), cursor));
+    }
+    if let Err(e) = ctx.finish_writers(&mut staging, |_| true).await {
+        ctx.abandon(&mut staging).await;
+        tracker.finish();
+        return Err(e);
+    }
+    // A failed stream's files beyond its last committed state are never loaded: the next
+    // run stages those rows again.
+    for (name, cursor) in &last {
+        if cursor.is_none() && errors.contains_key(name) {
+            let files = std::mem::take(&mut staging.tally(name).pending);
+            discard_unloaded(plugins, &tracker, name, &files).await;
+        }
+    }
+    ctx.load_and_commit(&mut staging, last).await;
 
     let mut summaries = Vec::new();
     for (name, err) in &table_errors {
@@ -502,101 +603,42 @@ async fn run_locked(
             ..Default::default()
         });
     }
-
-    let (mut staged, outcome) = match (staged, outcome) {
-        (Ok(staged), Ok(outcome)) => (staged, outcome),
-        (Err(e), _) | (_, Err(e)) => {
-            tracker.finish();
-            return Err(e);
-        }
-    };
-
-    // Tables load concurrently when the warehouse allows it (each stream's state is
-    // committed right after its own load, under the lock); summaries keep stream order.
-    let state = tokio::sync::Mutex::new(state);
-    let load = Load {
-        pipeline,
-        plugins,
-        state_store,
-        opts,
-        location,
-        batch_id,
-        tracker: &tracker,
-    };
-    let loads: Vec<futures::future::BoxFuture<'_, StreamSummary>> = readable
-        .into_iter()
-        .map(|info| {
-            let stream_started = stream_starts
-                .get(&info.name)
-                .copied()
-                .unwrap_or_else(Instant::now);
-            let staged_stream = staged.remove(&info.name).unwrap_or_default();
-            let result = outcome.streams.get(&info.name).cloned();
-            let (state, tracker, load) = (&state, &tracker, &load);
-            async move {
-                let counters = tracker.snapshot(&info.name);
-                let mut summary = StreamSummary {
-                    stream: info.name.clone(),
-                    table: info.table.clone(),
-                    status: "ok".into(),
-                    requests: counters.requests,
-                    not_modified: counters.not_modified,
-                    pages: counters.pages,
-                    rows: staged_stream.rows,
-                    files: staged_stream.files.len() as u64,
-                    bytes: staged_stream.files.iter().map(|f| f.bytes).sum(),
-                    rate_limit_wait_seconds: counters.wait_seconds,
-                    ..Default::default()
-                };
-                let result = result.unwrap_or_else(|| StreamResult::Failed {
-                    error: "the source returned no result for this stream".into(),
-                });
-                match result {
-                    StreamResult::Failed { error } => {
-                        summary.status = "failed".into();
-                        summary.error = Some(error);
-                        // Its files are not loaded and its state does not advance; the next
-                        // run reads the same range again, so the files are never used.
-                        discard_unloaded(plugins, tracker, &info.name, &staged_stream.files).await;
-                    }
-                    StreamResult::Done { state: cursor } => {
-                        match load.run(state, info, &staged_stream.files, cursor).await {
-                            Ok(stats) => {
-                                summary.rows_loaded = stats.rows_loaded;
-                                summary.inserted = stats.inserted;
-                                summary.updated = stats.updated;
-                                summary.statements = stats.statements;
-                            }
-                            Err(e) => {
-                                summary.status = "failed".into();
-                                summary.error = Some(e.to_string());
-                                discard_unloaded(
-                                    plugins,
-                                    tracker,
-                                    &info.name,
-                                    &staged_stream.files,
-                                )
-                                .await;
-                            }
-                        }
-                    }
-                }
-                summary.duration_ms = stream_started.elapsed().as_millis() as u64;
-                summary
-            }
-            .boxed()
-        })
-        .collect();
-    summaries.extend(
-        futures::stream::iter(loads)
-            .buffered(concurrency)
-            .collect::<Vec<_>>()
-            .await,
-    );
+    for info in &readable {
+        let counters = tracker.snapshot(&info.name);
+        let tally = staging.tally(&info.name);
+        let error = tally.failed.clone().or_else(|| errors.remove(&info.name));
+        summaries.push(StreamSummary {
+            stream: info.name.clone(),
+            table: info.table.clone(),
+            status: if error.is_some() { "failed" } else { "ok" }.into(),
+            error,
+            requests: counters.requests,
+            not_modified: counters.not_modified,
+            pages: counters.pages,
+            rows: tally.rows,
+            files: tally.files,
+            bytes: tally.bytes,
+            rows_loaded: tally.stats.rows_loaded,
+            inserted: tally.stats.inserted,
+            updated: tally.stats.updated,
+            statements: tally.stats.statements,
+            rate_limit_wait_seconds: counters.wait_seconds,
+            duration_ms: stream_started.elapsed().as_millis() as u64,
+        });
+    }
     tracker.finish();
+    if let Some(e) = source_error {
+        return Err(PluginError::external(e));
+    }
     let warnings = lock(&tracker.warnings).clone();
     let quota = lock(&tracker.quota).clone();
-    Ok((summaries, warnings, quota))
+    Ok(Finished {
+        summaries,
+        warnings,
+        stopped,
+        quota,
+        checkpoints: u64::from(staging.checkpoints),
+    })
 }
 
 /// A failed stream's staged files: the next run stages its rows again, so nothing will
@@ -619,26 +661,282 @@ async fn discard_unloaded(
     }
 }
 
-/// What loading one stream's files needs besides the stream itself.
-struct Load<'a> {
+/// One stream's files, offered state and load figures over a run.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    files: u64,
+    bytes: u64,
+    stats: LoadStats,
+    /// Completed files not loaded yet.
+    pending: Vec<StagedFile>,
+    /// The newest state the source offered that is not committed yet.
+    offered: Option<serde_json::Value>,
+    /// A load or commit failed: nothing more of this stream loads or commits in this run.
+    failed: Option<String>,
+}
+
+/// The open writers and the per-stream tallies of a run.
+#[derive(Default)]
+struct Staging {
+    writers: HashMap<(String, String), Box<dyn StagedWriter>>,
+    tallies: HashMap<String, Tally>,
+    /// Checkpoints taken so far; also tells apart the names of files opened after one.
+    checkpoints: u32,
+    /// Orgs the source declared done: their writers are finished, and a later batch
+    /// for one would reuse its file names.
+    done_orgs: HashSet<String>,
+}
+
+impl Staging {
+    fn tally(&mut self, stream: &str) -> &mut Tally {
+        self.tallies.entry(stream.to_string()).or_default()
+    }
+}
+
+/// Everything staging and loading share during a run.
+struct Ctx<'a> {
     pipeline: &'a str,
     plugins: &'a Plugins,
     state_store: &'a StateStore,
     opts: &'a RunOptions,
     location: &'a StagingLocation,
     batch_id: &'a str,
+    date: chrono::NaiveDate,
     tracker: &'a Tracker,
+    state: tokio::sync::Mutex<PipelineState>,
+    infos: HashMap<String, &'a StreamInfo>,
+    concurrency: usize,
+    interval: Duration,
 }
 
-impl Load<'_> {
-    /// Loads `files` into the stream's table, then commits the stream's cursor (the
-    /// shared state is locked only for that commit, so other tables keep loading).
-    async fn run(
+impl Ctx<'_> {
+    /// Stage what the source sends, taking checkpoints on the way, until the source is
+    /// done. Returns whether the deadline stopped the read. On error the receiver is
+    /// dropped, so the source's next send fails and it returns.
+    async fn stage(
         &self,
-        state: &tokio::sync::Mutex<PipelineState>,
+        st: &mut Staging,
+        mut rx: BatchReceiver,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<bool> {
+        let mut stopped = false;
+        let mut due = tokio::time::Instant::now() + self.interval;
+        loop {
+            // Deadline and checkpoints first: a source that always has a batch ready
+            // must not starve them.
+            let msg = tokio::select! {
+                biased;
+                _ = sleep_until(deadline), if !stopped => {
+                    rx.request_stop();
+                    stopped = true;
+                    tracing::info!("deadline reached: stopping the read, then loading what is complete");
+                    continue;
+                }
+                _ = self.tracker.long_wait.notified() => {
+                    // Take in what the source sent before it began to wait.
+                    while let Some(m) = rx.try_recv_message() {
+                        self.handle(st, m).await?;
+                    }
+                    self.checkpoint(st, "before a rate-limit wait").await?;
+                    due = tokio::time::Instant::now() + self.interval;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(due), if !self.interval.is_zero() => {
+                    self.checkpoint(st, "checkpoint interval").await?;
+                    due = tokio::time::Instant::now() + self.interval;
+                    continue;
+                }
+                m = rx.recv_message() => match m {
+                    Some(m) => m,
+                    None => return Ok(stopped),
+                },
+            };
+            let offered = matches!(msg, SourceMessage::Checkpoint { .. });
+            self.handle(st, msg).await?;
+            if offered && self.interval.is_zero() {
+                self.checkpoint(st, "checkpoint offered").await?;
+            }
+        }
+    }
+
+    async fn handle(&self, st: &mut Staging, msg: SourceMessage) -> Result<()> {
+        match msg {
+            SourceMessage::Batch(tb) => self.write(st, tb).await,
+            SourceMessage::OrgDone(org) => {
+                // Complete this org's files now: their open row groups and upload
+                // buffers would otherwise stay in memory until the whole read ends.
+                self.finish_writers(st, |k| k.1 == org).await?;
+                st.done_orgs.insert(org);
+                Ok(())
+            }
+            SourceMessage::Checkpoint { stream, state } => {
+                if !self.infos.contains_key(&stream) {
+                    return Err(PluginError::other(format!(
+                        "source offered a checkpoint for stream `{stream}`, which was not requested"
+                    )));
+                }
+                st.tally(&stream).offered = Some(state);
+                Ok(())
+            }
+        }
+    }
+
+    async fn write(&self, st: &mut Staging, tb: TaggedBatch) -> Result<()> {
+        let Some(info) = self.infos.get(&tb.stream) else {
+            return Err(PluginError::other(format!(
+                "source sent a batch for stream `{}`, which was not requested",
+                tb.stream
+            )));
+        };
+        if st.done_orgs.contains(&tb.org) {
+            return Err(PluginError::other(format!(
+                "source sent a batch for stream `{}` of org `{}` after declaring the org done",
+                tb.stream, tb.org
+            )));
+        }
+        let key = (tb.stream.clone(), tb.org.clone());
+        if !st.writers.contains_key(&key) {
+            // Files opened after a checkpoint get names of their own: the files of the
+            // same table and org loaded at the checkpoint had the first ones.
+            let batch_id = match st.checkpoints {
+                0 => self.batch_id.to_string(),
+                n => format!("{}-{n}", self.batch_id),
+            };
+            let target = StageTarget {
+                table: info.table.to_ascii_lowercase(),
+                org: tb.org.clone(),
+                date: self.date,
+                batch_id,
+                schema: info.schema.clone(),
+            };
+            let w = self.plugins.staging.writer(target).await?;
+            st.writers.insert(key.clone(), w);
+        }
+        if let Some(w) = st.writers.get_mut(&key) {
+            w.write(&tb.batch).await.map_err(|e| {
+                PluginError::external(format!("staging {} for org {}: {e}", info.table, tb.org))
+            })?;
+            st.tally(&tb.stream).rows += tb.batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    /// Finish the writers whose (stream, org) key matches, adding their files to the
+    /// stream's pending files. Stops at the first failure; the writers not yet finished
+    /// stay in `st.writers` (to be aborted).
+    async fn finish_writers(
+        &self,
+        st: &mut Staging,
+        matches: impl Fn(&(String, String)) -> bool,
+    ) -> Result<()> {
+        let keys: Vec<(String, String)> =
+            st.writers.keys().filter(|k| matches(k)).cloned().collect();
+        for key in keys {
+            let Some(w) = st.writers.remove(&key) else {
+                continue;
+            };
+            let (stream, org) = key;
+            self.tracker
+                .say(&stream, format!("finishing staged files for org {org}"));
+            let files = w.finish().await?;
+            let tally = st.tally(&stream);
+            tally.files += files.len() as u64;
+            tally.bytes += files.iter().map(|f| f.bytes).sum::<u64>();
+            tally.pending.extend(files);
+        }
+        Ok(())
+    }
+
+    /// A checkpoint: every stream with an offered state finishes its open files, loads
+    /// its pending files and commits that state. Streams that offered nothing keep
+    /// staging.
+    async fn checkpoint(&self, st: &mut Staging, why: &str) -> Result<()> {
+        let ready: Vec<String> = st
+            .tallies
+            .iter()
+            .filter(|(_, t)| t.offered.is_some() && t.failed.is_none())
+            .map(|(s, _)| s.clone())
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        self.finish_writers(st, |k| ready.contains(&k.0)).await?;
+        let commits = ready
+            .iter()
+            .map(|s| (s.clone(), st.tally(s).offered.take()))
+            .collect();
+        st.checkpoints += 1;
+        tracing::info!(
+            "checkpoint {} ({why}): loading and committing {}",
+            st.checkpoints,
+            ready.join(", ")
+        );
+        self.load_and_commit(st, commits).await;
+        Ok(())
+    }
+
+    /// Loads each stream's pending files, then commits its state when one is given (as
+    /// many tables at once as the warehouse allows). A failure marks the stream failed.
+    async fn load_and_commit(
+        &self,
+        st: &mut Staging,
+        commits: Vec<(String, Option<serde_json::Value>)>,
+    ) {
+        let mut jobs = Vec::new();
+        for (stream, cursor) in commits {
+            let Some(info) = self.infos.get(&stream).copied() else {
+                continue;
+            };
+            let tally = st.tally(&stream);
+            let files = std::mem::take(&mut tally.pending);
+            if tally.failed.is_some() {
+                discard_unloaded(self.plugins, self.tracker, &stream, &files).await;
+                continue;
+            }
+            if files.is_empty() && cursor.is_none() {
+                continue;
+            }
+            jobs.push((info, files, cursor));
+        }
+        let loads: Vec<futures::future::BoxFuture<'_, (String, Result<LoadStats>)>> = jobs
+            .into_iter()
+            .map(|(info, files, cursor)| {
+                async move {
+                    let r = self.load(info, &files, cursor).await;
+                    if r.is_err() {
+                        discard_unloaded(self.plugins, self.tracker, &info.name, &files).await;
+                    }
+                    (info.name.clone(), r)
+                }
+                .boxed()
+            })
+            .collect();
+        let done: Vec<(String, Result<LoadStats>)> = futures::stream::iter(loads)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        for (stream, r) in done {
+            let tally = st.tally(&stream);
+            match r {
+                Ok(s) => {
+                    tally.stats.rows_loaded += s.rows_loaded;
+                    tally.stats.inserted += s.inserted;
+                    tally.stats.updated += s.updated;
+                    tally.stats.statements += s.statements;
+                }
+                Err(e) => tally.failed = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Loads `files` into the stream's table, then commits `cursor` (the shared state is
+    /// locked only for that commit, so other tables keep loading).
+    async fn load(
+        &self,
         info: &StreamInfo,
         files: &[StagedFile],
-        cursor: serde_json::Value,
+        cursor: Option<serde_json::Value>,
     ) -> Result<LoadStats> {
         let table = TableSpec {
             name: info.table.clone(),
@@ -658,8 +956,8 @@ impl Load<'_> {
                 .map_err(|e| PluginError::external(format!("loading {}: {e}", info.table)))?
         };
         // Commit this stream's cursor only now that its rows are merged.
-        {
-            let mut state = state.lock().await;
+        if let Some(cursor) = cursor {
+            let mut state = self.state.lock().await;
             state.streams.insert(
                 info.name.clone(),
                 StreamState {
@@ -686,146 +984,32 @@ impl Load<'_> {
         self.tracker.say(
             &info.name,
             format!(
-                "done: {} inserted, {} updated",
+                "loaded: {} inserted, {} updated",
                 stats.inserted, stats.updated
             ),
         );
         Ok(stats)
     }
-}
 
-type StageOutput = (Result<HashMap<String, Staged>>, Result<ReadOutcome>);
-
-/// Finish the writers whose (stream, org) key matches, moving their files into `out`. Stops
-/// at the first failure; the writers not yet finished stay in `writers` (to be aborted).
-async fn finish_writers(
-    writers: &mut HashMap<(String, String), Box<dyn StagedWriter>>,
-    matches: impl Fn(&(String, String)) -> bool,
-    tracker: &Tracker,
-    out: &mut HashMap<String, Staged>,
-) -> Result<()> {
-    let keys: Vec<(String, String)> = writers.keys().filter(|k| matches(k)).cloned().collect();
-    for key in keys {
-        let Some(w) = writers.remove(&key) else {
-            continue;
-        };
-        let (stream, org) = key;
-        tracker.say(&stream, format!("finishing staged files for org {org}"));
-        let files = w.finish().await?;
-        out.entry(stream).or_default().files.extend(files);
+    /// After a staging failure: abort the open writers; completed files that were not
+    /// loaded go the way of a failed stream's files. Committed checkpoints stay.
+    async fn abandon(&self, st: &mut Staging) {
+        for (_, w) in st.writers.drain() {
+            w.abort().await;
+        }
+        for (stream, tally) in st.tallies.iter_mut() {
+            let files = std::mem::take(&mut tally.pending);
+            discard_unloaded(self.plugins, self.tracker, stream, &files).await;
+        }
     }
-    Ok(())
 }
 
-/// Run the source and the staging writers concurrently over a bounded channel.
-async fn read_and_stage(
-    plugins: &Plugins,
-    streams: &[&StreamInfo],
-    request: ReadRequest,
-    batch_id: &str,
-    ingested_at: chrono::DateTime<Utc>,
-    capacity: usize,
-    tracker: &Arc<Tracker>,
-) -> StageOutput {
-    let (tx, mut rx) = crate::plugin::batch_channel(capacity);
-    let schemas: HashMap<String, &StreamInfo> =
-        streams.iter().map(|s| (s.name.clone(), *s)).collect();
-    let date = ingested_at.date_naive();
-
-    let reader = plugins.source.read(request, tx);
-    let writer = async {
-        let mut writers: HashMap<(String, String), Box<dyn StagedWriter>> = HashMap::new();
-        let mut rows: HashMap<String, u64> = HashMap::new();
-        let mut out: HashMap<String, Staged> = HashMap::new();
-        // Orgs the source declared done: their writers are finished, and a later batch
-        // for one would reuse its file names.
-        let mut done_orgs: HashSet<String> = HashSet::new();
-        let mut failure: Option<PluginError> = None;
-        while let Some(msg) = rx.recv_message().await {
-            if failure.is_some() {
-                continue; // drain so the source is not blocked; it will see the result
-            }
-            let tb = match msg {
-                SourceMessage::Batch(tb) => tb,
-                SourceMessage::OrgDone(org) => {
-                    // Complete this org's files now: their open row groups and upload
-                    // buffers would otherwise stay in memory until the whole read ends.
-                    if let Err(e) =
-                        finish_writers(&mut writers, |k| k.1 == org, tracker, &mut out).await
-                    {
-                        failure = Some(e);
-                    }
-                    done_orgs.insert(org);
-                    continue;
-                }
-            };
-            let Some(info) = schemas.get(&tb.stream) else {
-                failure = Some(PluginError::other(format!(
-                    "source sent a batch for stream `{}`, which was not requested",
-                    tb.stream
-                )));
-                continue;
-            };
-            if done_orgs.contains(&tb.org) {
-                failure = Some(PluginError::other(format!(
-                    "source sent a batch for stream `{}` of org `{}` after declaring the org done",
-                    tb.stream, tb.org
-                )));
-                continue;
-            }
-            let key = (tb.stream.clone(), tb.org.clone());
-            if !writers.contains_key(&key) {
-                let target = StageTarget {
-                    table: info.table.to_ascii_lowercase(),
-                    org: tb.org.clone(),
-                    date,
-                    batch_id: batch_id.to_string(),
-                    schema: info.schema.clone(),
-                };
-                match plugins.staging.writer(target).await {
-                    Ok(w) => {
-                        writers.insert(key.clone(), w);
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        continue;
-                    }
-                }
-            }
-            if let Some(w) = writers.get_mut(&key) {
-                if let Err(e) = w.write(&tb.batch).await {
-                    failure = Some(PluginError::external(format!(
-                        "staging {} for org {}: {e}",
-                        info.table, tb.org
-                    )));
-                    continue;
-                }
-                *rows.entry(tb.stream.clone()).or_default() += tb.batch.num_rows() as u64;
-            }
-        }
-        if failure.is_none() {
-            if let Err(e) = finish_writers(&mut writers, |_| true, tracker, &mut out).await {
-                failure = Some(e);
-            }
-        }
-        if let Some(e) = failure {
-            for (_, w) in writers {
-                w.abort().await;
-            }
-            // Files of orgs completed before the failure will never load: they go the way
-            // of a failed stream's files.
-            for (stream, staged) in &out {
-                discard_unloaded(plugins, tracker, stream, &staged.files).await;
-            }
-            return Err(e);
-        }
-        for (stream, n) in rows {
-            out.entry(stream).or_default().rows = n;
-        }
-        Ok(out)
-    };
-    let (outcome, staged) = tokio::join!(reader, writer);
-    (staged, outcome)
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

@@ -288,12 +288,47 @@ pub enum SourceMessage {
     /// over N orgs keeps N sets of writers in memory (measured: +9 MiB of peak RSS at the
     /// second of two orgs, BENCHMARKS.md). A batch for the org after this is an error.
     OrgDone(String),
+    /// Every row that `state` covers was sent before this message: the engine may load
+    /// what it has staged for `stream` and then commit `state` (see [`BatchSender::checkpoint`]).
+    Checkpoint {
+        stream: String,
+        state: serde_json::Value,
+    },
+}
+
+/// The engine's request that a source stop early (a run's deadline), readable from any
+/// task of the source.
+#[derive(Debug, Clone)]
+pub struct StopSignal(tokio::sync::watch::Receiver<bool>);
+
+impl StopSignal {
+    /// A signal that never fires (tests, tools that read outside the engine).
+    pub fn never() -> StopSignal {
+        // A dropped sender keeps reading `false`, and `wait` never resolves.
+        StopSignal(tokio::sync::watch::channel(false).1)
+    }
+
+    /// Whether the engine asked the source to stop.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the engine asks the source to stop (never, if it does not).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The sending half a source writes its batches into (bounded: `send` waits while the
 /// engine is behind). Cloneable; the read is over when every clone is dropped.
 #[derive(Debug, Clone)]
-pub struct BatchSender(tokio::sync::mpsc::Sender<SourceMessage>);
+pub struct BatchSender {
+    tx: tokio::sync::mpsc::Sender<SourceMessage>,
+    stop: StopSignal,
+}
 
 /// The engine closed its end: the source should stop and return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -301,51 +336,89 @@ pub struct BatchSender(tokio::sync::mpsc::Sender<SourceMessage>);
 pub struct ChannelClosed;
 
 impl BatchSender {
+    async fn message(&self, m: SourceMessage) -> std::result::Result<(), ChannelClosed> {
+        self.tx.send(m).await.map_err(|_| ChannelClosed)
+    }
+
     /// Send one batch, waiting while the channel is full.
     pub async fn send(&self, batch: TaggedBatch) -> std::result::Result<(), ChannelClosed> {
-        self.0
-            .send(SourceMessage::Batch(batch))
-            .await
-            .map_err(|_| ChannelClosed)
+        self.message(SourceMessage::Batch(batch)).await
     }
 
     /// Declare that no more batches of `org` follow in this read (see
     /// [`SourceMessage::OrgDone`]). Optional: a source that never calls it has its files
     /// completed when the read ends.
     pub async fn org_done(&self, org: &str) -> std::result::Result<(), ChannelClosed> {
-        self.0
-            .send(SourceMessage::OrgDone(org.to_string()))
-            .await
-            .map_err(|_| ChannelClosed)
+        self.message(SourceMessage::OrgDone(org.to_string())).await
+    }
+
+    /// Offer `state` as `stream`'s state once what was sent so far is loaded: every row
+    /// it covers must have been sent before this call. It is the stream's whole state
+    /// (units finished so far updated, the others as they were), and it may cover less
+    /// than the final `StreamResult`. Optional: without it, state commits at the end.
+    pub async fn checkpoint(
+        &self,
+        stream: &str,
+        state: serde_json::Value,
+    ) -> std::result::Result<(), ChannelClosed> {
+        self.message(SourceMessage::Checkpoint {
+            stream: stream.to_string(),
+            state,
+        })
+        .await
+    }
+
+    /// The engine's stop request (a deadline). A source that honours it stops between
+    /// requests and returns its streams as `Done` with state covering the finished units.
+    pub fn stop_signal(&self) -> StopSignal {
+        self.stop.clone()
     }
 }
 
 /// The engine's end of a [`batch_channel`].
 #[derive(Debug)]
-pub struct BatchReceiver(tokio::sync::mpsc::Receiver<SourceMessage>);
+pub struct BatchReceiver {
+    rx: tokio::sync::mpsc::Receiver<SourceMessage>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
 
 impl BatchReceiver {
     /// The next message, `None` once every sender is dropped.
     pub async fn recv_message(&mut self) -> Option<SourceMessage> {
-        self.0.recv().await
+        self.rx.recv().await
     }
 
-    /// The next batch, skipping `OrgDone` messages (for tests and tools that only
-    /// collect rows).
+    /// The next batch, skipping other messages (for tests and tools that only collect rows).
     pub async fn recv(&mut self) -> Option<TaggedBatch> {
         loop {
-            match self.0.recv().await? {
-                SourceMessage::Batch(b) => return Some(b),
-                SourceMessage::OrgDone(_) => continue,
+            if let SourceMessage::Batch(b) = self.rx.recv().await? {
+                return Some(b);
             }
         }
+    }
+
+    /// The next message if one is waiting, without waiting.
+    pub fn try_recv_message(&mut self) -> Option<SourceMessage> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Ask the source to stop early (see [`BatchSender::stop_signal`]).
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
     }
 }
 
 /// A bounded channel of `capacity` messages from a source to the engine.
 pub fn batch_channel(capacity: usize) -> (BatchSender, BatchReceiver) {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
-    (BatchSender(tx), BatchReceiver(rx))
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    (
+        BatchSender {
+            tx,
+            stop: StopSignal(stop_rx),
+        },
+        BatchReceiver { rx, stop },
+    )
 }
 
 /// How one stream's read ended.

@@ -90,6 +90,8 @@ pub struct Faults {
     pub forbid_kind: Option<String>,
     /// Answer 404 for every request under this repository name (it is still listed).
     pub missing_repo: Option<String>,
+    /// Answer 502 for every request under this repository name (it is still listed).
+    pub fail_5xx_repo: Option<String>,
     /// Primary quota per window (default 1,000,000 an hour); applying faults with a
     /// quota restarts the window. Requests past it get 403 with remaining 0.
     pub quota: Option<u64>,

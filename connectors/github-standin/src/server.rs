@@ -724,15 +724,17 @@ fn repo_route(
     rest: &[&str],
     q: &HashMap<String, String>,
 ) -> Resp {
-    let missing = sh
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .missing_repo
-        .clone();
+    let (missing, failing) = {
+        let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+        (f.missing_repo.clone(), f.fail_5xx_repo.clone())
+    };
     if missing.as_deref() == Some(sh.world.repos[ri].name.as_str()) {
         injected(sh);
         return message(StatusCode::NOT_FOUND, "Not Found");
+    }
+    if failing.as_deref() == Some(sh.world.repos[ri].name.as_str()) {
+        injected(sh);
+        return message(StatusCode::BAD_GATEWAY, "Server Error");
     }
     match rest {
         ["pulls"] => pulls(sh, req, ri, q),

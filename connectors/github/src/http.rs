@@ -8,6 +8,7 @@ use crate::config::GithubConfig;
 use crate::gunzip::{encoding, gunzip, Encoding, GunzipError};
 use crate::tokens::{Candidates, Tokens};
 use flowctl_core::progress::{Progress, ProgressEvent};
+use flowctl_core::StopSignal;
 use reqwest::header::{
     HeaderMap, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, RETRY_AFTER,
 };
@@ -100,7 +101,13 @@ pub struct Client {
     /// Most bytes a response body may hold, as it came and once inflated
     /// ([`MAX_BODY`]; smaller in tests).
     max_body: usize,
+    /// The engine's stop request (a run's deadline): no new request starts after it, and
+    /// a rate-limit wait ends.
+    stop: StopSignal,
 }
+
+/// The failure of every request asked for after the engine's stop request.
+const STOPPED: &str = "not requested: the run stopped at its deadline";
 
 /// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
 /// a fresh `mmap` (flowctl keeps glibc's mmap threshold at 1 MiB, `src/main.rs`), ~430
@@ -313,7 +320,27 @@ impl Client {
             turns: Arc::new(Semaphore::new(1)),
             max_body: MAX_BODY,
             progress,
+            stop: StopSignal::never(),
         })
+    }
+
+    /// Stop starting requests, and end waits, once `stop` fires.
+    pub fn with_stop(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Whether the engine asked the read to stop.
+    pub fn stopped(&self) -> bool {
+        self.stop.is_set()
+    }
+
+    /// Sleeps `d`, or less when the engine asks the read to stop.
+    async fn pause(&self, d: Duration) -> Result<(), HttpError> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = self.stop.wait() => Err(HttpError::Failed(STOPPED.into())),
+        }
     }
 
     /// Bound response bodies at `bytes` instead of 512 MiB, as they came and once inflated
@@ -375,6 +402,9 @@ impl Client {
         let cands = self.auth.candidates(self, url).await?;
         let (mut attempt, mut secondary, mut switches) = (0u32, 0u32, 0usize);
         loop {
+            if self.stopped() {
+                return Err(HttpError::Failed(STOPPED.into()));
+            }
             let slot = self.wait_for_budget(stream, &cands).await?;
             self.event(ProgressEvent::Request {
                 stream: stream.into(),
@@ -402,10 +432,10 @@ impl Client {
                         )));
                     }
                     let base = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
-                    tokio::time::sleep(Duration::from_millis(
+                    self.pause(Duration::from_millis(
                         base.saturating_add(jitter(self.backoff_ms.max(1))),
                     ))
-                    .await;
+                    .await?;
                 }
                 Step::Wait { seconds, reason } => {
                     secondary += 1;
@@ -419,7 +449,7 @@ impl Client {
                         seconds,
                         reason,
                     });
-                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    self.pause(Duration::from_secs(seconds)).await?;
                 }
             }
         }
@@ -695,7 +725,7 @@ impl Client {
                 fmt_time(reset)
             ),
         });
-        tokio::time::sleep(Duration::from_secs(wait)).await;
+        self.pause(Duration::from_secs(wait)).await?;
         self.auth.refilled(low.slot);
         Ok(low.slot)
     }

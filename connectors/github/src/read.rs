@@ -12,7 +12,7 @@ use crate::rows::{
     parse_page, BatchCtx, CommitFull, CommitItem, CommitRows, FileRows, PrItem, PrRows, RepoItem,
     RepoRows, ReviewItem, ReviewRows, TableRows, MAX_BATCH_TEXT_BYTES,
 };
-use crate::state::{us_to_time, BranchHead, OrgListing, RepoCursor, RepoRef, StreamState};
+use crate::state::{us_to_time, BranchHead, OrgListing, RepoCursor, RepoRef, Span, StreamState};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::progress::{Progress, ProgressEvent};
 use flowctl_core::{
@@ -20,6 +20,7 @@ use flowctl_core::{
 };
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use StreamKind::*;
 
@@ -110,7 +111,33 @@ pub struct Run<'a> {
     shard: Option<Shard>,
     gql: crate::graphql::Gql,
     api: Api,
+    /// Full batches cut but not yet sent: a checkpoint waits until none is (see `offer`).
+    inflight: AtomicUsize,
+    /// Repositories (or orgs) the deadline cut short: not failures, just not finished.
+    unfinished: Mutex<BTreeSet<String>>,
+    /// Progress of repositories still being read, per stream and `org/repo` (see
+    /// `StreamState::partial`), and the streams it moved since the last offer.
+    partial: Mutex<BTreeMap<(StreamKind, String), Span>>,
+    progressed: Mutex<BTreeSet<StreamKind>>,
+    progress_made: tokio::sync::Notify,
 }
+
+/// How long progress inside a repository waits before it is offered (see `Run::org`).
+const PROGRESS_OFFER_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Failures of one stream: (org/repo or org, message).
+type Errors = BTreeMap<StreamKind, Vec<(String, String)>>;
 
 /// Per-repository result: new cursor or error per stream.
 struct RepoOutcome {
@@ -153,6 +180,14 @@ fn keep_opt(d: Option<i64>, cut: Option<i64>) -> bool {
     match (d, cut) {
         (Some(d), Some(c)) => d >= c,
         _ => true,
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -201,7 +236,9 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
     }
     let auth = Auth::resolve(cfg).await?;
     let api = cfg.api.resolve(matches!(auth, Auth::Anonymous));
-    let client = Client::new(cfg, auth, req.progress.clone()).map_err(PluginError::config)?;
+    let client = Client::new(cfg, auth, req.progress.clone())
+        .map_err(PluginError::config)?
+        .with_stop(out.stop_signal());
     let run = Run {
         cfg,
         client,
@@ -224,6 +261,11 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         shard: req.shard,
         gql: crate::graphql::Gql::new(cfg),
         api,
+        inflight: AtomicUsize::new(0),
+        unfinished: Mutex::new(BTreeSet::new()),
+        partial: Mutex::new(BTreeMap::new()),
+        progressed: Mutex::new(BTreeSet::new()),
+        progress_made: tokio::sync::Notify::new(),
     };
     let orgs: Vec<&String> = cfg
         .orgs
@@ -233,21 +275,41 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         })
         .collect();
     let mut states = run.old.clone();
-    let mut errors: BTreeMap<StreamKind, Vec<String>> = BTreeMap::new();
+    let mut errors = Errors::new();
     for org in orgs {
         crate::tokens::for_org(org, run.org(org, &mut states, &mut errors)).await?;
+    }
+    let unfinished = std::mem::take(&mut *run.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
+    if !unfinished.is_empty() {
+        let keys: Vec<&str> = unfinished.iter().map(|k| k.as_str()).collect();
+        run.event(ProgressEvent::Warning {
+            stream: "source".into(),
+            message: format!(
+                "stopped at the deadline: {} not read to the end ({}); they keep their \
+                 previous cursors and the next run reads them",
+                plural(keys.len(), "repository", "repositories"),
+                name_list(&keys)
+            ),
+        });
     }
     for k in &run.kinds {
         let result = match errors.get(k) {
             Some(errs) if !errs.is_empty() => StreamResult::Failed {
                 error: if errs.len() == 1 {
-                    errs[0].clone()
+                    format!("{}: {}", errs[0].0, errs[0].1)
                 } else {
-                    format!("{} repositories failed; first: {}", errs.len(), errs[0])
+                    let keys: Vec<&str> = errs.iter().map(|(k, _)| k.as_str()).collect();
+                    format!(
+                        "{} failed ({}); the others were loaded and their cursors committed; first error: {}: {}",
+                        plural(errs.len(), "repository", "repositories"),
+                        name_list(&keys),
+                        errs[0].0,
+                        errs[0].1
+                    )
                 },
             },
             _ => StreamResult::Done {
-                state: states.get(k).cloned().unwrap_or_default().to_value(),
+                state: run.with_partial(*k, states.get(k)).to_value(),
             },
         };
         outcome.streams.insert(k.name().to_string(), result);
@@ -255,9 +317,52 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
     Ok(outcome)
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Up to ten names, then how many more.
+fn name_list(names: &[&str]) -> String {
+    let mut s = names
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        s.push_str(&format!(" and {} more", names.len() - 10));
+    }
+    s
+}
+
 impl Run<'_> {
     fn want(&self, k: StreamKind) -> bool {
         self.kinds.contains(&k)
+    }
+
+    /// `st` with the progress of the repositories cut short or still being read.
+    fn with_partial(&self, k: StreamKind, st: Option<&StreamState>) -> StreamState {
+        let mut st = st.cloned().unwrap_or_default();
+        for ((kind, key), span) in locked(&self.partial).iter() {
+            if *kind == k {
+                st.partial.insert(key.clone(), *span);
+            }
+        }
+        st
+    }
+
+    /// Records that a repository's read so far covers `[low, high]` for `k`.
+    fn progress(&self, k: StreamKind, key: &str, low: i64, high: i64) {
+        let old = self.old.get(&k).and_then(|s| s.partial.get(key)).copied();
+        if let Some(span) = Span::extended(old, low, high) {
+            locked(&self.partial).insert((k, key.to_string()), span);
+            locked(&self.progressed).insert(k);
+            self.progress_made.notify_one();
+        }
+    }
+
+    fn span(&self, k: StreamKind, key: &str) -> Option<Span> {
+        self.old.get(&k).and_then(|s| s.partial.get(key)).copied()
     }
 
     fn cursor(&self, k: StreamKind, key: &str) -> RepoCursor {
@@ -327,7 +432,10 @@ impl Run<'_> {
                 || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES
             {
                 match rows.finish(org, &self.ctx) {
-                    Ok(b) => full.push(b),
+                    Ok(b) => {
+                        self.inflight.fetch_add(1, Ordering::SeqCst);
+                        full.push(b)
+                    }
                     Err(e) => return (full, Some(e), n),
                 }
             }
@@ -359,7 +467,9 @@ impl Run<'_> {
         page: PageOut<X>,
         turn: Turn,
     ) -> std::result::Result<X, Stop> {
+        let cut = page.full.len();
         self.send(kind, org, page.full).await?;
+        self.inflight.fetch_sub(cut, Ordering::SeqCst);
         drop(turn);
         if let Some(e) = page.fatal {
             return Err(Stop::Fatal(PluginError::other(format!(
@@ -396,9 +506,10 @@ impl Run<'_> {
         &self,
         org: &str,
         states: &mut BTreeMap<StreamKind, StreamState>,
-        errors: &mut BTreeMap<StreamKind, Vec<String>>,
+        errors: &mut Errors,
     ) -> Result<()> {
         let raw = self.cfg.include_raw;
+        let mut changed = BTreeSet::new();
         let accs = Accs {
             org: org.to_string(),
             pr: Acc::new(PullRequest, PrRows::new(raw)),
@@ -416,6 +527,7 @@ impl Run<'_> {
                         Some(l) => st.orgs.insert(org.to_string(), l),
                         None => st.orgs.remove(org),
                     };
+                    changed.insert(Repository);
                 }
                 repos
             }
@@ -428,12 +540,11 @@ impl Run<'_> {
                 )))
             }
             Err(Stop::Failed(m)) => {
-                for k in &self.kinds {
-                    errors.entry(*k).or_default().push(m.clone());
-                }
+                self.failed(errors, self.kinds.iter().copied(), org, m);
                 Vec::new()
             }
         };
+        self.offer(&accs, states, &mut changed, false).await?;
         let selected: Vec<RepoRef> = repos
             .into_iter()
             .filter(|r| self.selected(org, r))
@@ -445,7 +556,25 @@ impl Run<'_> {
             .map(|r| Box::pin(crate::tokens::for_repo(org, &r.name, self.repo(&accs, r))))
             .collect();
         let mut tasks = futures::stream::iter(futs).buffer_unordered(self.cfg.max_concurrency);
-        while let Some(res) = tasks.next().await {
+        // Progress inside repositories still being read is offered too, a moment after
+        // it is made (coalescing a burst of pages into one offer).
+        let mut offer_at: Option<tokio::time::Instant> = None;
+        loop {
+            let res = tokio::select! {
+                res = tasks.next() => match res {
+                    Some(res) => res,
+                    None => break,
+                },
+                _ = sleep_until(offer_at), if offer_at.is_some() => {
+                    offer_at = None;
+                    self.offer(&accs, states, &mut changed, false).await?;
+                    continue;
+                }
+                _ = self.progress_made.notified(), if offer_at.is_none() => {
+                    offer_at = Some(tokio::time::Instant::now() + PROGRESS_OFFER_DELAY);
+                    continue;
+                }
+            };
             let o = res?;
             if let Some(m) = o.skipped {
                 self.event(ProgressEvent::Warning {
@@ -457,14 +586,25 @@ impl Run<'_> {
             for (k, r) in o.results {
                 match r {
                     Ok(c) => {
-                        states.entry(k).or_default().repos.insert(o.key.clone(), c);
+                        let st = states.entry(k).or_default();
+                        let cut_short = st.partial.remove(&o.key).is_some();
+                        locked(&self.partial).remove(&(k, o.key.clone()));
+                        if st.repos.insert(o.key.clone(), c.clone()).as_ref() != Some(&c)
+                            || cut_short
+                        {
+                            changed.insert(k);
+                        }
                     }
-                    Err(m) => errors.entry(k).or_default().push(m),
+                    Err(m) => self.failed(errors, [k], &o.key, m),
                 }
             }
             for (k, h) in o.heads {
-                states.entry(k).or_default().heads.insert(o.key.clone(), h);
+                let st = states.entry(k).or_default();
+                if st.heads.insert(o.key.clone(), h.clone()).as_ref() != Some(&h) {
+                    changed.insert(k);
+                }
             }
+            self.offer(&accs, states, &mut changed, false).await?;
         }
         drop(tasks);
         self.flush(&accs.rp, org).await?;
@@ -473,12 +613,70 @@ impl Run<'_> {
         self.flush(&accs.cm, org).await?;
         self.flush(&accs.cf, org).await?;
         self.flush(&accs.dp, org).await?;
+        self.offer(&accs, states, &mut changed, true).await?;
         // Orgs are read one after another: the engine can complete this org's staged
         // files now rather than hold them open while the next org is read.
         self.out
             .org_done(org)
             .await
             .map_err(|e| PluginError::other(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Records a failure of `key` (org/repo, or org) for `kinds`; after the engine's stop
+    /// request it is only unfinished work, which the next run picks up.
+    fn failed(
+        &self,
+        errors: &mut Errors,
+        kinds: impl IntoIterator<Item = StreamKind>,
+        key: &str,
+        m: String,
+    ) {
+        if self.client.stopped() {
+            let mut unfinished = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+            unfinished.insert(key.to_string());
+            return;
+        }
+        for k in kinds {
+            errors
+                .entry(k)
+                .or_default()
+                .push((key.to_string(), m.clone()));
+        }
+    }
+
+    /// Offers the engine a checkpoint for each stream in `changed` (a repository finished
+    /// since the last one): the rows still in that stream's builder are sent first. Waits
+    /// while a full batch is cut but not yet sent (it may hold rows of a finished
+    /// repository); the next finished repository, or the end of the org (`settled`: no
+    /// repository task is left), offers then.
+    async fn offer(
+        &self,
+        a: &Accs,
+        states: &BTreeMap<StreamKind, StreamState>,
+        changed: &mut BTreeSet<StreamKind>,
+        settled: bool,
+    ) -> Result<()> {
+        if !settled && self.inflight.load(Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        changed.extend(std::mem::take(&mut *locked(&self.progressed)));
+        let org = a.org.as_str();
+        for k in std::mem::take(changed) {
+            match k {
+                PullRequest => self.flush(&a.pr, org).await?,
+                PullRequestReview => self.flush(&a.rv, org).await?,
+                Commit => self.flush(&a.cm, org).await?,
+                CommitFile => self.flush(&a.cf, org).await?,
+                Repository => self.flush(&a.rp, org).await?,
+                Deployment => self.flush(&a.dp, org).await?,
+            }
+            let state = self.with_partial(k, states.get(&k)).to_value();
+            self.out
+                .checkpoint(k.name(), state)
+                .await
+                .map_err(|e| PluginError::other(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -767,6 +965,14 @@ impl Run<'_> {
         );
         let (mut first, mut new_etag, mut pr_max, mut rv_max, mut rv_err) =
             (true, None, None, None, None::<String>);
+        // Rows within what an earlier read cut short had covered are not sent again.
+        let (span_pr, span_rv) = (
+            self.span(PullRequest, key),
+            self.span(PullRequestReview, key),
+        );
+        let fresh = |span: Option<Span>, u: i64| span.is_none_or(|s| !s.contains_us(u));
+        // The newest and oldest `updated_at` listed so far in this read.
+        let (mut top, mut low) = (None::<i64>, None::<i64>);
         loop {
             let got = self
                 .client
@@ -783,30 +989,33 @@ impl Run<'_> {
                         // A short page is not the end: only the Link header says so.
                         let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
                         let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
-                        let rows = items
-                            .iter()
-                            .zip(&times)
-                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
+                        let want_pr = |u: i64| pr_want && keep(u, cut_pr) && fresh(span_pr, u);
+                        let rows = items.iter().zip(&times).filter(|(_, t)| want_pr(t.updated));
                         let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((p, raw), t)| {
                             b.append(org, &r.name, p, t, *raw)
                         });
-                        let pmax = items
+                        let pmax = times
                             .iter()
-                            .zip(&times)
-                            .filter(|(_, t)| pr_want && keep(t.updated, cut_pr))
-                            .map(|(_, t)| t.updated)
+                            .map(|t| t.updated)
+                            .filter(|u| want_pr(*u))
                             .max();
                         let targets: Vec<(i64, i64, i64)> = items
                             .iter()
                             .zip(&times)
-                            .filter(|(_, t)| rv_want && keep(t.updated, cut_rv))
+                            .filter(|(_, t)| {
+                                rv_want && keep(t.updated, cut_rv) && fresh(span_rv, t.updated)
+                            })
                             .map(|((p, _), t)| (p.id, p.number, t.updated))
                             .collect();
+                        let listed = (
+                            times.iter().map(|t| t.updated).min(),
+                            times.iter().map(|t| t.updated).max(),
+                        );
                         Ok(PageOut {
                             full,
                             fatal,
                             rows: n,
-                            extra: (stop, pmax, targets),
+                            extra: (stop, pmax, targets, listed),
                         })
                     },
                 )
@@ -830,10 +1039,18 @@ impl Run<'_> {
                 new_etag = etag_now;
             }
             // The turn goes with the delivery, before the reviews are requested.
-            let (stop, pmax, targets) = self.deliver(PullRequest, org, data, turn).await?;
+            let (stop, pmax, targets, (page_low, page_top)) =
+                self.deliver(PullRequest, org, data, turn).await?;
             pr_max = max_opt(pr_max, pmax);
+            top = max_opt(top, page_top);
+            low = min_opt(low, page_low);
+            // Every pull request listed so far is sent: a read cut short from here on
+            // keeps them (see `StreamState::partial`).
+            if let (true, Some(lo), Some(hi)) = (pr_want, low, top) {
+                self.progress(PullRequest, key, lo, hi);
+            }
             if rv_want && rv_err.is_none() {
-                match self.reviews(a, r, &targets).await {
+                match self.reviews(a, r, &targets, key, top).await {
                     Ok(()) => rv_max = max_opt(rv_max, targets.iter().map(|t| t.2).max()),
                     Err(Stop::Failed(m)) => rv_err = Some(m),
                     Err(e) => return Err(e),
@@ -846,8 +1063,10 @@ impl Run<'_> {
             first = false;
         }
         let mut res = Vec::new();
+        let span_end = |s: Option<Span>| s.map(|s| s.to.timestamp_micros());
         if pr_want {
-            let cursor = max_opt(old_pr.cursor_us(), pr_max).and_then(us_to_time);
+            let cursor = max_opt(max_opt(old_pr.cursor_us(), pr_max), span_end(span_pr))
+                .and_then(us_to_time);
             res.push((
                 PullRequest,
                 Ok(RepoCursor {
@@ -858,7 +1077,8 @@ impl Run<'_> {
             ));
         }
         if rv_want {
-            let cursor = max_opt(old_rv.cursor_us(), rv_max).and_then(us_to_time);
+            let cursor = max_opt(max_opt(old_rv.cursor_us(), rv_max), span_end(span_rv))
+                .and_then(us_to_time);
             res.push((
                 PullRequestReview,
                 rv_err.map_or(
@@ -874,14 +1094,18 @@ impl Run<'_> {
         Ok(res)
     }
 
+    /// The reviews of `targets` (id, number, updated_at; newest first). After each pull
+    /// request's, the reviews of every one listed from `top` down to it are sent.
     async fn reviews(
         &self,
         a: &Accs,
         r: &RepoRef,
         targets: &[(i64, i64, i64)],
+        key: &str,
+        top: Option<i64>,
     ) -> std::result::Result<(), Stop> {
         let org = a.org.as_str();
-        for (id, number, _) in targets {
+        for (id, number, updated) in targets {
             let mut url = self.url(
                 &[
                     "repos",
@@ -919,6 +1143,9 @@ impl Run<'_> {
                     Some(n) => url = n,
                     None => break,
                 }
+            }
+            if let Some(hi) = top {
+                self.progress(PullRequestReview, key, *updated, hi);
             }
         }
         Ok(())
@@ -1103,7 +1330,10 @@ impl Run<'_> {
                         let limit = self.cfg.batch_rows;
                         if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
                             match rows.finish(org, &self.ctx) {
-                                Ok(b) => full.push(b),
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
                                 Err(e) => fatal = Some(e),
                             }
                         }
@@ -1112,7 +1342,10 @@ impl Run<'_> {
                             rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
                         if fatal.is_none() && full_now {
                             match rows.finish(org, &self.ctx) {
-                                Ok(b) => full.push(b),
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
                                 Err(e) => fatal = Some(e),
                             }
                         }

@@ -32,6 +32,12 @@
 //!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally. `user:
 //!   true` marks a user account (listed at /users/{name}/repos), kept whatever the size.
 //!
+//! * `partial` (pull_request, pull_request_review): per `org/repo`, the span of
+//!   `updated_at` a read cut short had covered (a deadline, a failure, a kill after a
+//!   checkpoint): every pull request (and its reviews) updated within `[from, to]` was
+//!   sent. The cursor does not cover it yet (older ones may be missing); the next read
+//!   skips the span's rows and, once it finishes the repository, moves the cursor past it.
+//!
 //! Entries of repos not read in a run (other shard, `--org` filter, 404) are kept as they were.
 
 use chrono::{DateTime, Utc};
@@ -46,6 +52,8 @@ pub struct StreamState {
     pub orgs: BTreeMap<String, OrgListing>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub heads: BTreeMap<String, BranchHead>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial: BTreeMap<String, Span>,
 }
 
 /// commit, commit_file: the default branch's head as last read (see `read.rs`).
@@ -55,6 +63,33 @@ pub struct BranchHead {
     /// ETag of `commits?per_page=1` when it answered this head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+}
+
+/// The rows of a repository read so far by a read cut short (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Span {
+    pub fn contains_us(&self, us: i64) -> bool {
+        self.from.timestamp_micros() <= us && us <= self.to.timestamp_micros()
+    }
+
+    /// The span after a read from the top down to `low` (newest seen: `high`): it grows
+    /// only once that read reached this span, so the covered rows stay one range.
+    pub fn extended(old: Option<Span>, low: i64, high: i64) -> Option<Span> {
+        let (from, to) = (us_to_time(low)?, us_to_time(high)?);
+        match old {
+            None => Some(Span { from, to }),
+            Some(o) if from <= o.to => Some(Span {
+                from: from.min(o.from),
+                to: to.max(o.to),
+            }),
+            Some(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -146,5 +181,37 @@ mod tests {
         );
         assert_eq!(v["orgs"]["acme"]["user"], true);
         assert_eq!(StreamState::from_value(Some(&v)).unwrap(), new);
+    }
+
+    fn us(s: &str) -> i64 {
+        s.parse::<DateTime<Utc>>().unwrap().timestamp_micros()
+    }
+
+    #[test]
+    fn a_span_grows_only_once_a_read_reaches_it() {
+        let first = Span::extended(None, us("2026-01-05T00:00:00Z"), us("2026-01-09T00:00:00Z"));
+        let first = first.unwrap();
+        assert!(first.contains_us(us("2026-01-05T00:00:00Z")));
+        assert!(!first.contains_us(us("2026-01-04T23:59:59Z")));
+        // A later read, still above the span: the covered rows would be two ranges.
+        let above = Span::extended(
+            Some(first),
+            us("2026-01-10T00:00:00Z"),
+            us("2026-01-12T00:00:00Z"),
+        );
+        assert_eq!(above, None);
+        // Once it reaches the span, one range from its bottom to the newest row.
+        let grown = Span::extended(
+            Some(first),
+            us("2026-01-02T00:00:00Z"),
+            us("2026-01-12T00:00:00Z"),
+        );
+        assert_eq!(
+            grown,
+            Some(Span {
+                from: "2026-01-02T00:00:00Z".parse().unwrap(),
+                to: "2026-01-12T00:00:00Z".parse().unwrap(),
+            })
+        );
     }
 }

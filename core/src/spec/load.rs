@@ -1,7 +1,9 @@
 //! Reading a spec file into a validated [`Spec`].
 
 use super::positions::{escape_segment, Pos, Positions};
-use super::{display_path, validate, PluginBlock, Spec, SpecError, SpecErrors, StateSettings};
+use super::{
+    display_path, validate, PluginBlock, RunSettings, Spec, SpecError, SpecErrors, StateSettings,
+};
 use crate::plugin::PluginKind;
 use serde_json::{Map, Value};
 use std::io::Read;
@@ -269,6 +271,22 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|e| SpecErrors(vec![ctx.err("/state", true, "state", e.to_string())]))?,
     };
+    let mut run = RunSettings::default();
+    for (key, slot) in [
+        ("checkpoint_interval", &mut run.checkpoint_interval),
+        ("max_duration", &mut run.max_duration),
+    ] {
+        if let Some(text) = doc
+            .get("run")
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+        {
+            let at = format!("/run/{key}");
+            let d = super::parse_duration(text)
+                .map_err(|e| SpecErrors(vec![ctx.err(&at, false, &format!("run.{key}"), e)]))?;
+            *slot = Some(d);
+        }
+    }
     Ok(Spec {
         path: PathBuf::from(path),
         name: doc["name"].as_str().unwrap_or_default().to_string(),
@@ -280,5 +298,6 @@ fn build(path: &Path, mut doc: Value, ctx: &Ctx) -> Result<Spec, SpecErrors> {
             .and_then(Value::as_str)
             .map(str::to_string),
         state,
+        run,
     })
 }

@@ -32,6 +32,52 @@ pub struct Spec {
     /// Cron expression (checked), for `flowctl serve`.
     pub schedule: Option<String>,
     pub state: StateSettings,
+    pub run: RunSettings,
+}
+
+/// The optional `run:` block: how often a run checkpoints and when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// Load and commit at least this often (default: the engine's 15 minutes).
+    pub checkpoint_interval: Option<std::time::Duration>,
+    /// Stop reading after this long (`apply --max-duration` overrides it).
+    pub max_duration: Option<std::time::Duration>,
+}
+
+/// What a duration in a spec or a flag looks like (for the schema and messages).
+pub const DURATION_PATTERN: &str = "^(0|([0-9]+[smh])+)$";
+
+/// Parses `90s`, `15m`, `2h`, `1h30m` (or `0`) into a duration.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad = || format!("`{text}` is not a duration: expected e.g. 90s, 15m, 2h or 1h30m");
+    let t = text.trim();
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (mut total, mut digits, mut any) = (0u64, String::new(), false);
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+        any = true;
+    }
+    if !any || !digits.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// One plugin block of a spec.
@@ -63,6 +109,24 @@ pub struct SpecError {
     /// Key path, e.g. `source.orgs[0]`; empty for the document itself.
     pub path: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_with_units() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "15", "m", "1.5h", "10d", "-1m", "99999999999999999999h"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("expected e.g. 90s"), "{bad}: {e}");
+        }
+    }
 }
 
 impl fmt::Display for SpecError {

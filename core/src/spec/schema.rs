@@ -101,6 +101,7 @@ pub fn composed_schema() -> Value {
         }),
     );
     props.insert("state".into(), state_schema());
+    props.insert("run".into(), run_schema());
     json!({
         "$schema": DRAFT,
         "$id": "https://flowctl.dev/schemas/pipeline.schema.json",
@@ -129,6 +130,35 @@ fn state_schema() -> Value {
                 "maximum": crate::state::MAX_LEASE_TTL.as_secs(),
                 "description": "How long a run's lease lasts without renewal before another run may take over (at most 365 days)."
             }
+        }
+    })
+}
+
+fn run_schema() -> Value {
+    let duration = |description: &str| {
+        json!({
+            "type": "string",
+            "pattern": super::DURATION_PATTERN,
+            "description": description,
+        })
+    };
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "How a run checkpoints and when it stops. Durations: 90s, 15m, 2h, 1h30m.",
+        "properties": {
+            "checkpoint_interval": duration(
+                "Load what was read and commit its state at least this often (default 15m; \
+                 also before a rate-limit wait of a minute or more, and at the end). A run \
+                 killed later re-reads only what came after its last checkpoint. On \
+                 Snowflake each checkpoint resumes the warehouse (60 s minimum billing): \
+                 see the README. 0: at every checkpoint the source offers (each finished repository)."
+            ),
+            "max_duration": duration(
+                "Stop reading this long after the start, load and commit what is complete, \
+                 release the lease and exit 0 with `complete: false` in the summary; the \
+                 next run continues. For `serve` and CronJobs; `apply --max-duration` overrides it."
+            )
         }
     })
 }
