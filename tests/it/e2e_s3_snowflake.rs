@@ -4,7 +4,7 @@
 //! creates with the storage integration). Needs FLOWCTL_TEST_S3_ENDPOINT and
 //! FLOWCTL_TEST_SNOWFLAKE_URL (scripts/with-emulators.sh).
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};

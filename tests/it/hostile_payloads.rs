@@ -7,7 +7,7 @@
 //! Optional fields may be null. Oversized strings load as they are. A record repeated
 //! across pages is one row (MERGE keeps one row per `_ROW_KEY`). Never a panic.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::sync::Arc;

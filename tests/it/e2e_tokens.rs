@@ -3,7 +3,7 @@
 //! summary shows each token's quota by its reference and never a token; a second run
 //! answers 304 throughout because each repository kept its token.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};

@@ -2,7 +2,7 @@
 //! request with the next canned reply (status, headers, body bytes), as GitHub or a proxy
 //! in front of it could. The stand-in only gzips 200s; these are the other cases.
 
-mod common;
+use crate::common;
 
 use common::{Reply, TinyServer};
 use flate2::write::GzEncoder;

@@ -4,7 +4,7 @@
 //! server a third run updates exactly those; runs killed mid-way converge; two shards load
 //! what one unsharded run loads.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};

@@ -3,7 +3,7 @@
 //! never panic and never hang. Fixtures live in tests/specs/hostile/; the cases that are
 //! awkward to keep as files (huge, binary, pathological nesting) are generated here.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -69,7 +69,9 @@ struct Seen {
 
 async fn run_with_limit(gh: &Standin, limit: usize) -> Seen {
     let dir = tempfile::tempdir().unwrap();
-    std::env::set_var("ENGINE_LOADS_TOKEN", "ghp_engine_loads_not_secret");
+    // A token file, not an env var: setting env vars races other tests of this binary.
+    let token = dir.path().join("token");
+    std::fs::write(&token, "ghp_engine_loads_not_secret").unwrap();
     let source = flowctl_core::find_source("github").unwrap();
     let staging = flowctl_core::find_staging("local").unwrap();
     let warehouse = flowctl_core::find_warehouse("duckdb").unwrap();
@@ -80,7 +82,7 @@ async fn run_with_limit(gh: &Standin, limit: usize) -> Seen {
             "base_url": gh.base_url(),
             "orgs": gh.org_names(),
             "streams": ["repository", "pull_request", "pull_request_review", "commit", "commit_file"],
-            "token": {"env": "ENGINE_LOADS_TOKEN"},
+            "token": {"file": token},
         }))
         .unwrap(),
         staging: (staging.build)(json!({"path": dir.path().join("staging")})).unwrap(),

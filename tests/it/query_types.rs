@@ -2,7 +2,7 @@
 //! labels it with a named zone such as `Etc/UTC`, which arrow's printer cannot resolve
 //! on its own).
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};

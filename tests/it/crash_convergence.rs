@@ -4,7 +4,7 @@
 //! complete run must leave the warehouse equal to a clean run: nothing missing, nothing
 //! doubled. Between kills some PRs change on the server, so runs also crash mid-update.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};

@@ -50,7 +50,7 @@ impl Source for TestSource {
 flowctl_core::inventory::submit! {
     flowctl_core::SourceRegistration {
         name: "testsrc",
-        description: "test-only source registered by tests/spec_test_plugin.rs",
+        description: "test-only source registered by tests/it/spec_test_plugin.rs",
         config_schema: || schemars::schema_for!(TestConfig),
         build: |_| Ok(Box::new(TestSource)),
         check: |_| Ok(()),

@@ -4,7 +4,7 @@
 //! leaves the failed streams' state where it was; the next run, faults off, converges.
 //! Each case prints one summary line: faults injected, runs, rows lost, duplicates.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};

@@ -3,7 +3,7 @@
 //! SQL API adapter over fakesnow (scripts/with-emulators.sh). Every check is shown passing,
 //! and each kind of failure is shown with the fix the user is told.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::check::CheckStatus;

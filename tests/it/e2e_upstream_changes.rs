@@ -1,7 +1,7 @@
 //! End to end (stand-in → local staging → DuckDB): upstream changes that a read by date or
 //! a filtered repository list would miss land in the tables.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};

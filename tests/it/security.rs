@@ -9,7 +9,7 @@
 //!   endpoint (GitHub source only), and off is announced loudly;
 //! - a world-readable Snowflake private key is warned about.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};

@@ -1,7 +1,7 @@
 //! `flowctl state show|reset` and `flowctl serve` against the stand-in, local staging and
 //! DuckDB.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
