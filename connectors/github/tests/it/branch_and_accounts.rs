@@ -1,7 +1,7 @@
 //! Shapes every real org has, against the GitHub stand-in: a branch merged with old
 //! commit dates, a repository archived after it was loaded, a user account in `orgs:`.
 
-mod common;
+use crate::common;
 
 use arrow::array::AsArray;
 use common::run_source;

@@ -3,7 +3,7 @@
 //! uses its own App installation, and the figures reach the run summary without any
 //! secret in them.
 
-mod common;
+use crate::common;
 
 use common::run_source;
 use flowctl_core::progress::{ProgressEvent, ProgressSink};

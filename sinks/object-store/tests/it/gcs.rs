@@ -2,7 +2,7 @@
 //! (FLOWCTL_TEST_S3_ENDPOINT), reads, listing and deletes through fake-gcs-server
 //! (FLOWCTL_TEST_GCS_ENDPOINT), which serves XML reads but not XML writes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::{StagedFile, StagingSink};

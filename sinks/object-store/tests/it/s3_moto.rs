@@ -2,7 +2,7 @@
 //! FLOWCTL_TEST_S3_ENDPOINT). Credentials go into each test's own builder, not the
 //! process environment.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::StagingSink;

@@ -1,7 +1,7 @@
 //! Staged files on S3 (moto): downloaded through object_store, then loaded.
 //! Needs FLOWCTL_TEST_S3_ENDPOINT (e.g. from scripts/emulators/moto.sh).
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::object_store::aws::AmazonS3Builder;

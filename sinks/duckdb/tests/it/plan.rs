@@ -1,7 +1,7 @@
 //! Golden test of the rendered SQL, and the plugin's registration and config schema.
-//! Regenerate the golden file with `FLOWCTL_BLESS=1 cargo test -p flowctl-duckdb --test plan`.
+//! Regenerate the golden file with `FLOWCTL_BLESS=1 cargo test -p flowctl-duckdb --test it plan::`.
 
-mod common;
+use crate::common;
 
 use flowctl_core::WarehouseLoader;
 use flowctl_duckdb::{DuckDbConfig, DuckDbLoader};

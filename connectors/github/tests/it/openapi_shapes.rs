@@ -20,7 +20,7 @@ use flowctl_github::rows::{
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-const SCHEMA: &str = include_str!("fixtures/openapi/components.json");
+const SCHEMA: &str = include_str!("../fixtures/openapi/components.json");
 
 fn schemas() -> Map<String, Value> {
     let doc: Value = serde_json::from_str(SCHEMA).expect("components.json is JSON");

@@ -1,6 +1,6 @@
 //! The loader against a real DuckDB and real Parquet files in a local staging root.
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::{LoadStats, WarehouseLoader};

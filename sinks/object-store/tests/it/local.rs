@@ -1,7 +1,7 @@
 //! The `local` sink on a temp dir, and the parts shared by every staging type (naming,
 //! rolling, row groups, schema checks, cleanup, registrations).
 
-mod common;
+use crate::common;
 
 use common::*;
 use flowctl_core::StagingSink;

@@ -5,9 +5,9 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use pkcs8::DecodePrivateKey;
 use rsa::pkcs1::EncodeRsaPublicKey;
 
-const KEY: &str = include_str!("fixtures/test_key.p8");
-const KEY_ENC: &str = include_str!("fixtures/test_key_encrypted.p8");
-const FP: &str = include_str!("fixtures/test_key.fingerprint");
+const KEY: &str = include_str!("../fixtures/test_key.p8");
+const KEY_ENC: &str = include_str!("../fixtures/test_key_encrypted.p8");
+const FP: &str = include_str!("../fixtures/test_key.fingerprint");
 
 #[test]
 fn fingerprint_matches_openssl() {

@@ -9,8 +9,8 @@
 //! commit and repository streams must have (every commit reachable from the default
 //! branch lands once; REPOSITORY rows stay current when a repository is archived).
 
-mod common;
-mod replay;
+use crate::common;
+use crate::replay;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};

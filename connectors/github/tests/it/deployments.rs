@@ -1,7 +1,7 @@
 //! The `deployment` stream against the GitHub stand-in server (real HTTP on 127.0.0.1;
 //! the stand-in is the only fake, because there is no GitHub here).
 
-mod common;
+use crate::common;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
