@@ -5,16 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 "$PWD/scripts/fetch-libduckdb.sh"
 echo "== cargo fmt --check"; cargo fmt --all --check
-echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo clippy (flowctl without DuckDB: --no-default-features)"
-cargo clippy --bin flowctl --no-default-features -- -D warnings
+# Lint and build in one compile: clippy-driver as the compiler of the workspace's own crates
+# lints each while building it (CLIPPY_ARGS is what `cargo clippy -- -D warnings` hands it),
+# so every later cargo command here reuses that build instead of checking it all again.
+driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)" \
+  || { echo "clippy-driver not found: rustup component add clippy" >&2; exit 1; }
+export RUSTC_WORKSPACE_WRAPPER="$driver"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+FLOWCTL="${CARGO_TARGET_DIR:-target}/debug/flowctl"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+echo "== cargo clippy, flowctl without DuckDB (--no-default-features)"
+# `--workspace` resolves dependency features as the test build does, so the two share every
+# dependency; the lean binary is kept aside for the checks at the end.
+cargo build --workspace --no-default-features --bin flowctl
+cp "$FLOWCTL" "$tmp/flowctl-lean"
+echo "== cargo clippy, every target"
+cargo test --workspace --all-targets --no-run
 echo "== tests (with emulators)"
 scripts/with-emulators.sh cargo test --workspace --no-fail-fast -- --test-threads=2
-FLOWCTL="${CARGO_TARGET_DIR:-target}/debug/flowctl"
 echo "== flowctl validate pipelines/*.yaml"
 GITHUB_API_URL=http://127.0.0.1:1 SNOWFLAKE_ACCOUNT=example "$FLOWCTL" validate pipelines/*.yaml
 echo "== generated files are up to date"
-tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 "$FLOWCTL" schema --write "$tmp/schemas" >/dev/null
 diff -ru schemas "$tmp/schemas" || { echo "schemas/ drifted: run 'flowctl schema --write schemas'" >&2; exit 1; }
 "$FLOWCTL" sql raw-tables > "$tmp/raw_tables.sql" 2>/dev/null
@@ -27,16 +38,15 @@ echo "== short fuzz run (cargo fuzz, ${FLOWCTL_FUZZ_SECONDS:-20} s a target)"
 if [[ "${FLOWCTL_FUZZ_SECONDS:-20}" == 0 ]]; then
     echo "skipped: FLOWCTL_FUZZ_SECONDS=0"
 elif cargo fuzz --version >/dev/null 2>&1; then
-    scripts/fuzz.sh "${FLOWCTL_FUZZ_SECONDS:-20}"
+    # cargo fuzz builds with its own (nightly) compiler: no clippy-driver there.
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS scripts/fuzz.sh "${FLOWCTL_FUZZ_SECONDS:-20}"
 elif [[ "${FLOWCTL_REQUIRE_FUZZ:-0}" == 1 ]]; then
     echo "cargo-fuzz is required here (FLOWCTL_REQUIRE_FUZZ=1): cargo install cargo-fuzz" >&2; exit 1
 else
     echo "SKIPPED: cargo-fuzz not installed (cargo install cargo-fuzz --locked)"
 fi
 echo "== flowctl without DuckDB (--no-default-features): no libduckdb linked, clear errors"
-# Last, because it replaces target/debug/flowctl with the lean build (the next cargo test
-# relinks the default one).
-cargo build -q --bin flowctl --no-default-features
+FLOWCTL="$tmp/flowctl-lean"
 if ldd "$FLOWCTL" | grep -q duckdb; then
   echo "the --no-default-features flowctl links libduckdb" >&2; exit 1
 fi

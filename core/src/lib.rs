@@ -13,6 +13,7 @@ mod error_chain;
 pub mod meta;
 pub mod plugin;
 pub mod progress;
+pub mod retry;
 pub mod secret;
 mod secret_resolve;
 pub mod simple;

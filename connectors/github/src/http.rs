@@ -191,18 +191,6 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn jitter(max_ms: u64) -> u64 {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0) as u64;
-    if max_ms == 0 {
-        0
-    } else {
-        n % max_ms
-    }
-}
-
 fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
     s.replace(['\n', '\r'], " ")
@@ -431,11 +419,9 @@ impl Client {
                             "GET {url}: {why} (gave up after {attempt} attempts)"
                         )));
                     }
-                    let base = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
-                    self.pause(Duration::from_millis(
-                        base.saturating_add(jitter(self.backoff_ms.max(1))),
-                    ))
-                    .await?;
+                    let base = Duration::from_millis(self.backoff_ms);
+                    self.pause(flowctl_core::retry::backoff(base, attempt))
+                        .await?;
                 }
                 Step::Wait { seconds, reason } => {
                     secondary += 1;

@@ -16,21 +16,6 @@ pub(crate) struct StoreContext {
     pub credentials_hint: &'static str,
 }
 
-/// The error and its sources, joined, so text from the server's response body is kept.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
-}
-
 impl StoreContext {
     fn endpoint_text(&self) -> String {
         match &self.endpoint {
@@ -48,7 +33,8 @@ impl StoreContext {
 
     /// `action` is a verb phrase ("writing"), `uri` the object concerned.
     pub fn store_error(&self, action: &str, uri: &str, e: &object_store::Error) -> PluginError {
-        let text = chain(e);
+        // With its sources: the text of the server's response body is kept.
+        let text = flowctl_core::error_chain(e);
         let lower = text.to_lowercase();
         let (bucket, at) = (self.bucket_text(), self.endpoint_text());
         let kind = self.kind;

@@ -95,7 +95,7 @@ fn map_part(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
     // turn into an error is a disk read error while its pages are faulted back in, after
     // the kernel dropped them from the page cache: that stops the process, as it would
     // for the binary's own pages, and the run ends as a killed one does: nothing it had
-    // not committed counts, and the next run converges, tests/crash_convergence.rs.)
+    // not committed counts, and the next run converges, tests/it/crash_convergence.rs.)
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)

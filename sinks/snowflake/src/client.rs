@@ -187,22 +187,25 @@ impl SqlApi {
                 Ok(resp) => {
                     let status = resp.status();
                     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        format!("HTTP {status}")
+                        PluginError::transient(format!("HTTP {status}"))
                     } else {
                         return self.answer(resp, statement).await;
                     }
                 }
-                Err(e) => without_url(&e),
+                Err(e) => PluginError::transient(without_url(&e)).with_source(e.without_url()),
             };
             if attempt >= MAX_ATTEMPTS {
-                return Err(PluginError::external(format!(
+                // Still transient: a later run may succeed, and says so to the caller.
+                return Err(PluginError::transient(format!(
                     "snowflake {}: gave up after {attempt} attempts, last: {transient}; statement: {}",
                     self.base,
                     excerpt(statement)
-                )));
+                ))
+                .with_source(transient));
             }
             tracing::warn!(base = %self.base, attempt, reason = %transient, "snowflake request failed, retrying with the same request id");
-            tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            let base = Duration::from_millis(500);
+            tokio::time::sleep(flowctl_core::retry::backoff(base, attempt)).await;
         }
     }
 
@@ -372,14 +375,10 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut msg = kind.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
+    match e.source() {
+        Some(cause) => format!("{kind}: {}", flowctl_core::error_chain(cause)),
+        None => kind.to_string(),
     }
-    msg
 }
 
 /// Cancels the statement when the poll loop is dropped before it finished (Ctrl-C in
