@@ -16,6 +16,10 @@ use common::*;
 use flowctl_github_standin::{data, Faults, Standin, StandinConfig};
 use std::collections::BTreeSet;
 
+/// The request counts below are the REST path's (progress inside a repository is offered
+/// from REST pages of pull requests).
+const REST: &[(&str, &str)] = &[("api", "rest")];
+
 fn world(repos: usize, prs: usize, latency_ms: u64) -> StandinConfig {
     StandinConfig {
         orgs: 1,
@@ -56,12 +60,12 @@ fn rows_of(env: &Env, table: &str, key: &str) -> i64 {
 async fn a_run_killed_after_checkpoints_keeps_them_and_the_rerun_reads_only_the_rest() {
     let (repos, prs, commits) = (6usize, 30usize, 6usize);
     let gh = Standin::start(world(repos, prs, 15)).await.unwrap();
-    let reference = Env::new(&gh, ALL_STREAMS);
+    let reference = Env::with_source_options(&gh, ALL_STREAMS, REST);
     reference.apply(&[]).success();
     let want = reference.content_snapshot();
 
     // One repository at a time and a checkpoint at every finished one.
-    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "1")]);
+    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "1"), REST[0]]);
     with_run_block(&env, "  checkpoint_interval: 0s\n");
     let state_file = env.staging_dir().join("_state").join("e2e.json");
     let mut child = env.spawn_apply(&[]);
@@ -137,14 +141,14 @@ async fn a_failing_repository_keeps_its_cursor_while_the_others_load_and_commit(
     // Five repositories: the stand-in archives the last of four (skipped by default).
     let (repos, prs) = (5usize, 20usize);
     let gh = Standin::start(world(repos, prs, 1)).await.unwrap();
-    let reference = Env::new(&gh, ALL_STREAMS);
+    let reference = Env::with_source_options(&gh, ALL_STREAMS, REST);
     reference.apply(&[]).success();
     let want = reference.content_snapshot();
     let org = data::org_name(0);
     let broken = data::repo_name(2);
     let broken_key = format!("{org}/{broken}");
 
-    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_retries", "1")]);
+    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_retries", "1"), REST[0]]);
     gh.set_faults(Faults {
         fail_5xx_repo: Some(broken.clone()),
         ..Default::default()
@@ -195,11 +199,11 @@ async fn a_failing_repository_keeps_its_cursor_while_the_others_load_and_commit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounded_runs_stop_cleanly_and_finish_the_sync_together() {
     let gh = Standin::start(world(8, 20, 50)).await.unwrap();
-    let reference = Env::new(&gh, ALL_STREAMS);
+    let reference = Env::with_source_options(&gh, ALL_STREAMS, REST);
     reference.apply(&[]).success();
     let want = reference.content_snapshot();
 
-    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "2")]);
+    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "2"), REST[0]]);
     with_run_block(&env, "  max_duration: 1h\n");
     let mut runs = Vec::new();
     loop {
@@ -233,11 +237,11 @@ async fn a_repository_cut_short_by_the_deadline_keeps_what_it_had_sent() {
     // the reviews alone take 300 round trips, far more than the 1 s deadline.
     let prs = 300usize;
     let gh = Standin::start(world(1, prs, 10)).await.unwrap();
-    let reference = Env::new(&gh, ALL_STREAMS);
+    let reference = Env::with_source_options(&gh, ALL_STREAMS, REST);
     reference.apply(&[]).success();
     let want = reference.content_snapshot();
 
-    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "1")]);
+    let env = Env::with_source_options(&gh, ALL_STREAMS, &[("max_concurrency", "1"), REST[0]]);
     let first = env.apply(&["--max-duration", "1s"]);
     assert!(!first.stderr.contains("panicked"), "{}", first.stderr);
     let summary = first.success();
