@@ -1,7 +1,7 @@
 //! `POST /graphql`: the queries flowctl sends (`Pulls`, `Reviews`, `Estimate`), answered
 //! from the same world as the REST endpoints. Each node is built from the REST object of
 //! the same PR or review, so both APIs agree by construction; the fields REST lists lack
-//! (additions, deletions, changed files, merged_by) come from [`extras`].
+//! (additions, deletions, changed files, commits, merged_by) come from [`extras`].
 //!
 //! Not a GraphQL engine: the operation is recognised by name, the answer has every field
 //! flowctl asks for. What GitHub enforces is enforced here too: `first` within 1-100,
@@ -87,6 +87,8 @@ pub struct Extras {
     pub additions: i64,
     pub deletions: i64,
     pub changed_files: i64,
+    /// Commits in the PR (`commits { totalCount }`).
+    pub commits: i64,
     /// Login of who merged it (merged PRs only).
     pub merged_by: Option<String>,
 }
@@ -99,6 +101,7 @@ pub fn extras(w: &World, ri: usize, k: usize, merged: bool) -> Extras {
         additions: (data::hash(&[seed, id, 40]) % 2000) as i64,
         deletions: (data::hash(&[seed, id, 41]) % 900) as i64,
         changed_files: 1 + (data::hash(&[seed, id, 42]) % 40) as i64,
+        commits: 1 + (data::hash(&[seed, id, 44]) % 30) as i64,
         merged_by: merged.then(|| {
             w.user_logins[(data::hash(&[seed, id, 43]) % w.user_logins.len() as u64) as usize]
                 .clone()
@@ -413,6 +416,7 @@ fn pr_node(w: &World, ri: usize, f: PrFacts) -> Option<Value> {
         "additions": x.additions,
         "deletions": x.deletions,
         "changedFiles": x.changed_files,
+        "commits": { "totalCount": x.commits },
         "reviewRequests": { "nodes": p["requested_reviewers"].as_array().map(|a| a.iter().map(|u| json!({ "requestedReviewer": actor(u) })).collect::<Vec<_>>()).unwrap_or_default() },
         "labels": { "nodes": names(&p["labels"], "name") },
         "milestone": p["milestone"].get("title").map(|t| json!({ "title": t })),

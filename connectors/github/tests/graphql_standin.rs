@@ -123,7 +123,13 @@ async fn run(cfg: GithubConfig, state: BTreeMap<String, Value>) -> Out {
     }
 }
 
-const ONLY_GRAPHQL: [&str; 4] = ["ADDITIONS", "DELETIONS", "CHANGED_FILES", "MERGED_BY_LOGIN"];
+const ONLY_GRAPHQL: [&str; 5] = [
+    "ADDITIONS",
+    "DELETIONS",
+    "CHANGED_FILES",
+    "COMMITS",
+    "MERGED_BY_LOGIN",
+];
 /// Differ by design: `_RAW` holds each API's own object, `_INGESTED_AT` is the run's.
 const PER_RUN: [&str; 2] = ["_RAW", "_INGESTED_AT"];
 
@@ -174,6 +180,7 @@ async fn same_rows(cfg: StandinConfig) {
         assert_eq!(int("ADDITIONS"), Some(x.additions), "{key}");
         assert_eq!(int("DELETIONS"), Some(x.deletions), "{key}");
         assert_eq!(int("CHANGED_FILES"), Some(x.changed_files), "{key}");
+        assert_eq!(int("COMMITS"), Some(x.commits), "{key}");
         assert_eq!(gr["MERGED_BY_LOGIN"], x.merged_by, "{key}");
         assert_eq!(x.merged_by.is_some(), merged);
         let raw: Value = serde_json::from_str(gr["_RAW"].as_deref().unwrap()).unwrap();

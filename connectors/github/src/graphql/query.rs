@@ -9,7 +9,8 @@ const REVIEW_FIELDS: &str = "fullDatabaseId
 /// Review pages: 100 is GitHub's largest `first`.
 pub const REVIEWS_FIRST: u32 = 100;
 
-/// Connections nested in each pull request: reviews, labels, review requests.
+/// Connections nested in each pull request that fetch nodes: reviews, labels, review
+/// requests (`commits { totalCount }` fetches none, so GitHub's rule does not count it).
 pub const NESTED_CONNECTIONS: u32 = 3;
 
 /// One page of a repository's pull requests, newest updated first, each with its first
@@ -29,7 +30,7 @@ pub fn pulls() -> String {
         baseRefName baseRefOid headRefName headRefOid
         headRepository {{ nameWithOwner }}
         mergedBy {{ __typename login }}
-        additions deletions changedFiles
+        additions deletions changedFiles commits {{ totalCount }}
         reviewRequests(first: 100) {{ nodes {{ requestedReviewer {{ __typename ... on User {{ login }} ... on Bot {{ login }} ... on Mannequin {{ login }} }} }} }}
         labels(first: 100) {{ nodes {{ name }} }}
         milestone {{ title }}
