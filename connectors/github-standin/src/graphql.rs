@@ -1,10 +1,10 @@
 //! `POST /graphql`: the queries flowctl sends (`Pulls`, `Reviews`, `Estimate`), answered
 //! from the same world as the REST endpoints. Each node is built from the REST object of
 //! the same PR or review, so both APIs agree by construction; the fields REST lists lack
-//! (additions, deletions, changed files, merged_by) come from [`extras`].
+//! (additions, deletions, changed files, commits, merged_by) come from [`extras`].
 //!
 //! Not a GraphQL engine: the operation is recognised by name, the answer has every field
-//! flowctl asks for. What GitHub enforces is enforced here too: `first` within 1-100,
+//! flowctl asks for (`Pulls` under each repository's alias `r0`, `r1`...). What GitHub enforces is enforced here too: `first` within 1-100,
 //! the 500,000-node limit, and a point cost by GitHub's published rule, charged to a
 //! budget of its own (`rateLimit`, `x-ratelimit-resource: graphql`).
 
@@ -87,6 +87,8 @@ pub struct Extras {
     pub additions: i64,
     pub deletions: i64,
     pub changed_files: i64,
+    /// Commits in the PR (`commits { totalCount }`).
+    pub commits: i64,
     /// Login of who merged it (merged PRs only).
     pub merged_by: Option<String>,
 }
@@ -99,6 +101,7 @@ pub fn extras(w: &World, ri: usize, k: usize, merged: bool) -> Extras {
         additions: (data::hash(&[seed, id, 40]) % 2000) as i64,
         deletions: (data::hash(&[seed, id, 41]) % 900) as i64,
         changed_files: 1 + (data::hash(&[seed, id, 42]) % 40) as i64,
+        commits: 1 + (data::hash(&[seed, id, 44]) % 30) as i64,
         merged_by: merged.then(|| {
             w.user_logins[(data::hash(&[seed, id, 43]) % w.user_logins.len() as u64) as usize]
                 .clone()
@@ -138,11 +141,34 @@ fn errors_only(msg: &str, kind: Option<&str>) -> String {
     json!({ "errors": [e] }).to_string()
 }
 
-/// Requests per connection by GitHub's rule, for a `Pulls` page of `first`.
-fn pulls_cost(first: u64) -> (u64, u64) {
-    let requests = 1 + 3 * first;
-    let nodes = first + first * 300;
+/// Points and nodes by GitHub's rule for a `Pulls` query of these pages: per
+/// repository one request for its PR connection plus one per PR for each of the three
+/// nested connections that fetch nodes.
+fn pulls_cost(firsts: &[u64]) -> (u64, u64) {
+    let requests: u64 = firsts.iter().map(|f| 1 + 3 * f).sum();
+    let nodes: u64 = firsts.iter().map(|f| f + f * 300).sum();
     (((requests + 50) / 100).max(1), nodes)
+}
+
+/// The repositories of a `Pulls` query: (alias, owner, name, first, after) of each
+/// `r{i}: repository(owner: $owner{i}, ...)`.
+fn pull_asks(vars: &Value) -> Vec<(String, String, String, u64, Option<String>)> {
+    (0..)
+        .map_while(|i| {
+            let owner = vars.get(format!("owner{i}"))?.as_str()?.to_string();
+            let get = |k: &str| vars.get(format!("{k}{i}"));
+            Some((
+                format!("r{i}"),
+                owner,
+                get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                get("first").and_then(Value::as_u64).unwrap_or(0),
+                get("after").and_then(Value::as_str).map(String::from),
+            ))
+        })
+        .collect()
 }
 
 pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
@@ -209,24 +235,35 @@ pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
             );
         }
     }
-    let first = vars.get("first").and_then(Value::as_u64).unwrap_or(0);
+    let asks = pull_asks(&vars);
     let (cost, nodes) = match op {
         "Pulls" => {
-            if !(1..=100).contains(&first) {
+            if asks.is_empty() {
+                return resp(
+                    StatusCode::OK,
+                    errors_only(
+                        "Pulls asks for no repository (variables owner0, name0, first0, after0...)",
+                        None,
+                    ),
+                    (limit, used, reset),
+                );
+            }
+            if let Some(first) = asks.iter().map(|a| a.3).find(|f| !(1..=100).contains(f)) {
                 return resp(
                     StatusCode::OK,
                     errors_only(&format!("Requesting {first} records on the `pullRequests` connection is outside the limit of 1 to 100 records."), Some("EXCESSIVE_PAGINATION")),
                     (limit, used, reset),
                 );
             }
-            if faults.heavy_over.is_some_and(|h| first > u64::from(h)) {
+            let total: u64 = asks.iter().map(|a| a.3).sum();
+            if faults.heavy_over.is_some_and(|h| total > u64::from(h)) {
                 return resp(
                     StatusCode::BAD_GATEWAY,
                     r#"{"message":"Server Error"}"#.into(),
                     (limit, used, reset),
                 );
             }
-            pulls_cost(first)
+            pulls_cost(&asks.iter().map(|a| a.3).collect::<Vec<_>>())
         }
         "Reviews" => (1, 100),
         _ => (2, 300),
@@ -263,21 +300,38 @@ pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
         .unwrap_or(0);
     let mut errors = Vec::new();
     let data = match op {
-        "Pulls" => match sh.world.repo_index(owner, name) {
-            None => {
-                errors.push(not_found(owner, name));
-                json!({ "rateLimit": rate, "repository": null })
-            }
-            Some(ri) => {
-                let mut conn = pulls_page(sh, ri, offset, first as usize);
+        "Pulls" => {
+            let mut data = json!({ "rateLimit": rate });
+            let mut partial_left = {
                 let mut f = st.faults.lock().unwrap_or_else(|p| p.into_inner());
-                if f.partial_next > 0 {
+                let n = f.partial_next > 0;
+                if n {
                     f.partial_next -= 1;
-                    partial(&mut conn, &mut errors);
                 }
-                json!({ "rateLimit": rate, "repository": { "pullRequests": conn } })
+                n
+            };
+            for (alias, owner, name, first, after) in &asks {
+                let offset = after
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix("cursor:"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0);
+                data[alias.as_str()] = match sh.world.repo_index(owner, name) {
+                    None => {
+                        errors.push(not_found(alias, owner, name));
+                        Value::Null
+                    }
+                    Some(ri) => {
+                        let mut conn = pulls_page(sh, ri, offset, *first as usize);
+                        if partial_left && partial(&mut conn, alias, &mut errors) {
+                            partial_left = false;
+                        }
+                        json!({ "pullRequests": conn })
+                    }
+                };
             }
-        },
+            data
+        }
         "Reviews" => {
             let number = vars.get("number").and_then(Value::as_u64).unwrap_or(0) as usize;
             let n = sh.world.cfg.prs_per_repo;
@@ -291,7 +345,7 @@ pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
                     json!({ "rateLimit": rate, "repository": { "pullRequest": null } })
                 }
                 None => {
-                    errors.push(not_found(owner, name));
+                    errors.push(not_found("repository", owner, name));
                     json!({ "rateLimit": rate, "repository": null })
                 }
             }
@@ -305,30 +359,34 @@ pub async fn serve(sh: &Shared, req: Request<Incoming>) -> Resp {
     resp(StatusCode::OK, out.to_string(), (limit, used, reset))
 }
 
-fn not_found(owner: &str, name: &str) -> Value {
-    json!({ "type": "NOT_FOUND", "path": ["repository"], "locations": [{ "line": 3, "column": 3 }],
+fn not_found(alias: &str, owner: &str, name: &str) -> Value {
+    json!({ "type": "NOT_FOUND", "path": [alias], "locations": [{ "line": 3, "column": 3 }],
             "message": format!("Could not resolve to a Repository with the name '{owner}/{name}'.") })
 }
 
 /// Null the second PR of the page (or, on a one-PR page, its first review), as GitHub
-/// does for a node it could not load, and say so in `errors`.
-fn partial(conn: &mut Value, errors: &mut Vec<Value>) {
+/// does for a node it could not load, and say so in `errors`. Whether it did.
+fn partial(conn: &mut Value, alias: &str, errors: &mut Vec<Value>) -> bool {
     let Some(nodes) = conn.get_mut("nodes").and_then(Value::as_array_mut) else {
-        return;
+        return false;
     };
     if nodes.len() > 1 {
         nodes[1] = Value::Null;
         errors.push(
-            json!({ "type": "INTERNAL", "path": ["repository", "pullRequests", "nodes", 1],
+            json!({ "type": "INTERNAL", "path": [alias, "pullRequests", "nodes", 1],
                             "message": "Something went wrong while loading this pull request." }),
         );
+        true
     } else if let Some(r) = nodes
         .first_mut()
         .and_then(|p| p.pointer_mut("/reviews/nodes/0"))
     {
         *r = Value::Null;
-        errors.push(json!({ "type": "INTERNAL", "path": ["repository", "pullRequests", "nodes", 0, "reviews", "nodes", 0],
+        errors.push(json!({ "type": "INTERNAL", "path": [alias, "pullRequests", "nodes", 0, "reviews", "nodes", 0],
                             "message": "Something went wrong while loading this review." }));
+        true
+    } else {
+        false
     }
 }
 
@@ -413,6 +471,7 @@ fn pr_node(w: &World, ri: usize, f: PrFacts) -> Option<Value> {
         "additions": x.additions,
         "deletions": x.deletions,
         "changedFiles": x.changed_files,
+        "commits": { "totalCount": x.commits },
         "reviewRequests": { "nodes": p["requested_reviewers"].as_array().map(|a| a.iter().map(|u| json!({ "requestedReviewer": actor(u) })).collect::<Vec<_>>()).unwrap_or_default() },
         "labels": { "nodes": names(&p["labels"], "name") },
         "milestone": p["milestone"].get("title").map(|t| json!({ "title": t })),

@@ -276,10 +276,11 @@ pub struct GithubConfig {
     pub secondary_limit_wait_seconds: u64,
     /// How pull requests and reviews are read. `auto` (default): `graphql` with a token or
     /// an App, `rest` when anonymous. `graphql`: one GraphQL query per page of
-    /// a repository's PRs, with their reviews and additions, deletions, changed files and
-    /// merged_by, paid from GraphQL's own hourly budget (a conditional REST request first,
-    /// so an unchanged repository still costs nothing). `rest`: the pulls list plus one
-    /// reviews request per changed PR; those four columns stay NULL, `_RAW` holds the
+    /// a repository's PRs, with their reviews and additions, deletions, changed files,
+    /// commits and merged_by, paid from GraphQL's own hourly budget (a conditional REST
+    /// request first, so an unchanged repository still costs nothing). `rest`: the pulls
+    /// list plus one reviews request per changed PR; those five columns stay NULL, `_RAW`
+    /// holds the
     /// REST objects.
     #[serde(default)]
     pub api: Api,

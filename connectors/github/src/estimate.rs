@@ -5,10 +5,12 @@
 //!
 //! The incremental figure assumes `changed` PRs and `changed` new commits spread over
 //! as many repositories as possible (the costliest spread); unchanged repositories cost
-//! nothing (304).
+//! nothing (304). GraphQL points assume `max_concurrency` repositories read at a time,
+//! sharing their queries.
 
 use crate::auth::Auth;
 use crate::config::{Api, GithubConfig, StreamKind};
+use crate::graphql::shared::shared_points;
 use crate::graphql::{query, Gql, GqlFail};
 use crate::http::{Client, Fetched};
 use flowctl_core::{PluginError, Result};
@@ -71,7 +73,6 @@ impl Estimate {
 
     fn compute(&mut self, cfg: &GithubConfig) {
         let want = |k| cfg.streams.contains(&k);
-        let per_pr_page = u64::from(query::cheapest_first());
         let repos = &self.repos;
         let n = repos.len() as u64;
         // Changed items spread over the most repositories: `changed` of them, one each,
@@ -109,14 +110,45 @@ impl Estimate {
         );
         if pr || rv {
             let prs: u64 = repos.iter().map(|r| r.prs).sum();
-            let (hit, pages) = spread(|r| r.prs, per_pr_page);
+            let hit = if self.changed == 0 {
+                0
+            } else {
+                n.min(self.changed)
+            };
+            // PRs each changed repository reads: its changed ones and the older one that
+            // stops the read (or all of them).
+            let stop_needs = || -> Vec<u64> {
+                let Some((base, extra)) =
+                    (hit > 0).then(|| (self.changed / hit, self.changed % hit))
+                else {
+                    return Vec::new();
+                };
+                repos
+                    .iter()
+                    .take(hit as usize)
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let c = base + u64::from((i as u64) < extra);
+                        if c >= r.prs {
+                            r.prs
+                        } else {
+                            c + 1
+                        }
+                    })
+                    .collect()
+            };
             let (rest_hit, rest_pages) = spread(|r| r.prs, 100);
             let line = match self.api {
-                Api::Graphql => Line {
-                    stream: "pull_request + pull_request_review",
-                    first: (n, repos.iter().map(|r| r.prs.div_ceil(per_pr_page)).sum()),
-                    incremental: (hit, pages),
-                },
+                Api::Graphql => {
+                    // Repositories read at the same time share queries
+                    // (`graphql::shared`): points go by rounds, not by repository.
+                    let all: Vec<u64> = repos.iter().map(|r| r.prs).collect();
+                    Line {
+                        stream: "pull_request + pull_request_review",
+                        first: (n, shared_points(&all, cfg.max_concurrency)),
+                        incremental: (hit, shared_points(&stop_needs(), cfg.max_concurrency)),
+                    }
+                }
                 Api::Rest | Api::Auto => {
                     let pages_first: u64 = repos.iter().map(|r| r.prs.div_ceil(100).max(1)).sum();
                     let reviews = |x: u64| if rv { x } else { 0 };

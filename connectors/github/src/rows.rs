@@ -168,6 +168,8 @@ pub struct PrItem<'a> {
     deletions: Option<i64>,
     #[serde(default)]
     changed_files: Option<i64>,
+    #[serde(default)]
+    commits: Option<i64>,
     #[serde(borrow, default)]
     requested_reviewers: Option<Vec<UserRef<'a>>>,
     #[serde(borrow, default)]
@@ -658,6 +660,7 @@ pub struct PrRows {
     additions: Int64Builder,
     deletions: Int64Builder,
     changed_files: Int64Builder,
+    commits: Int64Builder,
     reviewers: ListBuilder<StringBuilder>,
     labels: ListBuilder<StringBuilder>,
     milestone: StringBuilder,
@@ -691,6 +694,7 @@ table_rows!(
     additions,
     deletions,
     changed_files,
+    commits,
     reviewers,
     labels,
     milestone,
@@ -725,6 +729,7 @@ impl PrRows {
             additions: Int64Builder::new(),
             deletions: Int64Builder::new(),
             changed_files: Int64Builder::new(),
+            commits: Int64Builder::new(),
             reviewers: ListBuilder::new(StringBuilder::new()),
             labels: ListBuilder::new(StringBuilder::new()),
             milestone: StringBuilder::new(),
@@ -774,6 +779,7 @@ impl PrRows {
         self.additions.append_option(p.additions);
         self.deletions.append_option(p.deletions);
         self.changed_files.append_option(p.changed_files);
+        self.commits.append_option(p.commits);
         append_list(
             &mut self.reviewers,
             p.requested_reviewers

@@ -44,6 +44,7 @@ const PULL_REQUEST: &[Col] = &[
     ("ADDITIONS", T::I64, true, "Lines added. Filled with api: graphql; null over REST (the list endpoint does not send it)."),
     ("DELETIONS", T::I64, true, "Lines deleted. Filled with api: graphql; null over REST (the list endpoint does not send it)."),
     ("CHANGED_FILES", T::I64, true, "Files changed. Filled with api: graphql; null over REST (the list endpoint does not send it)."),
+    ("COMMITS", T::I64, true, "Commits in the pull request. Filled with api: graphql; null over REST (the list endpoint does not send it)."),
     ("REQUESTED_REVIEWERS", T::List, true, "Logins of users whose review is requested."),
     ("LABELS", T::List, true, "Label names."),
     ("MILESTONE_TITLE", T::Str, true, "Milestone title, null without a milestone."),

@@ -9,6 +9,7 @@
 
 pub mod query;
 pub mod rows;
+pub mod shared;
 
 use crate::gunzip::{encoding, gunzip, Encoding};
 use crate::http::{describe, Client, HttpError};
@@ -91,6 +92,7 @@ pub struct Answer {
 }
 
 /// Why a query gave up.
+#[derive(Clone)]
 pub enum GqlFail {
     /// Timeouts, 5xx or a server-side error without data: a smaller page may pass.
     Heavy(String),
@@ -115,6 +117,8 @@ pub struct Gql {
     secondary_wait: u64,
     /// Points spent so far (sum of `rateLimit.cost`).
     spent: Mutex<u64>,
+    /// `Pulls` asks waiting to share a query.
+    pending: shared::Pending,
 }
 
 fn parse_time(s: &str) -> Option<i64> {
@@ -137,6 +141,7 @@ impl Gql {
             max_wait: cfg.max_rate_limit_wait_seconds,
             secondary_wait: cfg.secondary_limit_wait_seconds,
             spent: Mutex::new(0),
+            pending: shared::Pending::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::graphql::rows::{parse_pulls, parse_reviews};
+use crate::graphql::shared::PageAsk;
 use crate::graphql::{query, GqlFail};
 use crate::rows::{parse_page, PrItem, ReviewItem};
 use serde_json::json;
@@ -95,16 +96,21 @@ impl Run<'_> {
                 .collect());
         }
 
-        let doc = query::pulls();
-        let mut first = query::cheapest_first();
+        // The page size is what this repository may get at most; a query shared with
+        // other repositories (`graphql::shared`) may give it fewer.
+        let mut max = query::cheapest_first();
         let (mut after, mut pr_max, mut rv_max): (Option<String>, _, _) = (None, None, None);
         let mut skipped_any = false;
         loop {
-            let vars = json!({ "owner": org, "name": r.name, "first": first, "after": after });
-            let cost = u64::from(query::pulls_cost(first));
-            let ans = match self.gql.query(&self.client, label, &doc, vars, cost).await {
-                Ok(a) => a,
-                Err(GqlFail::Heavy(m)) if first > MIN_FIRST => {
+            let ask = PageAsk {
+                owner: org.to_string(),
+                name: r.name.clone(),
+                after: after.clone(),
+                max,
+            };
+            let ans = match self.gql.pulls_page(&self.client, label, ask).await {
+                Ok((a, _)) => a,
+                Err((GqlFail::Heavy(m), first)) if first > MIN_FIRST => {
                     // Timeouts and 5xx on a heavy query: the same page, smaller.
                     self.event(ProgressEvent::Warning {
                         stream: label.into(),
@@ -113,10 +119,10 @@ impl Run<'_> {
                             (first / 2).max(MIN_FIRST)
                         ),
                     });
-                    first = (first / 2).max(MIN_FIRST);
+                    max = (first / 2).max(MIN_FIRST);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err((e, _)) => return Err(e.into()),
             };
             let page = parse_pulls(&ans.data, &ans.errors)
                 .map_err(|e| Stop::Failed(format!("{key}: GraphQL pulls page: {e}")))?;

@@ -136,6 +136,7 @@ fn pr_rest(p: &Value) -> Result<String, String> {
         "additions": s(p, "additions"),
         "deletions": s(p, "deletions"),
         "changed_files": s(p, "changedFiles"),
+        "commits": p.get("commits").map(|c| s(c, "totalCount")).unwrap_or(Value::Null),
         "requested_reviewers": reviewers,
         "labels": labels,
         "milestone": p.get("milestone").filter(|m| !m.is_null()).map(|m| json!({ "title": s(m, "title") })).unwrap_or(Value::Null),

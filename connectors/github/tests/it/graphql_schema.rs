@@ -44,7 +44,7 @@ fn every_query_is_valid_against_githubs_schema() {
 #[test]
 fn the_validator_rejects_a_field_github_does_not_have() {
     let schema = schema();
-    let bad = flowctl_github::graphql::query::pulls().replace("changedFiles", "filesChanged");
+    let bad = flowctl_github::graphql::query::pulls(2).replace("changedFiles", "filesChanged");
     let err = ExecutableDocument::parse_and_validate(&schema, bad, "bad.graphql")
         .expect_err("an unknown field must fail");
     assert!(
@@ -53,5 +53,5 @@ fn the_validator_rejects_a_field_github_does_not_have() {
         err.errors
     );
     // The deprecated 32-bit id is still in the schema; flowctl uses fullDatabaseId.
-    assert!(!flowctl_github::graphql::query::pulls().contains(" databaseId number"));
+    assert!(!flowctl_github::graphql::query::pulls(2).contains(" databaseId number"));
 }

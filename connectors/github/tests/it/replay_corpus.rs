@@ -283,6 +283,7 @@ fn expected(w: &World) -> Tables {
                 ("ADDITIONS", int(&p["additions"])),
                 ("DELETIONS", int(&p["deletions"])),
                 ("CHANGED_FILES", int(&p["changed_files"])),
+                ("COMMITS", int(&p["commits"])),
                 (
                     "REQUESTED_REVIEWERS",
                     strings(&p["requested_reviewers"], Some("login")),
