@@ -521,13 +521,15 @@ impl Run<'_> {
         };
         let repos = match self.list_repos(&accs).await {
             Ok((repos, listing)) => {
-                if self.want(Repository) {
-                    let st = states.entry(Repository).or_default();
-                    match listing {
-                        Some(l) => st.orgs.insert(org.to_string(), l),
-                        None => st.orgs.remove(org),
-                    };
-                    changed.insert(Repository);
+                let k = self.listing_stream();
+                let st = states.entry(k).or_default();
+                let before = st.orgs.get(org).cloned();
+                match listing {
+                    Some(l) => st.orgs.insert(org.to_string(), l),
+                    None => st.orgs.remove(org),
+                };
+                if st.orgs.get(org) != before.as_ref() || k == Repository {
+                    changed.insert(k);
                 }
                 repos
             }
@@ -680,6 +682,16 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The stream whose state keeps each account's repository list and its ETag: the
+    /// `repository` stream when read, else the first stream read, so that an unchanged
+    /// list answers 304 whichever streams a spec reads.
+    fn listing_stream(&self) -> StreamKind {
+        if self.want(Repository) {
+            return Repository;
+        }
+        self.kinds.iter().next().copied().unwrap_or(Repository)
+    }
+
     /// Repositories whose PRs, commits and deployments are read.
     fn selected(&self, org: &str, r: &RepoRef) -> bool {
         self.has_row(org, r) && (self.cfg.include_archived || !r.archived)
@@ -702,7 +714,10 @@ impl Run<'_> {
         &self,
         a: &Accs,
     ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), Stop> {
-        let saved = self.old.get(&Repository).and_then(|s| s.orgs.get(&a.org));
+        let saved = self
+            .old
+            .get(&self.listing_stream())
+            .and_then(|s| s.orgs.get(&a.org));
         let user = saved.is_some_and(|l| l.user);
         match self.list_account_repos(a, user).await {
             Err(Stop::NotFound(_)) if !user => self.list_account_repos(a, true).await,
@@ -718,7 +733,7 @@ impl Run<'_> {
         let org = a.org.as_str();
         let cached = self
             .old
-            .get(&Repository)
+            .get(&self.listing_stream())
             .and_then(|s| s.orgs.get(org))
             .filter(|l| l.etag.is_some() && !l.repos.is_empty() && l.user == user);
         let want = self.want(Repository);
@@ -730,7 +745,7 @@ impl Run<'_> {
         };
         let (mut repos, mut first_etag, mut pages) = (Vec::new(), None, 0);
         loop {
-            let etag = if pages == 0 && want {
+            let etag = if pages == 0 {
                 cached.and_then(|c| c.etag.as_deref())
             } else {
                 None

@@ -283,7 +283,8 @@ async fn unchanged_second_run_is_a_304_per_repo() {
     assert_eq!(second.rows(), 0);
     let st = s.stats();
     assert_eq!(st.kind("deployments"), 2);
-    assert_eq!(st.not_modified, 2);
+    // Both repositories and the repository list.
+    assert_eq!(st.not_modified, 3);
     assert_eq!(st.kind("deployment_statuses"), 0);
     assert_eq!(second.state(), state, "a 304 keeps the state");
     s.shutdown().await;
@@ -305,8 +306,8 @@ async fn new_deployment_and_later_status_change_are_picked_up() {
     let st = s.stats();
     assert_eq!(
         (st.kind("deployments"), st.not_modified),
-        (2, 1),
-        "repo-1 answers 304"
+        (2, 2),
+        "the repository list and repo-1 answer 304"
     );
     assert_eq!(st.kind("deployment_statuses"), 1);
 
@@ -329,7 +330,8 @@ async fn new_deployment_and_later_status_change_are_picked_up() {
         vec![Some(success_at * 1_000_000)]
     );
     let st = s.stats();
-    assert_eq!((st.kind("deployments"), st.not_modified), (2, 1));
+    // repo-1 and the repository list answer 304.
+    assert_eq!((st.kind("deployments"), st.not_modified), (2, 2));
     assert_eq!(st.kind("deployment_statuses"), 1);
 
     // With no window, a known deployment is never re-read: the change is missed (the
@@ -388,8 +390,8 @@ async fn a_repo_without_deployments_is_asked_conditionally_and_answers_304() {
     let st = s.stats();
     assert_eq!(
         (st.kind("deployments"), st.not_modified),
-        (2, 2),
-        "both repos answer 304: no quota used"
+        (2, 3),
+        "the repository list and both repos answer 304: no quota used"
     );
     assert_eq!(second.state(), state);
     // A first deployment shows up at once: the list changed, so it is not a 304.
@@ -397,6 +399,7 @@ async fn a_repo_without_deployments_is_asked_conditionally_and_answers_304() {
     s.reset_stats();
     let third = read(config(&s, json!({})), &["deployment"], state).await;
     assert_eq!(third.rows(), 1);
-    assert_eq!(s.stats().not_modified, 1);
+    // The repository list and repo-1.
+    assert_eq!(s.stats().not_modified, 2);
     s.shutdown().await;
 }
