@@ -27,8 +27,9 @@
 //!   that URL conditionally (304: the branch did not move) and reads what is new with
 //!   compare `{sha}...{new head}`, whatever the commits' dates. Without an entry (first
 //!   run, state of an earlier version) commits are read by date and the head recorded.
-//! * `orgs` (`repository` stream only): per account, the ETag of the repo list and the
-//!   list itself, so a 304 still yields the repositories to read. Kept only when the list
+//! * `orgs` (the `repository` stream, or the first stream read when it is not): per
+//!   account, the ETag of the repo list and the list itself, so a 304 still yields the
+//!   repositories to read. Kept only when the list
 //!   fits one page (≤ 100 repositories); larger orgs are listed unconditionally. `user:
 //!   true` marks a user account (listed at /users/{name}/repos), kept whatever the size.
 //!
