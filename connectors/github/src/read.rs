@@ -139,6 +139,22 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Failures of one stream: (org/repo or org, message).
 type Errors = BTreeMap<StreamKind, Vec<(String, String)>>;
 
+/// What a repository's pull-request read starts from (see [`Run::pull_cursors`]).
+pub(crate) struct PullCursors {
+    pub pr_want: bool,
+    pub rv_want: bool,
+    pub old_pr: RepoCursor,
+    pub old_rv: RepoCursor,
+    pub cut_pr: Option<i64>,
+    pub cut_rv: Option<i64>,
+    /// Where listing may stop: below both wanted streams' cursors.
+    pub list_cut: Option<i64>,
+    /// The first page's ETag both streams saved, if they agree.
+    pub etag: Option<String>,
+    /// The stream named in requests and events.
+    pub label: &'static str,
+}
+
 /// Per-repository result: new cursor or error per stream.
 struct RepoOutcome {
     key: String,
@@ -952,6 +968,31 @@ impl Run<'_> {
             .collect()
     }
 
+    /// The saved cursors both pull-request readers (REST and GraphQL) start from.
+    pub(crate) fn pull_cursors(&self, key: &str) -> PullCursors {
+        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
+        let (old_pr, old_rv) = (
+            self.cursor(PullRequest, key),
+            self.cursor(PullRequestReview, key),
+        );
+        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
+        PullCursors {
+            list_cut: list_cut((pr_want, cut_pr), (rv_want, cut_rv)),
+            etag: self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]),
+            label: if pr_want {
+                "pull_request"
+            } else {
+                "pull_request_review"
+            },
+            pr_want,
+            rv_want,
+            old_pr,
+            old_rv,
+            cut_pr,
+            cut_rv,
+        }
+    }
+
     /// Pull requests (newest updated first, stopping below the cursor) and the reviews of
     /// PRs updated after the review cursor.
     async fn pulls(
@@ -961,19 +1002,17 @@ impl Run<'_> {
         key: &str,
     ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, Stop> {
         let org = a.org.as_str();
-        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
-        let (old_pr, old_rv) = (
-            self.cursor(PullRequest, key),
-            self.cursor(PullRequestReview, key),
-        );
-        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
-        let list_cut = list_cut((pr_want, cut_pr), (rv_want, cut_rv));
-        let etag = self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]);
-        let label = if pr_want {
-            "pull_request"
-        } else {
-            "pull_request_review"
-        };
+        let PullCursors {
+            pr_want,
+            rv_want,
+            old_pr,
+            old_rv,
+            cut_pr,
+            cut_rv,
+            list_cut,
+            etag,
+            label,
+        } = self.pull_cursors(key);
         let mut url = self.url(
             &["repos", org, &r.name, "pulls"],
             "state=all&sort=updated&direction=desc&per_page=100",

@@ -34,18 +34,17 @@ impl Run<'_> {
         key: &str,
     ) -> std::result::Result<Results, Stop> {
         let org = a.org.as_str();
-        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
-        let (old_pr, old_rv) = (
-            self.cursor(PullRequest, key),
-            self.cursor(PullRequestReview, key),
-        );
-        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
-        let list_cut = list_cut((pr_want, cut_pr), (rv_want, cut_rv));
-        let label = if pr_want {
-            "pull_request"
-        } else {
-            "pull_request_review"
-        };
+        let PullCursors {
+            pr_want,
+            rv_want,
+            old_pr,
+            old_rv,
+            cut_pr,
+            cut_rv,
+            list_cut,
+            etag,
+            label,
+        } = self.pull_cursors(key);
         let unchanged = || -> Results {
             [(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
                 .into_iter()
@@ -55,7 +54,6 @@ impl Run<'_> {
         };
 
         // The probe: the newest updated PR, conditional on the saved ETag.
-        let etag = self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]);
         let url = self.url(
             &["repos", org, &r.name, "pulls"],
             "state=all&sort=updated&direction=desc&per_page=1",
