@@ -38,8 +38,10 @@ echo "== short fuzz run (cargo fuzz, ${FLOWCTL_FUZZ_SECONDS:-20} s a target)"
 if [[ "${FLOWCTL_FUZZ_SECONDS:-20}" == 0 ]]; then
     echo "skipped: FLOWCTL_FUZZ_SECONDS=0"
 elif cargo fuzz --version >/dev/null 2>&1; then
-    # cargo fuzz builds with its own (nightly) compiler: no clippy-driver there.
-    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS scripts/fuzz.sh "${FLOWCTL_FUZZ_SECONDS:-20}"
+    # cargo fuzz builds with its own (nightly) compiler: no clippy-driver there. The short
+    # run builds unoptimised (FUZZ_PROFILE=dev), which keeps a cold CI run in budget.
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS FUZZ_PROFILE="${FUZZ_PROFILE:-dev}" \
+        scripts/fuzz.sh "${FLOWCTL_FUZZ_SECONDS:-20}"
 elif [[ "${FLOWCTL_REQUIRE_FUZZ:-0}" == 1 ]]; then
     echo "cargo-fuzz is required here (FLOWCTL_REQUIRE_FUZZ=1): cargo install cargo-fuzz" >&2; exit 1
 else
