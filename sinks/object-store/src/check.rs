@@ -147,10 +147,10 @@ async fn read_back(inner: &Inner, file: &StagedFile) -> CheckResult {
             .store
             .get(&path)
             .await
-            .map_err(|e| inner.ctx.store_error("reading", &file.uri, &e))?;
+            .map_err(|e| inner.ctx.store_error("reading", &file.uri, e))?;
         got.bytes()
             .await
-            .map_err(|e| inner.ctx.store_error("reading", &file.uri, &e))
+            .map_err(|e| inner.ctx.store_error("reading", &file.uri, e))
     }
     .await;
     match got {
@@ -182,14 +182,14 @@ pub(crate) async fn remove_probe(sink: &crate::ObjectStoreSink, file: &StagedFil
         loc.store
             .delete(&path)
             .await
-            .map_err(|e| inner.ctx.store_error("deleting", &file.uri, &e))?;
+            .map_err(|e| inner.ctx.store_error("deleting", &file.uri, e))?;
         match loc.store.head(&path).await {
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Ok(_) => Err(flowctl_core::PluginError::external(format!(
                 "{} is still there after DELETE",
                 file.uri
             ))),
-            Err(e) => Err(inner.ctx.store_error("checking", &file.uri, &e)),
+            Err(e) => Err(inner.ctx.store_error("checking", &file.uri, e)),
         }
     }
     .await;

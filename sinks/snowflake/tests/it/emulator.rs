@@ -425,6 +425,72 @@ async fn lost_answer_is_retried_without_running_twice() {
     );
 }
 
+/// POST requests the emulator received whose statement contains `marker`.
+async fn requests_with(env: &Env, marker: &str) -> usize {
+    let stats: serde_json::Value = reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["bodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["statement"].as_str().is_some_and(|s| s.contains(marker)))
+        .count()
+}
+
+/// Snowflake answers 429 when requests come too fast (Snowflake community article "SQL API
+/// request fails with error Request rate exceeds max"); the same request is sent again.
+#[tokio::test]
+async fn throttled_statement_is_retried_and_succeeds() {
+    let Some(env) = setup().await else { return };
+    let id = uniq();
+    let rs = env
+        .loader
+        .execute(&format!(
+            "SELECT 7 AS SEVEN /*{id}*/ /*flowctl-test:throttle-once*/"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("7"));
+    assert_eq!(requests_with(&env, &id).await, 2);
+}
+
+#[tokio::test]
+async fn refused_key_and_bad_sql_fail_at_once_and_are_not_retryable() {
+    let Some(env) = setup().await else { return };
+    let id = uniq();
+    let e = env
+        .loader
+        .execute(&format!("SELECT 1 /*{id}*/ /*flowctl-test:unauthorized*/"))
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("refused the key-pair JWT (HTTP 401"), "{msg}");
+    assert!(
+        msg.contains("JWT token is invalid") && msg.contains("SHA256:"),
+        "{msg}"
+    );
+    assert!(!e.retryable(), "{msg}");
+    assert_eq!(
+        requests_with(&env, &id).await,
+        1,
+        "a refused key was retried"
+    );
+
+    let id = uniq();
+    let e = env
+        .loader
+        .execute(&format!("SELEC 1 /*{id}*/"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("SQLSTATE 42000"), "{e}");
+    assert!(!e.retryable(), "{e}");
+    assert_eq!(requests_with(&env, &id).await, 1, "bad SQL was retried");
+}
+
 #[tokio::test]
 async fn dropping_a_running_statement_cancels_it() {
     let Some(env) = setup().await else { return };
