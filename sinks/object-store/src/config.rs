@@ -140,11 +140,10 @@ impl FileOptions {
     }
 }
 
-/// [`FileOptions`] and how files reach a bucket, the same for `gcs` and `s3`.
+/// How files reach a bucket, the same for `gcs` and `s3` (flattened beside
+/// [`FileOptions`]; serde cannot deny unknown fields through a flatten nested in another).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UploadOptions {
-    #[serde(flatten)]
-    pub files: FileOptions,
     /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
     /// and the default). Memory per open writer is about two of these (`spool: disk`) or
     /// five (`spool: memory`), plus one row group.
@@ -164,18 +163,10 @@ pub struct UploadOptions {
 impl Default for UploadOptions {
     fn default() -> Self {
         Self {
-            files: FileOptions::default(),
             upload_part_bytes: default_upload_part_bytes(),
             spool: Spool::default(),
             spool_dir: None,
         }
-    }
-}
-
-impl UploadOptions {
-    /// The sizing knobs of this block, checked for sane values.
-    pub fn write_options(&self) -> flowctl_core::Result<WriteOptions> {
-        self.files.write_options(self.upload_part_bytes)
     }
 }
 
@@ -199,6 +190,8 @@ pub struct GcsConfig {
     /// allowed here because it is an explicit choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    #[serde(flatten)]
+    pub files: FileOptions,
     #[serde(flatten)]
     pub upload: UploadOptions,
 }
@@ -234,6 +227,8 @@ pub struct S3Config {
     /// Only static-key profiles (not SSO or credential_process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    #[serde(flatten)]
+    pub files: FileOptions,
     #[serde(flatten)]
     pub upload: UploadOptions,
 }
@@ -284,5 +279,49 @@ impl WriteOptions {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shared_fields_sit_beside_the_others_and_unknown_ones_are_named() {
+        let cfg: S3Config = serde_json::from_value(json!({
+            "bucket": "b", "row_group_rows": 10, "cleanup": "delete_after_load",
+            "spool": "memory",
+        }))
+        .unwrap();
+        assert_eq!(cfg.files.row_group_rows, 10);
+        assert_eq!(cfg.files.cleanup, Cleanup::DeleteAfterLoad);
+        assert_eq!(cfg.upload.spool, Spool::Memory);
+        assert_eq!(cfg.upload.upload_part_bytes, MIN_PART_BYTES);
+        let every = json!({
+            "bucket": "b", "cleanup": "keep", "row_group_rows": 1, "row_group_bytes": 2,
+            "row_group_decoded_bytes": 3, "max_file_rows": 4, "max_file_bytes": 5,
+            "upload_part_bytes": 6, "spool": "disk", "spool_dir": "/tmp",
+        });
+        let gcs: GcsConfig = serde_json::from_value(every.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&gcs).unwrap()["max_file_rows"], 4);
+        assert_eq!((gcs.files.max_file_bytes, gcs.upload.upload_part_bytes), (5, 6));
+        let local: LocalConfig = serde_json::from_value(json!({ "path": "/x" })).unwrap();
+        assert_eq!(local.files, FileOptions::default());
+        for bad in [
+            json!({ "bucket": "b", "row_group_rowz": 1 }),
+            json!({ "path": "/x", "row_group_rowz": 1 }),
+            json!({ "path": "/x", "spool": "disk", "row_group_rowz": 1 }),
+        ] {
+            let err = match bad.get("path") {
+                Some(_) => serde_json::from_value::<LocalConfig>(bad).unwrap_err(),
+                None => serde_json::from_value::<S3Config>(bad).unwrap_err(),
+            };
+            let err = err.to_string();
+            assert!(
+                err.contains("unknown field `row_group_rowz`") || err.contains("`spool`"),
+                "{err}"
+            );
+        }
     }
 }

@@ -144,10 +144,11 @@ fn check_bucket_block(
     scheme: &str,
     bucket: &str,
     prefix: &str,
+    files: &FileOptions,
     upload: &UploadOptions,
     url: Option<(&str, &str)>,
 ) -> Result<()> {
-    upload.write_options()?;
+    files.write_options(upload.upload_part_bytes)?;
     check_bucket(kind, bucket)?;
     if let Some((key, url)) = url {
         // Whether plain http is allowed may come from AWS_ALLOW_HTTP: checked at build.
@@ -159,13 +160,15 @@ fn check_bucket_block(
 /// The checks of an `s3` block that need no environment, files or network.
 pub fn check_s3(cfg: &S3Config) -> Result<()> {
     let url = cfg.endpoint.as_deref().map(|u| ("endpoint", u));
-    check_bucket_block("s3", "s3", &cfg.bucket, &cfg.prefix, &cfg.upload, url)
+    let (files, upload) = (&cfg.files, &cfg.upload);
+    check_bucket_block("s3", "s3", &cfg.bucket, &cfg.prefix, files, upload, url)
 }
 
 /// The checks of a `gcs` block that need no environment, files or network.
 pub fn check_gcs(cfg: &GcsConfig) -> Result<()> {
     let url = cfg.base_url.as_deref().map(|u| ("base_url", u));
-    check_bucket_block("gcs", "gs", &cfg.bucket, &cfg.prefix, &cfg.upload, url)
+    let (files, upload) = (&cfg.files, &cfg.upload);
+    check_bucket_block("gcs", "gs", &cfg.bucket, &cfg.prefix, files, upload, url)
 }
 
 /// The checks of a `local` block that need no files.
@@ -186,7 +189,7 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
 /// [`build_s3`] over a given builder instead of the environment: for tests and embedders
 /// that hold credentials themselves (the config block still overrides the builder).
 pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
-    let write = cfg.upload.write_options()?;
+    let write = cfg.files.write_options(cfg.upload.upload_part_bytes)?;
     check_bucket("s3", &cfg.bucket)?;
     let spool = spool_dir("s3", &cfg.upload)?;
     let (b, settings) = s3_builder(base, &cfg)?;
@@ -212,7 +215,7 @@ pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStore
         credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials \
                            profile, web identity or instance role",
     };
-    Ok(sink(location, ctx, cfg.upload.files.cleanup, write, spool))
+    Ok(sink(location, ctx, cfg.files.cleanup, write, spool))
 }
 
 /// The effective connection settings of an `s3` sink (config over environment).
@@ -289,7 +292,7 @@ pub fn build_gcs(cfg: GcsConfig) -> Result<ObjectStoreSink> {
 
 /// [`build_gcs`] over a given builder (e.g. one with a static bearer token for an emulator).
 pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result<ObjectStoreSink> {
-    let write = cfg.upload.write_options()?;
+    let write = cfg.files.write_options(cfg.upload.upload_part_bytes)?;
     check_bucket("gcs", &cfg.bucket)?;
     let spool = spool_dir("gcs", &cfg.upload)?;
     let mut b = base.with_bucket_name(&cfg.bucket);
@@ -333,7 +336,7 @@ pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result
         endpoint: cfg.base_url.clone(),
         credentials_hint: "service_account_file or application default credentials",
     };
-    Ok(sink(location, ctx, cfg.upload.files.cleanup, write, spool))
+    Ok(sink(location, ctx, cfg.files.cleanup, write, spool))
 }
 
 /// Makes `dir` absolute and removes `.`/`..` without touching the disk (the folder may
@@ -452,6 +455,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             endpoint: opt("endpoint"),
             allow_http,
             profile: None,
+            files: FileOptions::default(),
             upload: read_only(),
         })?
     } else if let Some(rest) = uri.strip_prefix("gs://") {
@@ -461,6 +465,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             prefix,
             service_account_file: opt("service_account_file"),
             base_url: opt("base_url"),
+            files: FileOptions::default(),
             upload: read_only(),
         })?
     } else {

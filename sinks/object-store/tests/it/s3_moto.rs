@@ -73,7 +73,7 @@ async fn multipart_reads_back_equal(spool: Spool, dir: Option<&std::path::Path>)
     };
     let mut cfg = config(&ep, &bucket);
     cfg.upload.upload_part_bytes = 5 * 1024 * 1024;
-    cfg.upload.files.row_group_bytes = 2 * 1024 * 1024;
+    cfg.files.row_group_bytes = 2 * 1024 * 1024;
     cfg.upload.spool = spool;
     cfg.upload.spool_dir = dir.map(|d| d.display().to_string());
     let sink = build_s3_from(builder(), cfg).unwrap();
@@ -145,8 +145,8 @@ async fn s3_small_file_abort_and_cleanup() {
         return;
     };
     let mut cfg = config(&ep, &bucket);
-    cfg.upload.files.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
-    cfg.upload.files.row_group_bytes = 2 * 1024 * 1024;
+    cfg.files.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
+    cfg.files.row_group_bytes = 2 * 1024 * 1024;
     let sink = build_s3_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
 
