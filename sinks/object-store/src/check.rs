@@ -70,6 +70,18 @@ fn name(inner: &Inner, what: &str) -> String {
     format!("staging ({}): {what}", inner.ctx.kind)
 }
 
+/// The probe could not be written: that failure with its fix, and no read-back.
+fn write_failed(inner: &Inner, write_name: String, text: String) -> [CheckResult; 2] {
+    let fixed = fix(inner, "write", &text);
+    [
+        CheckResult::failed(write_name, text, fixed),
+        CheckResult::skipped(
+            name(inner, "read the probe file back"),
+            "nothing was written",
+        ),
+    ]
+}
+
 pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     let inner = &sink.inner;
     let mut out = StagingCheck::default();
@@ -87,15 +99,7 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     if let Some(dir) = &inner.location.local_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
             let text = format!("local staging: cannot create {}: {e}", dir.display());
-            out.results.push(CheckResult::failed(
-                write_name,
-                text.clone(),
-                fix(inner, "write", &text),
-            ));
-            out.results.push(CheckResult::skipped(
-                name(inner, "read the probe file back"),
-                "nothing was written",
-            ));
+            out.results.extend(write_failed(inner, write_name, text));
             return out;
         }
     }
@@ -116,16 +120,8 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
             return out;
         }
         Err(e) => {
-            let text = e.to_string();
-            out.results.push(CheckResult::failed(
-                write_name,
-                text.clone(),
-                fix(inner, "write", &text),
-            ));
-            out.results.push(CheckResult::skipped(
-                name(inner, "read the probe file back"),
-                "nothing was written",
-            ));
+            out.results
+                .extend(write_failed(inner, write_name, e.to_string()));
             return out;
         }
     };

@@ -305,7 +305,10 @@ mod tests {
         });
         let gcs: GcsConfig = serde_json::from_value(every.clone()).unwrap();
         assert_eq!(serde_json::to_value(&gcs).unwrap()["max_file_rows"], 4);
-        assert_eq!((gcs.files.max_file_bytes, gcs.upload.upload_part_bytes), (5, 6));
+        assert_eq!(
+            (gcs.files.max_file_bytes, gcs.upload.upload_part_bytes),
+            (5, 6)
+        );
         let local: LocalConfig = serde_json::from_value(json!({ "path": "/x" })).unwrap();
         assert_eq!(local.files, FileOptions::default());
         for bad in [

@@ -210,6 +210,22 @@ async fn s3_missing_bucket_error_names_the_bucket() {
     );
 }
 
+/// The error of writing a file to bucket `bkt` at `endpoint`, with no retries inside
+/// object_store (the first failure is the error).
+async fn first_write_error(endpoint: &str) -> flowctl_core::PluginError {
+    let quick = builder().with_retry(RetryConfig {
+        max_retries: 0,
+        ..Default::default()
+    });
+    let sink = build_s3_from(quick, config(endpoint, "bkt")).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-err"))
+        .await
+        .unwrap();
+    w.write(&batch(0, 10, 10)).await.unwrap();
+    w.finish().await.unwrap_err()
+}
+
 /// A server on 127.0.0.1 that answers every request with `status` and an S3 error body
 /// of `code` (the shape of Amazon S3 API Reference, "Error responses"); returns its URL.
 async fn answering(status: &'static str, code: &'static str) -> String {
@@ -265,21 +281,8 @@ async fn s3_server_errors_are_retryable_refusals_are_not() {
         ("403 Forbidden", "AccessDenied", false),
         ("400 Bad Request", "InvalidArgument", false),
     ] {
-        let ep = answering(status, code).await;
-        // No retries inside object_store: the first answer is the error.
-        let quick = builder().with_retry(RetryConfig {
-            max_retries: 0,
-            ..Default::default()
-        });
-        let sink = build_s3_from(quick, config(&ep, "bkt")).unwrap();
-        let mut w = sink
-            .writer(target("pull_request", "acme", "b-5xx"))
-            .await
-            .unwrap();
-        w.write(&batch(0, 10, 10)).await.unwrap();
-        let e = w.finish().await.unwrap_err();
+        let e = first_write_error(&answering(status, code).await).await;
         let err = e.to_string();
-        println!("{err}");
         assert_eq!(e.retryable(), retryable, "{status}: {err}");
         assert!(err.contains("s3://bkt/github/pull_request/"), "{err}");
         assert!(err.contains(code) && err.contains(&status[..3]), "{err}");
@@ -301,17 +304,7 @@ async fn s3_unreachable_endpoint_is_named() {
         .unwrap()
         .port();
     let ep = format!("http://127.0.0.1:{port}");
-    let quick = builder().with_retry(RetryConfig {
-        max_retries: 0,
-        ..Default::default()
-    });
-    let sink = build_s3_from(quick, config(&ep, "bkt")).unwrap();
-    let mut w = sink
-        .writer(target("pull_request", "acme", "b-un"))
-        .await
-        .unwrap();
-    w.write(&batch(0, 10, 10)).await.unwrap();
-    let e = w.finish().await.unwrap_err();
+    let e = first_write_error(&ep).await;
     let err = e.to_string();
     println!("{err}");
     assert!(err.contains("cannot reach") && err.contains(&ep), "{err}");
