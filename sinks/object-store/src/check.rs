@@ -70,18 +70,6 @@ fn name(inner: &Inner, what: &str) -> String {
     format!("staging ({}): {what}", inner.ctx.kind)
 }
 
-/// The probe could not be written: that failure with its fix, and no read-back.
-fn write_failed(inner: &Inner, write_name: String, text: String) -> [CheckResult; 2] {
-    let fixed = fix(inner, "write", &text);
-    [
-        CheckResult::failed(write_name, text, fixed),
-        CheckResult::skipped(
-            name(inner, "read the probe file back"),
-            "nothing was written",
-        ),
-    ]
-}
-
 pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     let inner = &sink.inner;
     let mut out = StagingCheck::default();
@@ -132,6 +120,18 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     out.results.push(read_back(inner, &file).await);
     out.probe = Some(file);
     out
+}
+
+/// The probe could not be written: that failure with its fix, and no read-back.
+fn write_failed(inner: &Inner, write_name: String, text: String) -> [CheckResult; 2] {
+    let fixed = fix(inner, "write", &text);
+    [
+        CheckResult::failed(write_name, text, fixed),
+        CheckResult::skipped(
+            name(inner, "read the probe file back"),
+            "nothing was written",
+        ),
+    ]
 }
 
 async fn read_back(inner: &Inner, file: &StagedFile) -> CheckResult {
