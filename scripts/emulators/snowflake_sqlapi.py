@@ -13,6 +13,8 @@ Test markers (SQL comments in the statement):
   /*flowctl-test:hang*/       answer 202 until cancelled (then 422 "cancelled")
   /*flowctl-test:fail-once*/  run the statement, then answer 503 as if the answer was lost;
                               the retry (same requestId, retry=true) gets the stored result
+  /*flowctl-test:throttle-once*/  answer 429 without running the statement; the retry runs it
+  /*flowctl-test:unauthorized*/   answer 401 as for a JWT Snowflake does not accept
 
 Stricter than fakesnow where Snowflake is (Snowflake docs: "Submitting a request to execute
 SQL statements", "Snowflake SQL API reference"):
@@ -291,6 +293,10 @@ async def submit(request: Request) -> JSONResponse:
     body = await request.json()
     STATS["bodies"] = [*STATS["bodies"][-499:], body]
     sql = body.get("statement") or ""
+    if "/*flowctl-test:unauthorized*/" in sql:
+        return JSONResponse(failure("", "390144", "08001", "JWT token is invalid."), 401)
+    if "/*flowctl-test:throttle-once*/" in sql and not retry:
+        return JSONResponse({"message": "injected: too many requests"}, 429)
     handle = str(uuid.uuid4())
     if "/*flowctl-test:hang*/" in sql:
         STATEMENTS[handle] = {"state": "hang", "answer": None}

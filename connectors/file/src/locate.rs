@@ -25,14 +25,12 @@ pub struct FileRef {
 
 impl FileRef {
     pub async fn bytes(&self) -> Result<bytes::Bytes> {
-        let got = self
-            .store
-            .get(&self.path)
-            .await
-            .map_err(|e| PluginError::external(format!("cannot read {}: {e}", self.name)))?;
+        let got = self.store.get(&self.path).await.map_err(|e| {
+            PluginError::external_from(format!("cannot read {}: {e}", self.name), e)
+        })?;
         got.bytes()
             .await
-            .map_err(|e| PluginError::external(format!("cannot read {}: {e}", self.name)))
+            .map_err(|e| PluginError::external_from(format!("cannot read {}: {e}", self.name), e))
     }
 }
 
@@ -87,14 +85,15 @@ async fn locate_local(path: &str) -> Result<Vec<FileRef>> {
     let mut out = Vec::new();
     for name in names {
         let shown = name.display().to_string();
-        let abs = std::path::absolute(&name)
-            .map_err(|e| PluginError::data(format!("cannot resolve {shown}: {e}")))?;
+        let abs = std::path::absolute(&name).map_err(|e| {
+            PluginError::data(format!("cannot resolve {shown}: {e}")).with_source(e)
+        })?;
         let sp = StorePath::from_absolute_path(&abs)
-            .map_err(|e| PluginError::data(format!("cannot use {shown}: {e}")))?;
+            .map_err(|e| PluginError::data(format!("cannot use {shown}: {e}")).with_source(e))?;
         let meta = store
             .head(&sp)
             .await
-            .map_err(|e| PluginError::data(format!("cannot open {shown}: {e}")))?;
+            .map_err(|e| PluginError::data(format!("cannot open {shown}: {e}")).with_source(e))?;
         out.push(FileRef {
             name: shown,
             store: store.clone(),
@@ -140,7 +139,7 @@ async fn locate_url(url: &str, options: &BTreeMap<String, String>) -> Result<Vec
         let meta = store
             .head(&path)
             .await
-            .map_err(|e| PluginError::external(format!("cannot open {url}: {e}")))?;
+            .map_err(|e| PluginError::external_from(format!("cannot open {url}: {e}"), e))?;
         return Ok(vec![FileRef {
             name: url.to_string(),
             store,
@@ -157,11 +156,10 @@ async fn locate_url(url: &str, options: &BTreeMap<String, String>) -> Result<Vec
     };
     let pattern = glob::Pattern::new(&pattern_text)
         .map_err(|e| PluginError::config(format!("bad glob {url}: {e}")))?;
-    let listed: Vec<ObjectMeta> = store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| PluginError::external(format!("cannot list {}: {e}", &url[..cut])))?;
+    let listed: Vec<ObjectMeta> =
+        store.list(Some(&prefix)).try_collect().await.map_err(|e| {
+            PluginError::external_from(format!("cannot list {}: {e}", &url[..cut]), e)
+        })?;
     let root = url_root(url);
     let mut out: Vec<FileRef> = listed
         .into_iter()

@@ -40,9 +40,9 @@ fn csv_rows<'a>(bytes: &'a [u8], cfg: &'a FileConfig, file: &str) -> Result<Rows
         .flexible(true)
         .from_reader(bytes);
     let (indexes, width) = if cfg.csv.header {
-        let header = reader
-            .headers()
-            .map_err(|e| PluginError::data(format!("{file}: cannot read the CSV header: {e}")))?;
+        let header = reader.headers().map_err(|e| {
+            PluginError::data(format!("{file}: cannot read the CSV header: {e}")).with_source(e)
+        })?;
         (header_indexes(header, &cfg.columns, file)?, header.len())
     } else {
         ((0..cfg.columns.len()).collect(), cfg.columns.len())

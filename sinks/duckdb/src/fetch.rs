@@ -69,7 +69,9 @@ async fn download_all(files: &[StagedFile], staging: &StagingLocation) -> Result
     let tmp = tempfile::Builder::new()
         .prefix("flowctl-duckdb-")
         .tempdir()
-        .map_err(|e| PluginError::other(format!("cannot create a temporary directory: {e}")))?;
+        .map_err(|e| {
+            PluginError::other(format!("cannot create a temporary directory: {e}")).with_source(e)
+        })?;
     // A flat, unique local name per file: the index keeps same-named files of
     // different partitions apart. Collected first so the stream holds plain futures.
     let jobs: Vec<_> = files
@@ -102,27 +104,29 @@ pub fn store_path(root: &StorePath, relative: &str) -> StorePath {
 
 async fn download(staging: &StagingLocation, f: &StagedFile, dest: PathBuf) -> Result<PathBuf> {
     let location = store_path(&staging.root, &f.relative_path);
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        PluginError::external(format!("staged file {}: {what}: {e}", f.uri))
+    // Kept as the source: a 5xx or a cut connection from the store is retryable.
+    let fail = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+        PluginError::external_from(format!("staged file {}: {what}: {e}", f.uri), e)
     };
     let result = staging
         .store
         .get(&location)
         .await
-        .map_err(|e| fail("cannot download", &e))?;
+        .map_err(|e| fail("cannot download", e.into()))?;
+    let cannot_write = format!("cannot write {}", dest.display());
     let mut out = tokio::fs::File::create(&dest)
         .await
-        .map_err(|e| fail(&format!("cannot create {}", dest.display()), &e))?;
+        .map_err(|e| fail(&format!("cannot create {}", dest.display()), e.into()))?;
     let mut body = result.into_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| fail("download interrupted", &e))?;
+        let chunk = chunk.map_err(|e| fail("download interrupted", e.into()))?;
         out.write_all(&chunk)
             .await
-            .map_err(|e| fail(&format!("cannot write {}", dest.display()), &e))?;
+            .map_err(|e| fail(&cannot_write, e.into()))?;
     }
     out.flush()
         .await
-        .map_err(|e| fail(&format!("cannot write {}", dest.display()), &e))?;
+        .map_err(|e| fail(&cannot_write, e.into()))?;
     Ok(dest)
 }
 

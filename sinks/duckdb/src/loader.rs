@@ -55,7 +55,7 @@ impl DuckDbLoader {
             let mut out = Vec::new();
             for batch in stmt.query_arrow([]).map_err(|e| db_err(&query, e))? {
                 rows_text(&batch, &mut out)
-                    .map_err(|e| PluginError::data(format!("{query}: {e}")))?;
+                    .map_err(|e| PluginError::data(format!("{query}: {e}")).with_source(e))?;
             }
             Ok(out)
         })
@@ -88,7 +88,7 @@ impl DuckDbLoader {
             }
         })
         .await
-        .map_err(|e| PluginError::other(format!("duckdb task failed: {e}")))?
+        .map_err(|e| PluginError::other(format!("duckdb task failed: {e}")).with_source(e))?
     }
 }
 
@@ -139,7 +139,7 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
         .max_memory(limit)
         .map_err(|e| PluginError::config(format!("duckdb memory_limit {limit:?}: {e}")))?;
     let conn = Connection::open_in_memory_with_flags(settings)
-        .map_err(|e| PluginError::external(format!("cannot start duckdb: {e}")))?;
+        .map_err(|e| PluginError::external(format!("cannot start duckdb: {e}")).with_source(e))?;
     // Loads never depend on row order; without this DuckDB buffers whole inputs to keep it,
     // which made memory grow with the size of a load.
     conn.execute_batch("SET preserve_insertion_order = false")
@@ -150,11 +150,13 @@ fn open(path: &std::path::Path, config: &DuckDbConfig) -> Result<Connection> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| {
             PluginError::external(format!("cannot create directory {}: {e}", parent.display()))
+                .with_source(e)
         })?;
     }
     let attach = attach_sql(path, config)?;
-    conn.execute_batch(&attach)
-        .map_err(|e| PluginError::external(format!("cannot open duckdb database {shown}: {e}")))?;
+    conn.execute_batch(&attach).map_err(|e| {
+        PluginError::external(format!("cannot open duckdb database {shown}: {e}")).with_source(e)
+    })?;
     Ok(conn)
 }
 
@@ -240,13 +242,14 @@ fn memory_hint(e: PluginError, config: &DuckDbConfig) -> PluginError {
             config.memory_limit(),
             config.threads
         ))
+        .with_source(e)
     } else {
         e
     }
 }
 
 fn db_err(what: &str, e: duckdb::Error) -> PluginError {
-    PluginError::external(format!("duckdb: {what}: {e}"))
+    PluginError::external(format!("duckdb: {what}: {e}")).with_source(e)
 }
 
 #[async_trait]
@@ -418,6 +421,7 @@ impl Load<'_> {
                     self.names.target,
                     self.slice_uris(slice).join(", ")
                 ))
+                .with_source(e)
             })?;
             stats.rows_loaded += u64::try_from(slice.rows).unwrap_or(0);
             stats.inserted += inserted;

@@ -45,8 +45,8 @@ impl FileLayout {
         let bad = |e: &dyn std::fmt::Display| {
             PluginError::data(format!("staged file {uri} is not readable Parquet: {e}"))
         };
-        let file = std::fs::File::open(path).map_err(|e| bad(&e))?;
-        let reader = SerializedFileReader::new(file).map_err(|e| bad(&e))?;
+        let file = std::fs::File::open(path).map_err(|e| bad(&e).with_source(e))?;
+        let reader = SerializedFileReader::new(file).map_err(|e| bad(&e).with_source(e))?;
         let meta = reader.metadata();
         let row_groups = meta
             .row_groups()

@@ -87,15 +87,7 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     if let Some(dir) = &inner.location.local_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
             let text = format!("local staging: cannot create {}: {e}", dir.display());
-            out.results.push(CheckResult::failed(
-                write_name,
-                text.clone(),
-                fix(inner, "write", &text),
-            ));
-            out.results.push(CheckResult::skipped(
-                name(inner, "read the probe file back"),
-                "nothing was written",
-            ));
+            out.results.extend(write_failed(inner, write_name, text));
             return out;
         }
     }
@@ -116,16 +108,8 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
             return out;
         }
         Err(e) => {
-            let text = e.to_string();
-            out.results.push(CheckResult::failed(
-                write_name,
-                text.clone(),
-                fix(inner, "write", &text),
-            ));
-            out.results.push(CheckResult::skipped(
-                name(inner, "read the probe file back"),
-                "nothing was written",
-            ));
+            out.results
+                .extend(write_failed(inner, write_name, e.to_string()));
             return out;
         }
     };
@@ -138,6 +122,18 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     out
 }
 
+/// The probe could not be written: that failure with its fix, and no read-back.
+fn write_failed(inner: &Inner, write_name: String, text: String) -> [CheckResult; 2] {
+    let fixed = fix(inner, "write", &text);
+    [
+        CheckResult::failed(write_name, text, fixed),
+        CheckResult::skipped(
+            name(inner, "read the probe file back"),
+            "nothing was written",
+        ),
+    ]
+}
+
 async fn read_back(inner: &Inner, file: &StagedFile) -> CheckResult {
     let check_name = name(inner, "read the probe file back");
     let loc = &inner.location;
@@ -147,10 +143,10 @@ async fn read_back(inner: &Inner, file: &StagedFile) -> CheckResult {
             .store
             .get(&path)
             .await
-            .map_err(|e| inner.ctx.store_error("reading", &file.uri, &e))?;
+            .map_err(|e| inner.ctx.store_error("reading", &file.uri, e))?;
         got.bytes()
             .await
-            .map_err(|e| inner.ctx.store_error("reading", &file.uri, &e))
+            .map_err(|e| inner.ctx.store_error("reading", &file.uri, e))
     }
     .await;
     match got {
@@ -182,14 +178,14 @@ pub(crate) async fn remove_probe(sink: &crate::ObjectStoreSink, file: &StagedFil
         loc.store
             .delete(&path)
             .await
-            .map_err(|e| inner.ctx.store_error("deleting", &file.uri, &e))?;
+            .map_err(|e| inner.ctx.store_error("deleting", &file.uri, e))?;
         match loc.store.head(&path).await {
             Err(object_store::Error::NotFound { .. }) => Ok(()),
             Ok(_) => Err(flowctl_core::PluginError::external(format!(
                 "{} is still there after DELETE",
                 file.uri
             ))),
-            Err(e) => Err(inner.ctx.store_error("checking", &file.uri, &e)),
+            Err(e) => Err(inner.ctx.store_error("checking", &file.uri, e)),
         }
     }
     .await;

@@ -84,6 +84,92 @@ impl Default for WriteOptions {
     }
 }
 
+/// Cleanup and Parquet file sizing, the same in every staging type (flattened into each
+/// config block, so users see its fields beside the others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileOptions {
+    /// What to do with staged files after a successful load.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+    /// Rows per Parquet row group (bounded further by `row_group_bytes`).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: usize,
+    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
+    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
+    /// they compress.
+    #[serde(default = "default_row_group_decoded_bytes")]
+    pub row_group_decoded_bytes: usize,
+    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_rows: Option<u64>,
+    /// Start a new part file once a file reaches this many bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            cleanup: Cleanup::default(),
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+            row_group_decoded_bytes: default_row_group_decoded_bytes(),
+            max_file_rows: None,
+            max_file_bytes: default_max_file_bytes(),
+        }
+    }
+}
+
+impl FileOptions {
+    /// The sizing knobs with uploads in parts of `upload_part_bytes`, checked for sane
+    /// values.
+    pub fn write_options(&self, upload_part_bytes: usize) -> flowctl_core::Result<WriteOptions> {
+        let opts = WriteOptions {
+            row_group_rows: self.row_group_rows,
+            row_group_bytes: self.row_group_bytes,
+            row_group_decoded_bytes: self.row_group_decoded_bytes,
+            max_file_rows: self.max_file_rows,
+            max_file_bytes: self.max_file_bytes,
+            upload_part_bytes,
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+/// How files reach a bucket, the same for `gcs` and `s3` (flattened beside
+/// [`FileOptions`]; serde cannot deny unknown fields through a flatten nested in another).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UploadOptions {
+    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
+    /// and the default). Memory per open writer is about two of these (`spool: disk`) or
+    /// five (`spool: memory`), plus one row group.
+    #[serde(default = "default_upload_part_bytes")]
+    pub upload_part_bytes: usize,
+    /// Where a file's bytes wait until uploaded: `disk` (default), an unnamed temporary
+    /// file in `spool_dir`, or `memory`.
+    #[serde(default)]
+    pub spool: Spool,
+    /// Folder of the spool files (`~` is expanded; default: the system's temporary folder,
+    /// `$TMPDIR` or `/tmp`). Needs room for the files being written at once, each at most
+    /// `max_file_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<String>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            upload_part_bytes: default_upload_part_bytes(),
+            spool: Spool::default(),
+            spool_dir: None,
+        }
+    }
+}
+
 /// Stage Parquet files in a Google Cloud Storage bucket (for Snowflake on GCP, or any
 /// loader that reads `gs://`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -104,43 +190,10 @@ pub struct GcsConfig {
     /// allowed here because it is an explicit choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    /// What to do with staged files after a successful load.
-    #[serde(default)]
-    pub cleanup: Cleanup,
-    /// Rows per Parquet row group (bounded further by `row_group_bytes`); smaller groups use
-    /// less memory while writing, larger ones compress and scan better.
-    #[serde(default = "default_row_group_rows")]
-    pub row_group_rows: usize,
-    /// Upper bound on a row group's encoded size in bytes, so wide rows (a 2 KB `_RAW`
-    /// column) cannot make one row group hold gigabytes in memory.
-    #[serde(default = "default_row_group_bytes")]
-    pub row_group_bytes: usize,
-    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
-    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
-    /// they compress.
-    #[serde(default = "default_row_group_decoded_bytes")]
-    pub row_group_decoded_bytes: usize,
-    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_file_rows: Option<u64>,
-    /// Start a new part file once a file reaches this many bytes (Snowflake loads files of
-    /// 100-250 MB best; the writer holds each row group's metadata until a file ends).
-    #[serde(default = "default_max_file_bytes")]
-    pub max_file_bytes: u64,
-    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3/GCS minimum,
-    /// and the default). Memory per open writer is about two of these (`spool: disk`) or
-    /// five (`spool: memory`), plus one row group.
-    #[serde(default = "default_upload_part_bytes")]
-    pub upload_part_bytes: usize,
-    /// Where a file's bytes wait until uploaded: `disk` (default), an unnamed temporary
-    /// file in `spool_dir`, or `memory`.
-    #[serde(default)]
-    pub spool: Spool,
-    /// Folder of the spool files (`~` is expanded; default: the system's temporary folder,
-    /// `$TMPDIR` or `/tmp`). Needs room for the files being written at once, each at most
-    /// `max_file_bytes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spool_dir: Option<String>,
+    #[serde(flatten)]
+    pub files: FileOptions,
+    #[serde(flatten)]
+    pub upload: UploadOptions,
 }
 
 /// Stage Parquet files in an S3 bucket or an S3-compatible store (MinIO, R2, Ceph).
@@ -174,40 +227,10 @@ pub struct S3Config {
     /// Only static-key profiles (not SSO or credential_process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
-    /// What to do with staged files after a successful load.
-    #[serde(default)]
-    pub cleanup: Cleanup,
-    /// Rows per Parquet row group (bounded further by `row_group_bytes`).
-    #[serde(default = "default_row_group_rows")]
-    pub row_group_rows: usize,
-    /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
-    #[serde(default = "default_row_group_bytes")]
-    pub row_group_bytes: usize,
-    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
-    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
-    /// they compress.
-    #[serde(default = "default_row_group_decoded_bytes")]
-    pub row_group_decoded_bytes: usize,
-    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_file_rows: Option<u64>,
-    /// Start a new part file once a file reaches this many bytes.
-    #[serde(default = "default_max_file_bytes")]
-    pub max_file_bytes: u64,
-    /// Size of each multipart upload part in bytes (at least 5 MiB, the S3 minimum, and
-    /// the default). Memory per open writer is about two of these (`spool: disk`) or five
-    /// (`spool: memory`), plus one row group.
-    #[serde(default = "default_upload_part_bytes")]
-    pub upload_part_bytes: usize,
-    /// Where a file's bytes wait until uploaded: `disk` (default), an unnamed temporary
-    /// file in `spool_dir`, or `memory`.
-    #[serde(default)]
-    pub spool: Spool,
-    /// Folder of the spool files (`~` is expanded; default: the system's temporary folder,
-    /// `$TMPDIR` or `/tmp`). Needs room for the files being written at once, each at most
-    /// `max_file_bytes`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spool_dir: Option<String>,
+    #[serde(flatten)]
+    pub files: FileOptions,
+    #[serde(flatten)]
+    pub upload: UploadOptions,
 }
 
 /// Stage Parquet files in a folder on this machine (the quickstart: no cloud account;
@@ -218,52 +241,17 @@ pub struct LocalConfig {
     /// Folder that holds the staged tables (created if missing; `~` is expanded; a relative
     /// path is taken from the current directory).
     pub path: String,
-    /// What to do with staged files after a successful load.
-    #[serde(default)]
-    pub cleanup: Cleanup,
-    /// Rows per Parquet row group (bounded further by `row_group_bytes`).
-    #[serde(default = "default_row_group_rows")]
-    pub row_group_rows: usize,
-    /// Upper bound on a row group's encoded size in bytes (bounds memory while writing).
-    #[serde(default = "default_row_group_bytes")]
-    pub row_group_bytes: usize,
-    /// Upper bound on a row group's decoded (uncompressed, in memory) size in bytes: what
-    /// a reader holds to decode it. Bounds row groups of wide rows (`_RAW`) however well
-    /// they compress.
-    #[serde(default = "default_row_group_decoded_bytes")]
-    pub row_group_decoded_bytes: usize,
-    /// Start a new part file after this many rows (absent: only `max_file_bytes` rolls).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_file_rows: Option<u64>,
-    /// Start a new part file once a file reaches this many bytes.
-    #[serde(default = "default_max_file_bytes")]
-    pub max_file_bytes: u64,
+    #[serde(flatten)]
+    pub files: FileOptions,
 }
 
-macro_rules! write_options {
-    ($t:ty, $part:expr) => {
-        impl $t {
-            /// The sizing knobs of this block, checked for sane values.
-            pub fn write_options(&self) -> flowctl_core::Result<WriteOptions> {
-                #[allow(clippy::redundant_closure_call)]
-                let part: usize = ($part)(self);
-                let opts = WriteOptions {
-                    row_group_rows: self.row_group_rows,
-                    row_group_bytes: self.row_group_bytes,
-                    row_group_decoded_bytes: self.row_group_decoded_bytes,
-                    max_file_rows: self.max_file_rows,
-                    max_file_bytes: self.max_file_bytes,
-                    upload_part_bytes: part,
-                };
-                opts.validate()?;
-                Ok(opts)
-            }
-        }
-    };
+impl LocalConfig {
+    /// The sizing knobs of this block, checked for sane values (`local` writes whole
+    /// files, so the part size is only the default).
+    pub fn write_options(&self) -> flowctl_core::Result<WriteOptions> {
+        self.files.write_options(default_upload_part_bytes())
+    }
 }
-write_options!(GcsConfig, |c: &GcsConfig| c.upload_part_bytes);
-write_options!(S3Config, |c: &S3Config| c.upload_part_bytes);
-write_options!(LocalConfig, |_c: &LocalConfig| default_upload_part_bytes());
 
 /// Multipart uploads reject parts below 5 MiB (except the last).
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
@@ -291,5 +279,52 @@ impl WriteOptions {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shared_fields_sit_beside_the_others_and_unknown_ones_are_named() {
+        let cfg: S3Config = serde_json::from_value(json!({
+            "bucket": "b", "row_group_rows": 10, "cleanup": "delete_after_load",
+            "spool": "memory",
+        }))
+        .unwrap();
+        assert_eq!(cfg.files.row_group_rows, 10);
+        assert_eq!(cfg.files.cleanup, Cleanup::DeleteAfterLoad);
+        assert_eq!(cfg.upload.spool, Spool::Memory);
+        assert_eq!(cfg.upload.upload_part_bytes, MIN_PART_BYTES);
+        let every = json!({
+            "bucket": "b", "cleanup": "keep", "row_group_rows": 1, "row_group_bytes": 2,
+            "row_group_decoded_bytes": 3, "max_file_rows": 4, "max_file_bytes": 5,
+            "upload_part_bytes": 6, "spool": "disk", "spool_dir": "/tmp",
+        });
+        let gcs: GcsConfig = serde_json::from_value(every.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&gcs).unwrap()["max_file_rows"], 4);
+        assert_eq!(
+            (gcs.files.max_file_bytes, gcs.upload.upload_part_bytes),
+            (5, 6)
+        );
+        let local: LocalConfig = serde_json::from_value(json!({ "path": "/x" })).unwrap();
+        assert_eq!(local.files, FileOptions::default());
+        for bad in [
+            json!({ "bucket": "b", "row_group_rowz": 1 }),
+            json!({ "path": "/x", "row_group_rowz": 1 }),
+            json!({ "path": "/x", "spool": "disk", "row_group_rowz": 1 }),
+        ] {
+            let err = match bad.get("path") {
+                Some(_) => serde_json::from_value::<LocalConfig>(bad).unwrap_err(),
+                None => serde_json::from_value::<S3Config>(bad).unwrap_err(),
+            };
+            let err = err.to_string();
+            assert!(
+                err.contains("unknown field `row_group_rowz`") || err.contains("`spool`"),
+                "{err}"
+            );
+        }
     }
 }

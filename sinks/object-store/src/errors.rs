@@ -31,19 +31,25 @@ impl StoreContext {
         }
     }
 
-    /// `action` is a verb phrase ("writing"), `uri` the object concerned.
-    pub fn store_error(&self, action: &str, uri: &str, e: &object_store::Error) -> PluginError {
+    /// `action` is a verb phrase ("writing"), `uri` the object concerned. The store's
+    /// error stays the source; a missing bucket or refused credentials never pass for
+    /// transient, a timeout, a cut connection, a 429 or a 5xx does.
+    pub fn store_error(&self, action: &str, uri: &str, e: object_store::Error) -> PluginError {
         // With its sources: the text of the server's response body is kept.
-        let text = flowctl_core::error_chain(e);
+        let text = flowctl_core::error_chain(&e);
         let lower = text.to_lowercase();
         let (bucket, at) = (self.bucket_text(), self.endpoint_text());
         let kind = self.kind;
-        let msg = if lower.contains("nosuchbucket")
+        if lower.contains("nosuchbucket")
             || lower.contains("bucket does not exist")
             || (matches!(e, object_store::Error::NotFound { .. }) && action != "reading")
         {
-            format!("{kind} staging: {bucket}{at} does not exist ({action} {uri}); create it or fix `bucket`")
-        } else if matches!(
+            return PluginError::external(format!(
+                "{kind} staging: {bucket}{at} does not exist ({action} {uri}); create it or fix `bucket`"
+            ))
+            .with_source(e);
+        }
+        if matches!(
             e,
             object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. }
@@ -52,11 +58,13 @@ impl StoreContext {
             || lower.contains("403 forbidden")
             || lower.contains("401 unauthorized")
         {
-            format!(
+            return PluginError::external(format!(
                 "{kind} staging: access denied {action} {uri}; check the credentials ({}) and that they may read and write {bucket}: {text}",
                 self.credentials_hint
-            )
-        } else if lower.contains("error sending request")
+            ))
+            .with_source(e);
+        }
+        let msg = if lower.contains("error sending request")
             || lower.contains("connection refused")
             || lower.contains("dns error")
             || lower.contains("timed out")
@@ -65,42 +73,63 @@ impl StoreContext {
         } else {
             format!("{kind} staging: {action} {uri} failed: {text}")
         };
-        PluginError::external(msg)
+        PluginError::external_from(msg, e)
     }
 
     pub fn parquet_error(&self, action: &str, uri: &str, e: ParquetError) -> PluginError {
-        if let Some(store) = error_in::<object_store::Error>(&e) {
-            return self.store_error(action, uri, store);
+        let e = match take::<object_store::Error>(e) {
+            Ok(store) => return self.store_error(action, uri, store),
+            Err(e) => e,
+        };
+        match take::<crate::spool::SpoolError>(e) {
+            Ok(spool) => {
+                PluginError::other(format!("{} staging: {action} {uri}: {spool}", self.kind))
+                    .with_source(spool)
+            }
+            Err(e) => PluginError::other(format!(
+                "{} staging: {action} {uri}: parquet: {e}",
+                self.kind
+            ))
+            .with_source(e),
         }
-        if let Some(spool) = error_in::<crate::spool::SpoolError>(&e) {
-            return PluginError::other(format!("{} staging: {action} {uri}: {spool}", self.kind));
-        }
-        PluginError::other(format!(
-            "{} staging: {action} {uri}: parquet: {e}",
-            self.kind
-        ))
     }
 }
 
-/// An error of type `E` under a parquet error. Completing an upload goes through
-/// `AsyncWrite::shutdown`, which wraps the store's error in an `io::Error`, and the async
-/// writer wraps its sink's errors in `External` once more: look through both.
-fn error_in<E: std::error::Error + 'static>(e: &ParquetError) -> Option<&E> {
-    let ParquetError::External(inner) = e else {
-        return None;
+/// The error of type `E` under a parquet error, or what is left when there is none.
+/// Completing an upload goes through `AsyncWrite::shutdown`, which wraps the store's
+/// error in an `io::Error`, and the async writer wraps its sink's errors in `External`
+/// once more: look through both.
+fn take<E: std::error::Error + Send + Sync + 'static>(e: ParquetError) -> Result<E, ParquetError> {
+    let ParquetError::External(mut inner) = e else {
+        return Err(e);
     };
-    if let Some(found) = inner.downcast_ref::<E>() {
-        return Some(found);
+    loop {
+        inner = match inner.downcast::<E>() {
+            Ok(found) => return Ok(*found),
+            Err(other) => other,
+        };
+        inner = match inner.downcast::<std::io::Error>() {
+            Ok(io) if io.get_ref().is_some() => {
+                let kind = io.kind();
+                io.into_inner()
+                    .unwrap_or_else(|| Box::new(std::io::Error::from(kind)))
+            }
+            Ok(io) => return Err(ParquetError::External(io)),
+            Err(other) => match other.downcast::<ParquetError>() {
+                Ok(p) => match *p {
+                    ParquetError::External(next) => next,
+                    p => return Err(p),
+                },
+                Err(other) => return Err(ParquetError::External(other)),
+            },
+        };
     }
-    if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-        return io.get_ref().and_then(|e| e.downcast_ref::<E>());
-    }
-    inner.downcast_ref::<ParquetError>().and_then(error_in)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
 
     fn ctx() -> StoreContext {
         StoreContext {
@@ -112,14 +141,13 @@ mod tests {
     }
 
     #[test]
-    fn access_denied_names_bucket_and_credentials() {
+    fn access_denied_names_bucket_and_credentials_and_is_not_retryable() {
         let e = object_store::Error::PermissionDenied {
             path: "github/x.parquet".into(),
             source: "403 Forbidden: AccessDenied".into(),
         };
-        let msg = ctx()
-            .store_error("writing", "s3://data/github/x.parquet", &e)
-            .to_string();
+        let err = ctx().store_error("writing", "s3://data/github/x.parquet", e);
+        let msg = err.to_string();
         assert!(
             msg.contains("access denied writing s3://data/github/x.parquet"),
             "{msg}"
@@ -128,6 +156,9 @@ mod tests {
             msg.contains("AWS_ACCESS_KEY_ID") && msg.contains("bucket `data`"),
             "{msg}"
         );
+        assert!(!err.retryable());
+        let source = err.source().expect("the store's error is kept");
+        assert!(source.is::<object_store::Error>(), "{source:?}");
     }
 
     #[test]
@@ -137,26 +168,46 @@ mod tests {
             source: "NoSuchBucket".into(),
         };
         let wrapped = ParquetError::External(Box::new(ParquetError::External(Box::new(
-            std::io::Error::from(store),
+            std::io::Error::other(store),
         ))));
-        let msg = ctx()
-            .parquet_error("writing", "s3://data/p", wrapped)
-            .to_string();
+        let err = ctx().parquet_error("writing", "s3://data/p", wrapped);
+        let msg = err.to_string();
         assert!(msg.contains("bucket `data` does not exist"), "{msg}");
+        assert!(!err.retryable());
+        assert!(err.source().is_some_and(|s| s.is::<object_store::Error>()));
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
         let spool = ParquetError::External(Box::new(ParquetError::External(Box::new(
-            crate::spool::SpoolError("writing the spool file in /x failed".into()),
+            crate::spool::SpoolError {
+                message: "writing the spool file in /x failed".into(),
+                source: io,
+            },
         ))));
-        let msg = ctx()
-            .parquet_error("writing", "s3://data/p", spool)
-            .to_string();
+        let err = ctx().parquet_error("writing", "s3://data/p", spool);
         assert_eq!(
-            msg,
+            err.to_string(),
             "s3 staging: writing s3://data/p: writing the spool file in /x failed"
+        );
+        assert_eq!(
+            flowctl_core::error_chain(&err),
+            "s3 staging: writing s3://data/p: writing the spool file in /x failed: no space left"
         );
         let other = ctx().parquet_error("writing", "u", ParquetError::General("boom".into()));
         assert!(
             other.to_string().contains("parquet: Parquet error: boom"),
             "{other}"
         );
+        assert!(other.source().is_some_and(|s| s.is::<ParquetError>()));
+    }
+
+    #[test]
+    fn a_cut_connection_is_retryable_and_says_so() {
+        let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(cut),
+        };
+        let err = ctx().store_error("writing", "s3://data/p", e);
+        assert!(err.retryable(), "{err}");
+        assert!(err.to_string().contains("reset by peer"), "{err}");
     }
 }

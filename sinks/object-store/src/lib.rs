@@ -19,7 +19,9 @@ mod spool;
 mod stores;
 mod writer;
 
-pub use config::{Cleanup, GcsConfig, LocalConfig, S3Config, Spool, WriteOptions};
+pub use config::{
+    Cleanup, FileOptions, GcsConfig, LocalConfig, S3Config, Spool, UploadOptions, WriteOptions,
+};
 pub use paths::{staged_path, validate_segment};
 pub use sink::ObjectStoreSink;
 pub use stores::{

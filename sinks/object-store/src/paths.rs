@@ -49,8 +49,9 @@ pub fn staged_path(root: &StorePath, relative: &str) -> Result<StorePath> {
     } else {
         format!("{}/{relative}", root.as_ref())
     };
-    StorePath::parse(&joined)
-        .map_err(|e| PluginError::data(format!("staging: bad staged path {joined:?}: {e}")))
+    StorePath::parse(&joined).map_err(|e| {
+        PluginError::data(format!("staging: bad staged path {joined:?}: {e}")).with_source(e)
+    })
 }
 
 #[cfg(test)]

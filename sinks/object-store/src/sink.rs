@@ -115,7 +115,7 @@ impl StagingSink for ObjectStoreSink {
             let path = staged_path(&loc.root, &f.relative_path)?;
             match loc.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.inner.ctx.store_error("deleting", &f.uri, &e)),
+                Err(e) => return Err(self.inner.ctx.store_error("deleting", &f.uri, e)),
             }
         }
         Ok(())

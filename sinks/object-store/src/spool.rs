@@ -24,23 +24,25 @@ use tokio::task::JoinSet;
 /// while they are sent; more in flight would only hold more parts in memory.
 const PARTS_IN_FLIGHT: usize = 2;
 
-/// A local disk problem (not the store's): shown as is, naming the folder and the knobs.
-#[derive(Debug)]
-pub(crate) struct SpoolError(pub String);
-
-impl std::fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A local disk problem (not the store's): shown as is, naming the folder and the knobs;
+/// the disk's error stays the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct SpoolError {
+    pub message: String,
+    #[source]
+    pub source: std::io::Error,
 }
-impl std::error::Error for SpoolError {}
 
 fn io_error(dir: &Path, action: &str, e: std::io::Error) -> ParquetError {
-    ParquetError::External(Box::new(SpoolError(format!(
-        "{action} the spool file in {} failed: {e} (set `spool_dir` to a folder with free \
-         space, or `spool: memory`)",
-        dir.display()
-    ))))
+    ParquetError::External(Box::new(SpoolError {
+        message: format!(
+            "{action} the spool file in {} failed: {e} (set `spool_dir` to a folder with free \
+             space, or `spool: memory`)",
+            dir.display()
+        ),
+        source: e,
+    }))
 }
 
 fn store_error(e: object_store::Error) -> ParquetError {
@@ -330,7 +332,7 @@ mod tests {
         let msg = inner
             .downcast_ref::<SpoolError>()
             .expect("a SpoolError")
-            .0
+            .message
             .clone();
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
         assert!(
@@ -365,7 +367,10 @@ mod tests {
             let ParquetError::External(inner) = &err else {
                 panic!("{err}");
             };
-            let msg = &inner.downcast_ref::<SpoolError>().expect("a SpoolError").0;
+            let msg = &inner
+                .downcast_ref::<SpoolError>()
+                .expect("a SpoolError")
+                .message;
             assert!(msg.starts_with("reading the spool file in "), "{msg}");
             assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
             let listed = store.list(None).next().await;

@@ -2,12 +2,9 @@
 //! differ; writing, naming and cleanup are shared (see [`crate::sink`]).
 
 use crate::aws_profile;
-use crate::config::default_upload_part_bytes;
 use crate::config::{
-    default_max_file_bytes, default_row_group_bytes, default_row_group_decoded_bytes,
-    default_row_group_rows,
+    Cleanup, FileOptions, GcsConfig, LocalConfig, S3Config, Spool, UploadOptions, WriteOptions,
 };
-use crate::config::{Cleanup, GcsConfig, LocalConfig, S3Config, Spool, WriteOptions};
 use crate::errors::StoreContext;
 use crate::paths::normalize_prefix;
 use crate::sink::{Inner, ObjectStoreSink};
@@ -84,10 +81,11 @@ fn sink(
 
 /// The folder of `spool: disk` (`None` for `spool: memory`). Only checked here, not
 /// written to: building a sink (`flowctl validate`, `plan`) leaves the disk alone.
-fn spool_dir(kind: &str, spool: Spool, dir: Option<&str>) -> Result<Option<PathBuf>> {
-    if spool == Spool::Memory {
+fn spool_dir(kind: &str, upload: &UploadOptions) -> Result<Option<PathBuf>> {
+    if upload.spool == Spool::Memory {
         return Ok(None);
     }
+    let dir = upload.spool_dir.as_deref();
     let path = match dir {
         Some(d) => PathBuf::from(expand_home(d)),
         None => std::env::temp_dir(),
@@ -138,26 +136,39 @@ fn with_profile(mut b: AmazonS3Builder, configured: Option<&str>) -> Result<Amaz
     Ok(b)
 }
 
-/// The checks of an `s3` block that need no environment, files or network (run by every
-/// spec load; `build_s3` repeats them).
-pub fn check_s3(cfg: &S3Config) -> Result<()> {
-    cfg.write_options()?;
-    check_bucket("s3", &cfg.bucket)?;
-    if let Some(ep) = &cfg.endpoint {
+/// The checks of a bucket's block that need no environment, files or network (run by
+/// every spec load; building the sink repeats them). `url` is the block's endpoint
+/// setting, if any: (its key, its value).
+fn check_bucket_block(
+    kind: &str,
+    scheme: &str,
+    bucket: &str,
+    prefix: &str,
+    files: &FileOptions,
+    upload: &UploadOptions,
+    url: Option<(&str, &str)>,
+) -> Result<()> {
+    files.write_options(upload.upload_part_bytes)?;
+    check_bucket(kind, bucket)?;
+    if let Some((key, url)) = url {
         // Whether plain http is allowed may come from AWS_ALLOW_HTTP: checked at build.
-        check_http("s3", ep, true, "endpoint")?;
+        check_http(kind, url, true, key)?;
     }
-    root_of("s3", "s3", &cfg.bucket, &cfg.prefix).map(drop)
+    root_of(kind, scheme, bucket, prefix).map(drop)
+}
+
+/// The checks of an `s3` block that need no environment, files or network.
+pub fn check_s3(cfg: &S3Config) -> Result<()> {
+    let url = cfg.endpoint.as_deref().map(|u| ("endpoint", u));
+    let (files, upload) = (&cfg.files, &cfg.upload);
+    check_bucket_block("s3", "s3", &cfg.bucket, &cfg.prefix, files, upload, url)
 }
 
 /// The checks of a `gcs` block that need no environment, files or network.
 pub fn check_gcs(cfg: &GcsConfig) -> Result<()> {
-    cfg.write_options()?;
-    check_bucket("gcs", &cfg.bucket)?;
-    if let Some(url) = &cfg.base_url {
-        check_http("gcs", url, true, "base_url")?;
-    }
-    root_of("gcs", "gs", &cfg.bucket, &cfg.prefix).map(drop)
+    let url = cfg.base_url.as_deref().map(|u| ("base_url", u));
+    let (files, upload) = (&cfg.files, &cfg.upload);
+    check_bucket_block("gcs", "gs", &cfg.bucket, &cfg.prefix, files, upload, url)
 }
 
 /// The checks of a `local` block that need no files.
@@ -178,9 +189,9 @@ pub fn build_s3(cfg: S3Config) -> Result<ObjectStoreSink> {
 /// [`build_s3`] over a given builder instead of the environment: for tests and embedders
 /// that hold credentials themselves (the config block still overrides the builder).
 pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStoreSink> {
-    let write = cfg.write_options()?;
+    let write = cfg.files.write_options(cfg.upload.upload_part_bytes)?;
     check_bucket("s3", &cfg.bucket)?;
-    let spool = spool_dir("s3", cfg.spool, cfg.spool_dir.as_deref())?;
+    let spool = spool_dir("s3", &cfg.upload)?;
     let (b, settings) = s3_builder(base, &cfg)?;
     let store = b.build().map_err(|e| {
         PluginError::config(format!(
@@ -204,7 +215,7 @@ pub fn build_s3_from(base: AmazonS3Builder, cfg: S3Config) -> Result<ObjectStore
         credentials_hint: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an ~/.aws/credentials \
                            profile, web identity or instance role",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write, spool))
+    Ok(sink(location, ctx, cfg.files.cleanup, write, spool))
 }
 
 /// The effective connection settings of an `s3` sink (config over environment).
@@ -281,9 +292,9 @@ pub fn build_gcs(cfg: GcsConfig) -> Result<ObjectStoreSink> {
 
 /// [`build_gcs`] over a given builder (e.g. one with a static bearer token for an emulator).
 pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result<ObjectStoreSink> {
-    let write = cfg.write_options()?;
+    let write = cfg.files.write_options(cfg.upload.upload_part_bytes)?;
     check_bucket("gcs", &cfg.bucket)?;
-    let spool = spool_dir("gcs", cfg.spool, cfg.spool_dir.as_deref())?;
+    let spool = spool_dir("gcs", &cfg.upload)?;
     let mut b = base.with_bucket_name(&cfg.bucket);
     if let Some(file) = &cfg.service_account_file {
         let path = expand_home(file);
@@ -325,7 +336,7 @@ pub fn build_gcs_from(base: GoogleCloudStorageBuilder, cfg: GcsConfig) -> Result
         endpoint: cfg.base_url.clone(),
         credentials_hint: "service_account_file or application default credentials",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write, spool))
+    Ok(sink(location, ctx, cfg.files.cleanup, write, spool))
 }
 
 /// Makes `dir` absolute and removes `.`/`..` without touching the disk (the folder may
@@ -385,7 +396,7 @@ pub fn build_local(cfg: LocalConfig) -> Result<ObjectStoreSink> {
         endpoint: None,
         credentials_hint: "file permissions",
     };
-    Ok(sink(location, ctx, cfg.cleanup, write, None))
+    Ok(sink(location, ctx, cfg.files.cleanup, write, None))
 }
 
 const URI_OPTIONS: [&str; 5] = [
@@ -395,6 +406,15 @@ const URI_OPTIONS: [&str; 5] = [
     "base_url",
     "service_account_file",
 ];
+
+/// The upload settings of a sink built to read and delete staged files, not to write
+/// them.
+fn read_only() -> UploadOptions {
+    UploadOptions {
+        spool: Spool::Memory,
+        ..UploadOptions::default()
+    }
+}
 
 fn split_bucket(uri: &str, rest: &str) -> Result<(String, String)> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -435,16 +455,8 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             endpoint: opt("endpoint"),
             allow_http,
             profile: None,
-            cleanup: Cleanup::Keep,
-            row_group_rows: default_row_group_rows(),
-            row_group_bytes: default_row_group_bytes(),
-            row_group_decoded_bytes: default_row_group_decoded_bytes(),
-            max_file_rows: None,
-            max_file_bytes: default_max_file_bytes(),
-            upload_part_bytes: default_upload_part_bytes(),
-            // Built to read and delete staged files, not to write them.
-            spool: Spool::Memory,
-            spool_dir: None,
+            files: FileOptions::default(),
+            upload: read_only(),
         })?
     } else if let Some(rest) = uri.strip_prefix("gs://") {
         let (bucket, prefix) = split_bucket(uri, rest)?;
@@ -453,16 +465,8 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
             prefix,
             service_account_file: opt("service_account_file"),
             base_url: opt("base_url"),
-            cleanup: Cleanup::Keep,
-            row_group_rows: default_row_group_rows(),
-            row_group_bytes: default_row_group_bytes(),
-            row_group_decoded_bytes: default_row_group_decoded_bytes(),
-            max_file_rows: None,
-            max_file_bytes: default_max_file_bytes(),
-            upload_part_bytes: default_upload_part_bytes(),
-            // Built to read and delete staged files, not to write them.
-            spool: Spool::Memory,
-            spool_dir: None,
+            files: FileOptions::default(),
+            upload: read_only(),
         })?
     } else {
         let path = if uri.starts_with("file://") {
@@ -485,12 +489,7 @@ pub fn location_from_uri(uri: &str, options: &BTreeMap<String, String>) -> Resul
         };
         build_local(LocalConfig {
             path,
-            cleanup: Cleanup::Keep,
-            row_group_rows: default_row_group_rows(),
-            row_group_bytes: default_row_group_bytes(),
-            row_group_decoded_bytes: default_row_group_decoded_bytes(),
-            max_file_rows: None,
-            max_file_bytes: default_max_file_bytes(),
+            files: FileOptions::default(),
         })?
     };
     sink.location()

@@ -138,6 +138,7 @@ impl PartWriter {
                             self.inner.ctx.kind,
                             dir.display()
                         ))
+                        .with_source(e)
                     })?;
                     Upload::Spooled(SpoolUpload::new(
                         loc.store.clone(),

@@ -507,7 +507,7 @@ async fn stage_steps(
         }
         Err(e) => {
             let text = e.to_string();
-            let fix = if text.to_lowercase().contains("access") || text.contains("403") {
+            let fix = if cloud_refused(&text) {
                 cloud_fix
             } else {
                 format!("GRANT USAGE ON STAGE {stage} TO ROLE {role};")
@@ -553,6 +553,20 @@ async fn stage_steps(
     }
 }
 
+/// Whether a failed statement says the cloud storage refused Snowflake (an AWS or GCS
+/// 403), not that the role lacks a Snowflake privilege ("SQL access control error").
+/// Only the error's own words count: the statement and handle after them hold ids.
+fn cloud_refused(error: &str) -> bool {
+    let said = error
+        .split(" (code ")
+        .next()
+        .unwrap_or(error)
+        .to_lowercase();
+    ["access denied", "status code: 403", "403 forbidden"]
+        .iter()
+        .any(|w| said.contains(w))
+}
+
 /// What the cloud side must allow the stage's integration, per staging kind.
 fn cloud_read_fix(loader: &SnowflakeLoader, staging: &flowctl_core::StagingLocation) -> String {
     let integration = loader
@@ -576,5 +590,25 @@ fn cloud_read_fix(loader: &SnowflakeLoader, staging: &flowctl_core::StagingLocat
             "DESC INTEGRATION {integration}; then grant its STORAGE_GCP_SERVICE_ACCOUNT \
              roles/storage.objectViewer on gs://{bucket}"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cloud_refused;
+
+    #[test]
+    fn only_the_clouds_refusal_asks_for_a_cloud_fix() {
+        let missing = "snowflake statement failed: SQL compilation error:\nStage 'DB.X.S' does \
+                       not exist or not authorized. (code 002003, SQLSTATE 02000, handle \
+                       9403a-1); statement: LIST @\"DB\".\"RAW_4033\".\"S\" PATTERN='.*403.*'";
+        assert!(!cloud_refused(missing));
+        let privilege = "snowflake statement failed: SQL access control error:\nInsufficient \
+                         privileges to operate on stage 'S' (code 003001, SQLSTATE 42501, handle h)";
+        assert!(!cloud_refused(privilege));
+        let s3 = "snowflake statement failed: Failure using stage area. Cause: [Access Denied \
+                  (Status Code: 403; Error Code: AccessDenied)] (code 091003, SQLSTATE 22000, \
+                  handle h); statement: LIST @S";
+        assert!(cloud_refused(s3));
     }
 }

@@ -108,7 +108,9 @@ impl SqlApi {
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| PluginError::other(format!("snowflake: HTTP client: {e}")))?;
+            .map_err(|e| {
+                PluginError::other(format!("snowflake: HTTP client: {e}")).with_source(e)
+            })?;
         Ok(SqlApi {
             http,
             base,
@@ -166,8 +168,9 @@ impl SqlApi {
         }
     }
 
-    /// Send a request, retrying network errors, 429 and 5xx with backoff. `make(retry)`
-    /// builds the request; `retry` is true from the second attempt on.
+    /// Send a request, retrying what [`PluginError::retryable`] calls transient (network
+    /// errors, 429 and 5xx) with backoff. `make(retry)` builds the request; `retry` is
+    /// true from the second attempt on.
     async fn send_retrying(
         &self,
         statement: &str,
@@ -183,27 +186,26 @@ impl SqlApi {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
                 .await;
-            let transient = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        PluginError::transient(format!("HTTP {status}"))
-                    } else {
-                        return self.answer(resp, statement).await;
-                    }
-                }
-                Err(e) => PluginError::transient(without_url(&e)).with_source(e.without_url()),
+            let failed = match sent {
+                Ok(resp) => match self.answer(resp, statement).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(e) => e,
+                },
+                Err(e) => PluginError::external_from(without_url(&e), e.without_url()),
             };
+            if !failed.retryable() {
+                return Err(failed);
+            }
             if attempt >= MAX_ATTEMPTS {
                 // Still transient: a later run may succeed, and says so to the caller.
                 return Err(PluginError::transient(format!(
-                    "snowflake {}: gave up after {attempt} attempts, last: {transient}; statement: {}",
+                    "snowflake {}: gave up after {attempt} attempts, last: {failed}; statement: {}",
                     self.base,
                     excerpt(statement)
                 ))
-                .with_source(transient));
+                .with_source(failed));
             }
-            tracing::warn!(base = %self.base, attempt, reason = %transient, "snowflake request failed, retrying with the same request id");
+            tracing::warn!(base = %self.base, attempt, reason = %failed, "snowflake request failed, retrying with the same request id");
             let base = Duration::from_millis(500);
             tokio::time::sleep(flowctl_core::retry::backoff(base, attempt)).await;
         }
@@ -211,12 +213,16 @@ impl SqlApi {
 
     async fn answer(&self, resp: reqwest::Response, statement: &str) -> Result<Answer> {
         let status = resp.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(PluginError::transient(format!("HTTP {status}")));
+        }
         let text = resp.text().await.map_err(|e| {
-            PluginError::external(format!(
+            let msg = format!(
                 "snowflake {}: reading the answer: {}",
                 self.base,
                 without_url(&e)
-            ))
+            );
+            PluginError::external_from(msg, e.without_url())
         })?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let field = |k: &str| {

@@ -157,7 +157,10 @@ impl JwtSource {
         let claims = claims(&self.account, &self.user, &self.key.fingerprint, now);
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.key.signing)
-                .map_err(|e| PluginError::other(format!("snowflake: cannot sign the JWT: {e}")))?;
+                .map_err(|e| {
+                    PluginError::other(format!("snowflake: cannot sign the JWT: {e}"))
+                        .with_source(e)
+                })?;
         *guard = Some((token.clone(), claims.exp));
         Ok(token)
     }

@@ -130,11 +130,9 @@ impl SnowflakeLoader {
         statement: &str,
     ) -> Result<crate::client::ResultSet> {
         tracing::debug!(table, step, "snowflake statement");
-        self.api()
-            .await?
-            .execute(statement)
-            .await
-            .map_err(|e| PluginError::external(format!("snowflake {step} for table {table}: {e}")))
+        self.api().await?.execute(statement).await.map_err(|e| {
+            PluginError::external_from(format!("snowflake {step} for table {table}: {e}"), e)
+        })
     }
 
     async fn ensure_stage(&self, staging: &StagingLocation) -> Result<()> {

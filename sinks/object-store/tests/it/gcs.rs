@@ -44,8 +44,8 @@ async fn gcs_multipart_write_through_moto_xml_reads_back_equal() {
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     let mut cfg = config(&ep, &bucket);
-    cfg.upload_part_bytes = 5 * 1024 * 1024;
-    cfg.row_group_bytes = 2 * 1024 * 1024;
+    cfg.upload.upload_part_bytes = 5 * 1024 * 1024;
+    cfg.files.row_group_bytes = 2 * 1024 * 1024;
     let sink = build_gcs_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
     assert_eq!(loc.root_uri, format!("gs://{bucket}/github/"));
@@ -122,7 +122,7 @@ async fn gcs_lists_reads_and_deletes_through_fake_gcs_server() {
     assert!(resp.status().is_success(), "seed: {}", resp.status());
 
     let mut cfg = config(&ep, &bucket);
-    cfg.cleanup = Cleanup::DeleteAfterLoad;
+    cfg.files.cleanup = Cleanup::DeleteAfterLoad;
     let sink = build_gcs_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
     let listed: Vec<_> = loc
@@ -157,7 +157,7 @@ fn gcs_config_checks_service_account_file_and_base_url() {
     assert!(err.to_string().contains("base_url"), "{err}");
     let cfg: GcsConfig = serde_json::from_value(serde_json::json!({ "bucket": "b" })).unwrap();
     assert_eq!(cfg.prefix, "github");
-    assert_eq!(cfg.cleanup, Cleanup::Keep);
+    assert_eq!(cfg.files.cleanup, Cleanup::Keep);
     assert!(serde_json::from_value::<GcsConfig>(
         serde_json::json!({ "bucket": "b", "cleanup": "sometimes" })
     )
@@ -175,7 +175,9 @@ async fn gcs_missing_bucket_error_names_the_bucket() {
         .await
         .unwrap();
     w.write(&batch(0, 10, 10)).await.unwrap();
-    let err = w.finish().await.unwrap_err().to_string();
+    let e = w.finish().await.unwrap_err();
+    assert!(!e.retryable(), "{e}");
+    let err = e.to_string();
     assert!(
         err.starts_with("gcs staging: bucket `flowctlabsent"),
         "{err}"

@@ -67,7 +67,7 @@ fn id_raw_batch<'a>(
 #[tokio::test]
 async fn local_writes_snappy_parquet_at_hive_path_and_reads_back_equal() {
     let tmp = tempfile::tempdir().unwrap();
-    let sink = local(tmp.path(), |c| c.row_group_rows = 1000);
+    let sink = local(tmp.path(), |c| c.files.row_group_rows = 1000);
     let mut w = sink
         .writer(target("pull_request", "acme", "b-1"))
         .await
@@ -101,7 +101,7 @@ async fn local_writes_snappy_parquet_at_hive_path_and_reads_back_equal() {
 #[tokio::test]
 async fn local_rolls_to_a_new_part_file_after_max_file_rows() {
     let tmp = tempfile::tempdir().unwrap();
-    let sink = local(tmp.path(), |c| c.max_file_rows = Some(1000));
+    let sink = local(tmp.path(), |c| c.files.max_file_rows = Some(1000));
     let mut w = sink.writer(target("commit", "acme", "b-2")).await.unwrap();
     let batches = vec![
         batch(0, 600, 10),
@@ -127,8 +127,8 @@ async fn local_rolls_to_a_new_part_file_after_max_file_rows() {
 async fn local_rolls_after_max_file_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let sink = local(tmp.path(), |c| {
-        c.max_file_bytes = 1 << 20;
-        c.row_group_bytes = 256 << 10;
+        c.files.max_file_bytes = 1 << 20;
+        c.files.row_group_bytes = 256 << 10;
     });
     let mut w = sink.writer(target("commit", "acme", "b-3")).await.unwrap();
     for i in 0..8 {
@@ -147,7 +147,7 @@ async fn local_rolls_after_max_file_bytes() {
 #[tokio::test]
 async fn local_file_is_invisible_until_finish_and_abort_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let sink = local(tmp.path(), |c| c.row_group_bytes = 1 << 20);
+    let sink = local(tmp.path(), |c| c.files.row_group_bytes = 1 << 20);
     let mut w = sink
         .writer(target("pull_request", "acme", "b-4"))
         .await
@@ -169,7 +169,7 @@ async fn local_file_is_invisible_until_finish_and_abort_leaves_nothing() {
     assert_eq!(files_under(tmp.path()), Vec::<String>::new());
 
     // A writer that completed a part and is then aborted removes that part too.
-    let sink = local(tmp.path(), |c| c.max_file_rows = Some(10));
+    let sink = local(tmp.path(), |c| c.files.max_file_rows = Some(10));
     let mut w = sink
         .writer(target("pull_request", "acme", "b-5"))
         .await
@@ -225,7 +225,7 @@ async fn unsafe_partition_values_and_wrong_schemas_are_rejected() {
 async fn after_load_deletes_only_with_delete_after_load() {
     let tmp = tempfile::tempdir().unwrap();
     for (cleanup, remaining) in [(Cleanup::Keep, 1), (Cleanup::DeleteAfterLoad, 0)] {
-        let sink = local(tmp.path(), |c| c.cleanup = cleanup);
+        let sink = local(tmp.path(), |c| c.files.cleanup = cleanup);
         let mut w = sink
             .writer(target("pull_request", "acme", "b-7"))
             .await
@@ -307,7 +307,7 @@ fn three_staging_types_are_registered_with_strict_documented_schemas() {
 #[test]
 fn plan_names_the_root_and_the_sizing() {
     let tmp = tempfile::tempdir().unwrap();
-    let sink = local(tmp.path(), |c| c.cleanup = Cleanup::DeleteAfterLoad);
+    let sink = local(tmp.path(), |c| c.files.cleanup = Cleanup::DeleteAfterLoad);
     let plan = sink.plan().join("\n");
     let root = sink.location().unwrap().root_uri;
     assert!(
@@ -379,7 +379,7 @@ async fn row_groups_are_bounded_by_decoded_size_too() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     let tmp = tempfile::tempdir().unwrap();
-    let sink = local(tmp.path(), |c| c.row_group_decoded_bytes = 1 << 20);
+    let sink = local(tmp.path(), |c| c.files.row_group_decoded_bytes = 1 << 20);
     let doc = format!("{{\"body\":\"{}\"}}", "x".repeat(20_000));
     let mut t = target("pull_request", "acme", "wide");
     t.schema = id_and_raw();

@@ -72,10 +72,10 @@ async fn multipart_reads_back_equal(spool: Spool, dir: Option<&std::path::Path>)
         return;
     };
     let mut cfg = config(&ep, &bucket);
-    cfg.upload_part_bytes = 5 * 1024 * 1024;
-    cfg.row_group_bytes = 2 * 1024 * 1024;
-    cfg.spool = spool;
-    cfg.spool_dir = dir.map(|d| d.display().to_string());
+    cfg.upload.upload_part_bytes = 5 * 1024 * 1024;
+    cfg.files.row_group_bytes = 2 * 1024 * 1024;
+    cfg.upload.spool = spool;
+    cfg.upload.spool_dir = dir.map(|d| d.display().to_string());
     let sink = build_s3_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
     assert_eq!(loc.root_uri, format!("s3://{bucket}/github/"));
@@ -145,8 +145,8 @@ async fn s3_small_file_abort_and_cleanup() {
         return;
     };
     let mut cfg = config(&ep, &bucket);
-    cfg.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
-    cfg.row_group_bytes = 2 * 1024 * 1024;
+    cfg.files.cleanup = flowctl_object_store::Cleanup::DeleteAfterLoad;
+    cfg.files.row_group_bytes = 2 * 1024 * 1024;
     let sink = build_s3_from(builder(), cfg).unwrap();
     let loc = sink.location().unwrap();
 
@@ -189,13 +189,110 @@ async fn s3_missing_bucket_error_names_the_bucket() {
         w.finish().await
     }
     .await;
-    let err = result.unwrap_err().to_string();
+    let e = result.unwrap_err();
+    let err = e.to_string();
     println!("{err}");
     assert!(
         err.contains("bucket `flowctl-no-such-bucket`") && err.contains("does not exist"),
         "{err}"
     );
     assert!(err.contains(&ep), "{err}");
+    assert!(
+        !e.retryable(),
+        "a missing bucket does not appear by waiting: {err}"
+    );
+    let source = std::error::Error::source(&e).expect("the store's error is kept");
+    assert!(source.is::<object_store::Error>(), "{source:?}");
+    assert!(
+        flowctl_core::error_chain(&e).contains("NoSuchBucket"),
+        "{}",
+        flowctl_core::error_chain(&e)
+    );
+}
+
+/// The error of writing a file to bucket `bkt` at `endpoint`, with no retries inside
+/// object_store (the first failure is the error).
+async fn first_write_error(endpoint: &str) -> flowctl_core::PluginError {
+    let quick = builder().with_retry(RetryConfig {
+        max_retries: 0,
+        ..Default::default()
+    });
+    let sink = build_s3_from(quick, config(endpoint, "bkt")).unwrap();
+    let mut w = sink
+        .writer(target("pull_request", "acme", "b-err"))
+        .await
+        .unwrap();
+    w.write(&batch(0, 10, 10)).await.unwrap();
+    w.finish().await.unwrap_err()
+}
+
+/// A server on 127.0.0.1 that answers every request with `status` and an S3 error body
+/// of `code` (the shape of Amazon S3 API Reference, "Error responses"); returns its URL.
+async fn answering(status: &'static str, code: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The whole request first (head and body), so the client reads the answer.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+                     <Message>injected</Message><RequestId>r1</RequestId></Error>"
+                );
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/xml\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn s3_server_errors_are_retryable_refusals_are_not() {
+    for (status, code, retryable) in [
+        ("503 Service Unavailable", "SlowDown", true),
+        ("500 Internal Server Error", "InternalError", true),
+        ("429 Too Many Requests", "SlowDown", true),
+        ("403 Forbidden", "AccessDenied", false),
+        ("400 Bad Request", "InvalidArgument", false),
+    ] {
+        let e = first_write_error(&answering(status, code).await).await;
+        let err = e.to_string();
+        assert_eq!(e.retryable(), retryable, "{status}: {err}");
+        assert!(err.contains("s3://bkt/github/pull_request/"), "{err}");
+        assert!(err.contains(code) && err.contains(&status[..3]), "{err}");
+        assert!(
+            !err.contains("testing"),
+            "a credential in the message: {err}"
+        );
+        let source = std::error::Error::source(&e).expect("the store's error is kept");
+        assert!(source.is::<object_store::Error>(), "{source:?}");
+    }
 }
 
 #[tokio::test]
@@ -207,20 +304,15 @@ async fn s3_unreachable_endpoint_is_named() {
         .unwrap()
         .port();
     let ep = format!("http://127.0.0.1:{port}");
-    let quick = builder().with_retry(RetryConfig {
-        max_retries: 0,
-        ..Default::default()
-    });
-    let sink = build_s3_from(quick, config(&ep, "bkt")).unwrap();
-    let mut w = sink
-        .writer(target("pull_request", "acme", "b-un"))
-        .await
-        .unwrap();
-    w.write(&batch(0, 10, 10)).await.unwrap();
-    let err = w.finish().await.unwrap_err().to_string();
+    let e = first_write_error(&ep).await;
+    let err = e.to_string();
     println!("{err}");
     assert!(err.contains("cannot reach") && err.contains(&ep), "{err}");
     assert!(err.contains("s3://bkt/github/pull_request/"), "{err}");
+    assert!(
+        e.retryable(),
+        "a connection that failed may work later: {err}"
+    );
 }
 
 #[test]
@@ -240,7 +332,7 @@ fn s3_http_endpoint_without_allow_http_says_what_to_set() {
         .to_string();
     assert!(err.contains("not a bucket name"), "{err}");
     let mut cfg = config("https://x", "bkt");
-    cfg.upload_part_bytes = 1024;
+    cfg.upload.upload_part_bytes = 1024;
     let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
     assert!(err.contains("upload_part_bytes"), "{err}");
 }
@@ -255,7 +347,7 @@ async fn s3_spool_folder_problems_name_the_folder_and_the_way_out() {
     // Not a folder: refused when the sink is built (at `flowctl validate`).
     let mut cfg = config(&ep, &bucket);
     let missing = tmp.path().join("missing");
-    cfg.spool_dir = Some(missing.display().to_string());
+    cfg.upload.spool_dir = Some(missing.display().to_string());
     let err = build_s3_from(builder(), cfg).unwrap_err().to_string();
     assert!(
         err.contains("spool_dir") && err.contains(&missing.display().to_string()),
@@ -267,7 +359,7 @@ async fn s3_spool_folder_problems_name_the_folder_and_the_way_out() {
     let dir = tmp.path().join("spool");
     std::fs::create_dir(&dir).unwrap();
     let mut cfg = config(&ep, &bucket);
-    cfg.spool_dir = Some(dir.display().to_string());
+    cfg.upload.spool_dir = Some(dir.display().to_string());
     let sink = build_s3_from(builder(), cfg).unwrap();
     let plan = sink.plan().join("\n");
     assert!(
@@ -288,8 +380,8 @@ async fn s3_spool_folder_problems_name_the_folder_and_the_way_out() {
 
     // `spool: memory` needs no folder at all.
     let mut cfg = config(&ep, &bucket);
-    cfg.spool = Spool::Memory;
-    cfg.spool_dir = Some(missing.display().to_string());
+    cfg.upload.spool = Spool::Memory;
+    cfg.upload.spool_dir = Some(missing.display().to_string());
     let sink = build_s3_from(builder(), cfg).unwrap();
     assert!(sink.plan().join("\n").contains("buffered in memory"));
     let mut w = sink

@@ -143,13 +143,17 @@ fn batch(schema: &SchemaRef, rows: &[Row]) -> RecordBatch {
 }
 
 async fn stage_file(env: &Env, schema: &SchemaRef, name: &str, rows: &[Row<'_>]) -> StagedFile {
-    let b = batch(schema, rows);
+    stage_batch(env, &batch(schema, rows), name).await
+}
+
+/// Writes `b` as Snappy Parquet to `pull_request/org=acme/date=2026-01-02/{name}.parquet`.
+async fn stage_batch(env: &Env, b: &RecordBatch, name: &str) -> StagedFile {
     let mut buf = Vec::new();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut w = ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).unwrap();
-    w.write(&b).unwrap();
+    let mut w = ArrowWriter::try_new(&mut buf, b.schema(), Some(props)).unwrap();
+    w.write(b).unwrap();
     w.close().unwrap();
     let relative_path = format!("pull_request/org=acme/date=2026-01-02/{name}.parquet");
     let bytes = buf.len() as u64;
@@ -164,9 +168,19 @@ async fn stage_file(env: &Env, schema: &SchemaRef, name: &str, rows: &[Row<'_>])
     StagedFile {
         uri: format!("{}{relative_path}", env.staging.root_uri),
         relative_path,
-        rows: rows.len() as u64,
+        rows: b.num_rows() as u64,
         bytes,
     }
+}
+
+/// The emulator's bookkeeping: request bodies, cancels.
+async fn stats(env: &Env) -> serde_json::Value {
+    reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 trait JoinPath {
@@ -349,25 +363,7 @@ async fn failed_merge_is_a_clear_error_and_target_untouched() {
     let raw = s.index_of(RAW).unwrap();
     cols[raw] = Arc::new(StringArray::from(vec!["{not json", "{also not"]));
     let b = RecordBatch::try_new(s.clone(), cols).unwrap();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, s.clone(), None).unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
-    let rel = "pull_request/org=acme/date=2026-01-02/bad.parquet";
-    env.staging
-        .store
-        .put(
-            &env.staging.root.clone().join_path(rel),
-            PutPayload::from(buf),
-        )
-        .await
-        .unwrap();
-    let f = StagedFile {
-        uri: String::new(),
-        relative_path: rel.into(),
-        rows: 2,
-        bytes: 0,
-    };
+    let f = stage_batch(&env, &b, "bad").await;
     let e = env
         .loader
         .load(&table(&s), &[f], &env.staging)
@@ -425,25 +421,77 @@ async fn lost_answer_is_retried_without_running_twice() {
     );
 }
 
+/// POST requests the emulator received whose statement contains `marker`.
+async fn requests_with(env: &Env, marker: &str) -> usize {
+    stats(env).await["bodies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["statement"].as_str().is_some_and(|s| s.contains(marker)))
+        .count()
+}
+
+/// Snowflake answers 429 when requests come too fast (Snowflake community article "SQL API
+/// request fails with error Request rate exceeds max"); the same request is sent again.
+#[tokio::test]
+async fn throttled_statement_is_retried_and_succeeds() {
+    let Some(env) = setup().await else { return };
+    let id = uniq();
+    let rs = env
+        .loader
+        .execute(&format!(
+            "SELECT 7 AS SEVEN /*{id}*/ /*flowctl-test:throttle-once*/"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rs.rows[0][0].as_deref(), Some("7"));
+    assert_eq!(requests_with(&env, &id).await, 2);
+}
+
+#[tokio::test]
+async fn refused_key_and_bad_sql_fail_at_once_and_are_not_retryable() {
+    let Some(env) = setup().await else { return };
+    let id = uniq();
+    let e = env
+        .loader
+        .execute(&format!("SELECT 1 /*{id}*/ /*flowctl-test:unauthorized*/"))
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("refused the key-pair JWT (HTTP 401"), "{msg}");
+    assert!(
+        msg.contains("JWT token is invalid") && msg.contains("SHA256:"),
+        "{msg}"
+    );
+    assert!(!e.retryable(), "{msg}");
+    assert_eq!(
+        requests_with(&env, &id).await,
+        1,
+        "a refused key was retried"
+    );
+
+    let id = uniq();
+    let e = env
+        .loader
+        .execute(&format!("SELEC 1 /*{id}*/"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("SQLSTATE 42000"), "{e}");
+    assert!(!e.retryable(), "{e}");
+    assert_eq!(requests_with(&env, &id).await, 1, "bad SQL was retried");
+}
+
 #[tokio::test]
 async fn dropping_a_running_statement_cancels_it() {
     let Some(env) = setup().await else { return };
-    let stats = || async {
-        let v: serde_json::Value = reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["cancels"].as_array().unwrap().len()
-    };
-    let before = stats().await;
+    let cancels = || async { stats(&env).await["cancels"].as_array().unwrap().len() };
+    let before = cancels().await;
     let run = env.loader.execute("SELECT 1 /*flowctl-test:hang*/");
     // The statement never finishes; give up once it has been polled a few times.
     let r = tokio::time::timeout(std::time::Duration::from_millis(300), run).await;
     assert!(r.is_err(), "a hanging statement finished");
     for _ in 0..200 {
-        if stats().await > before {
+        if cancels().await > before {
             return;
         }
         tokio::task::yield_now().await;
@@ -576,12 +624,7 @@ async fn statements_run_in_utc_without_null_context() {
         "{answer}"
     );
 
-    let stats: serde_json::Value = reqwest::get(format!("{}/flowctl-test/stats", env.sf_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = stats(&env).await;
     let sent: Vec<&serde_json::Value> = stats["bodies"]
         .as_array()
         .unwrap()
@@ -658,25 +701,7 @@ async fn list_columns_arrive_as_arrays_with_their_elements() {
         ))),
     ];
     let b = RecordBatch::try_new(s.clone(), cols).unwrap();
-    let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, s.clone(), None).unwrap();
-    w.write(&b).unwrap();
-    w.close().unwrap();
-    let rel = "pull_request/org=acme/date=2026-01-02/lists.parquet";
-    env.staging
-        .store
-        .put(
-            &env.staging.root.clone().join_path(rel),
-            PutPayload::from(buf),
-        )
-        .await
-        .unwrap();
-    let f = StagedFile {
-        uri: String::new(),
-        relative_path: rel.into(),
-        rows: n as u64,
-        bytes: 0,
-    };
+    let f = stage_batch(&env, &b, "lists").await;
     env.loader.ensure_table(&table(&s)).await.unwrap();
     env.loader
         .load(&table(&s), &[f], &env.staging)
