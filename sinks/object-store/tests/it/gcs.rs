@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use flowctl_core::{StagedFile, StagingSink};
 use flowctl_object_store::{build_gcs_from, build_local, Cleanup, GcsConfig, LocalConfig};
+use flowctl_testkit::{create_bucket, emulator};
 use futures::StreamExt;
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::path::Path;
@@ -28,7 +29,7 @@ fn config(base_url: &str, bucket: &str) -> GcsConfig {
 
 /// Alphanumeric and unique per run (moto's GCS XML path needs a plain name).
 fn unique(name: &str) -> String {
-    format!("{name}{}", flowctl_core::testing::unique())
+    format!("{name}{}", flowctl_testkit::unique())
 }
 
 #[tokio::test]
@@ -37,12 +38,7 @@ async fn gcs_multipart_write_through_moto_xml_reads_back_equal() {
         return;
     };
     let bucket = unique("flowctlgcs");
-    let resp = reqwest::Client::new()
-        .put(format!("{ep}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    create_bucket(&ep, &bucket);
     let mut cfg = config(&ep, &bucket);
     cfg.upload_part_bytes = 5 * 1024 * 1024;
     cfg.row_group_bytes = 2 * 1024 * 1024;

@@ -1,0 +1,82 @@
+//! Emulator endpoints from the environment, names unique per run, and buckets on moto.
+
+use flowctl_core::object_store::aws::AmazonS3Builder;
+use flowctl_core::object_store::path::Path as StorePath;
+use flowctl_core::StagingLocation;
+use std::sync::Arc;
+
+/// The address of an emulator from the environment variable `var` (set by
+/// `scripts/with-emulators.sh`), or `None` after printing `SKIPPED: <var> not set`, so a
+/// plain `cargo test` without emulators passes. With `FLOWCTL_REQUIRE_EMULATORS=1` (CI)
+/// a missing emulator panics instead: a silently skipped test proves nothing.
+pub fn emulator(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("FLOWCTL_REQUIRE_EMULATORS").as_deref() == Ok("1") => {
+            panic!("{var} not set and FLOWCTL_REQUIRE_EMULATORS=1")
+        }
+        _ => {
+            println!("SKIPPED: {var} not set");
+            None
+        }
+    }
+}
+
+/// Digits only (usable in bucket, schema and file names) and different on every call,
+/// in this process and across runs: emulators outlive a test process, so a name must not
+/// repeat one an earlier run left behind.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}{nanos}{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates `bucket` on the S3 emulator at `endpoint` (`http://host:port`) with a bare HTTP
+/// PUT: object_store cannot create buckets.
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "create bucket {bucket}: {resp}"
+    );
+}
+
+/// A fresh `bucket` on the S3 emulator and a staging location under `prefix` in it, with
+/// the emulator's static credentials.
+pub fn moto_staging(endpoint: &str, bucket: &str, prefix: &str) -> StagingLocation {
+    create_bucket(endpoint, bucket);
+    let store = AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+        .with_bucket_name(bucket)
+        .build()
+        .unwrap();
+    StagingLocation {
+        kind: "s3".to_string(),
+        root_uri: format!("s3://{bucket}/{prefix}/"),
+        store: Arc::new(store),
+        root: StorePath::from(prefix),
+        local_dir: None,
+        options: Default::default(),
+    }
+}
