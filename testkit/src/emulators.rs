@@ -39,6 +39,12 @@ pub fn unique() -> String {
     )
 }
 
+/// `prefix` followed by [`unique`]: a bucket name that reruns against the same emulator
+/// have not used.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}{}", unique())
+}
+
 /// Creates `bucket` on the S3 emulator at `endpoint` (`http://host:port`) with a bare HTTP
 /// PUT: object_store cannot create buckets.
 pub fn create_bucket(endpoint: &str, bucket: &str) {

@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 use flowctl_core::StagingSink;
 use flowctl_object_store::{build_s3_from, S3Config, Spool};
-use flowctl_testkit::{create_bucket, emulator};
+use flowctl_testkit::{create_bucket, emulator, unique_name};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
@@ -27,16 +27,11 @@ fn config(endpoint: &str, bucket: &str) -> S3Config {
     .unwrap()
 }
 
-/// A bucket name unique to this run, so reruns against the same moto start clean.
-fn unique(name: &str) -> String {
-    format!("{name}{}", flowctl_testkit::unique())
-}
-
 /// The emulator's endpoint and a fresh bucket made there, or None (test skipped) without
 /// the emulator.
 async fn moto_bucket(name: &str) -> Option<(String, String)> {
     let ep = emulator("FLOWCTL_TEST_S3_ENDPOINT")?;
-    let bucket = unique(name);
+    let bucket = unique_name(name);
     create_bucket(&ep, &bucket);
     Some((ep, bucket))
 }
