@@ -1,8 +1,9 @@
-//! Test support for flowctl's crates (a dev-dependency only): emulator endpoints and bucket
-//! names, a recording HTTP server, and with the `e2e` feature pipelines in a temp dir,
+//! Test support for flowctl's crates (a dev-dependency only): emulator endpoints, buckets
+//! on moto, a recording HTTP server, and with the `e2e` feature pipelines in a temp dir,
 //! runs of the `flowctl` binary and queries of their DuckDB warehouse. The GitHub stand-in
 //! lives beside it in `testkit/github-standin/`.
 
+pub mod buckets;
 pub mod emulators;
 pub mod http;
 #[cfg(feature = "e2e")]
@@ -12,6 +13,7 @@ pub mod specs;
 #[cfg(feature = "e2e")]
 pub mod warehouse;
 
+pub use buckets::*;
 pub use emulators::*;
 pub use http::*;
 #[cfg(feature = "e2e")]
