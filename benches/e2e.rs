@@ -273,7 +273,7 @@ impl Cloud {
     /// The staging and warehouse blocks of a spec, with a fresh bucket and schema, and
     /// their names.
     fn blocks(&self, staging_extra: &str) -> (String, String, CloudNames) {
-        let id = flowctl_core::testing::unique();
+        let id = flowctl_testkit::unique();
         let bucket = format!("bench{id}");
         let schema = format!("RAW_BENCH_{id}");
         let ok = Command::new("curl")

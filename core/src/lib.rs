@@ -19,7 +19,6 @@ mod secret_resolve;
 pub mod simple;
 pub mod spec;
 pub mod state;
-pub mod testing;
 pub use error_chain::error_chain;
 pub use secret_resolve::expand_home;
 

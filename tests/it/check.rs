@@ -3,12 +3,10 @@
 //! SQL API adapter over fakesnow (scripts/with-emulators.sh). Every check is shown passing,
 //! and each kind of failure is shown with the fix the user is told.
 
-use crate::common;
-
-use common::*;
 use flowctl_core::check::CheckStatus;
 use flowctl_core::StagingSink;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
+use flowctl_testkit::*;
 use serde_json::Value;
 use std::path::Path;
 
@@ -434,14 +432,6 @@ fn bad_spec_exits_2() {
 // With emulators
 // ---------------------------------------------------------------------------------------
 
-fn create_bucket(s3: &str, bucket: &str) {
-    let status = std::process::Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{s3}/{bucket}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "create bucket {bucket}");
-}
-
 fn s3_block(s3: &str, bucket: &str) -> String {
     format!(
         "staging:\n  type: s3\n  bucket: {bucket}\n  prefix: github\n  region: us-east-1\n  endpoint: {s3}\n  allow_http: true\n"
@@ -477,13 +467,13 @@ fn add_rules(sf: &str, rules: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_and_snowflake_pass_every_check() {
     let (Some(s3), Some(sf)) = (
-        flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT"),
-        flowctl_core::testing::emulator("FLOWCTL_TEST_SNOWFLAKE_URL"),
+        flowctl_testkit::emulator("FLOWCTL_TEST_S3_ENDPOINT"),
+        flowctl_testkit::emulator("FLOWCTL_TEST_SNOWFLAKE_URL"),
     ) else {
         return;
     };
     let gh = Standin::start(world()).await.unwrap();
-    let id = flowctl_core::testing::unique();
+    let id = flowctl_testkit::unique();
     let bucket = format!("check{id}");
     create_bucket(&s3, &bucket);
     let dir = tempfile::tempdir().unwrap();
@@ -531,12 +521,12 @@ async fn s3_and_snowflake_pass_every_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_bucket_fails_staging_and_state_with_the_bucket_fix() {
-    let Some(s3) = flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some(s3) = flowctl_testkit::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
     let gh = Standin::start(world()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bucket = format!("nobucket{}", flowctl_core::testing::unique());
+    let bucket = format!("nobucket{}", flowctl_testkit::unique());
     let body = github_block(&gh, "pull_request")
         + &s3_block(&s3, &bucket)
         + &format!(
@@ -565,7 +555,7 @@ async fn missing_bucket_fails_staging_and_state_with_the_bucket_fix() {
 async fn gcs_probe_round_trip_and_missing_bucket() {
     use flowctl_core::object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
     use flowctl_core::object_store::StaticCredentialProvider;
-    let Some(s3) = flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some(s3) = flowctl_testkit::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
     // object_store's GCS backend speaks XML, which moto serves (fake-gcs-server rejects
@@ -583,7 +573,7 @@ async fn gcs_probe_round_trip_and_missing_bucket() {
         )
         .unwrap()
     };
-    let bucket = format!("checkgcs{}", flowctl_core::testing::unique());
+    let bucket = format!("checkgcs{}", flowctl_testkit::unique());
     create_bucket(&s3, &bucket);
     let sink = flowctl_object_store::build_gcs_from(builder(), config(&bucket)).unwrap();
     let staged = sink.check().await;
@@ -609,7 +599,7 @@ async fn gcs_probe_round_trip_and_missing_bucket() {
             .is_err()
     );
 
-    let missing = format!("nogcs{}", flowctl_core::testing::unique());
+    let missing = format!("nogcs{}", flowctl_testkit::unique());
     let sink = flowctl_object_store::build_gcs_from(builder(), config(&missing)).unwrap();
     let staged = sink.check().await;
     assert!(staged.probe.is_none());
@@ -626,13 +616,13 @@ async fn gcs_probe_round_trip_and_missing_bucket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snowflake_refusals_name_their_grant() {
     let (Some(s3), Some(sf)) = (
-        flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT"),
-        flowctl_core::testing::emulator("FLOWCTL_TEST_SNOWFLAKE_URL"),
+        flowctl_testkit::emulator("FLOWCTL_TEST_S3_ENDPOINT"),
+        flowctl_testkit::emulator("FLOWCTL_TEST_SNOWFLAKE_URL"),
     ) else {
         return;
     };
     let gh = Standin::start(world()).await.unwrap();
-    let id = flowctl_core::testing::unique();
+    let id = flowctl_testkit::unique();
     let bucket = format!("checkref{id}");
     create_bucket(&s3, &bucket);
     let (no_db, no_create, no_stage) = (
@@ -756,7 +746,7 @@ async fn snowflake_refusals_name_their_grant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snowflake_refused_jwt_names_the_public_key_fix() {
-    let Some(s3) = flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+    let Some(s3) = flowctl_testkit::emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
     // Snowflake's answer to a JWT it does not accept (error 390144).
@@ -768,7 +758,7 @@ async fn snowflake_refused_jwt_names_the_public_key_fix() {
         r
     });
     let gh = Standin::start(world()).await.unwrap();
-    let bucket = format!("checkjwt{}", flowctl_core::testing::unique());
+    let bucket = format!("checkjwt{}", flowctl_testkit::unique());
     create_bucket(&s3, &bucket);
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(

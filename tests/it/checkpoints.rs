@@ -10,10 +10,8 @@
 //! - a repository cut short keeps the pull requests and reviews it had sent: the next run
 //!   requests the reviews of the others only.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{data, Faults, Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::collections::BTreeSet;
 
 /// The request counts below are the REST path's (progress inside a repository is offered

@@ -4,10 +4,8 @@
 //! complete run must leave the warehouse equal to a clean run: nothing missing, nothing
 //! doubled. Between kills some PRs change on the server, so runs also crash mid-update.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 
 /// splitmix64: a tiny deterministic generator, enough for kill points.
 struct Rng(u64);

@@ -4,10 +4,8 @@
 //! server a third run updates exactly those; runs killed mid-way converge; two shards load
 //! what one unsharded run loads.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 
 fn small() -> StandinConfig {
     StandinConfig {

@@ -4,10 +4,8 @@
 //! creates with the storage integration). Needs FLOWCTL_TEST_S3_ENDPOINT and
 //! FLOWCTL_TEST_SNOWFLAKE_URL (scripts/with-emulators.sh).
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::process::Command;
 
 struct Cloud {

@@ -1,10 +1,8 @@
 //! `flowctl state show|reset` and `flowctl serve` against the stand-in, local staging and
 //! DuckDB.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -3,10 +3,8 @@
 //! summary shows each token's quota by its reference and never a token; a second run
 //! answers 304 throughout because each repository kept its token.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::collections::BTreeMap;
 
 const TOKEN_A: &str = "ghp_e2e_token_not_secret";

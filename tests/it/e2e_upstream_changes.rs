@@ -1,10 +1,8 @@
 //! End to end (stand-in → local staging → DuckDB): upstream changes that a read by date or
 //! a filtered repository list would miss land in the tables.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merged_old_dated_commits_land_once_and_an_archived_repo_row_is_updated() {

@@ -4,10 +4,8 @@
 //! leaves the failed streams' state where it was; the next run, faults off, converges.
 //! Each case prints one summary line: faults injected, runs, rows lost, duplicates.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::collections::BTreeMap;
 
 fn world(seed: u64) -> StandinConfig {

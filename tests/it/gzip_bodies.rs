@@ -2,15 +2,13 @@
 //! request with the next canned reply (status, headers, body bytes), as GitHub or a proxy
 //! in front of it could. The stand-in only gzips 200s; these are the other cases.
 
-use crate::common;
-
-use common::{Reply, TinyServer};
 use flate2::write::GzEncoder;
 use flowctl_core::progress::NoProgress;
 use flowctl_core::secret::Secret;
 use flowctl_github::auth::Auth;
 use flowctl_github::http::{Client, Fetched, HttpError};
 use flowctl_github::GithubConfig;
+use flowctl_testkit::{Reply, TinyServer};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex};

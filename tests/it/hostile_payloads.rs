@@ -7,9 +7,7 @@
 //! Optional fields may be null. Oversized strings load as they are. A record repeated
 //! across pages is one row (MERGE keeps one row per `_ROW_KEY`). Never a panic.
 
-use crate::common;
-
-use common::*;
+use flowctl_testkit::*;
 use std::sync::Arc;
 
 const ORG: &str = "hostile";

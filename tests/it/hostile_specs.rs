@@ -3,9 +3,7 @@
 //! never panic and never hang. Fixtures live in tests/specs/hostile/; the cases that are
 //! awkward to keep as files (huge, binary, pathological nesting) are generated here.
 
-use crate::common;
-
-use common::*;
+use flowctl_testkit::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

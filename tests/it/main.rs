@@ -1,10 +1,7 @@
 //! The root package's integration tests, one binary so that CI links flowctl, DuckDB and
 //! every plugin once. To add tests: write
-//! `tests/it/<name>.rs` and add `mod <name>;` below; shared helpers are in `tests/common`
-//! (`use crate::common::*;`). Run one file's tests with `cargo test -p flowctl --test it <name>::`.
-
-#[path = "../common/mod.rs"]
-mod common;
+//! `tests/it/<name>.rs` and add `mod <name>;` below; shared helpers are in the `testkit/`
+//! crate (`use flowctl_testkit::*;`). Run one file's tests with `cargo test -p flowctl --test it <name>::`.
 
 mod check;
 mod checkpoints;

@@ -2,10 +2,8 @@
 //! labels it with a named zone such as `Etc/UTC`, which arrow's printer cannot resolve
 //! on its own).
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::*;
 
 fn query(env: &Env, sql: &str) -> String {
     let out = flowctl()

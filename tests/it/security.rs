@@ -9,10 +9,8 @@
 //!   endpoint (GitHub source only), and off is announced loudly;
 //! - a world-readable Snowflake private key is warned about.
 
-use crate::common;
-
-use common::*;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
+use flowctl_testkit::*;
 use std::path::{Path, PathBuf};
 
 const CANARY: &str = "ghp_CANARY_c4n4ry_9f3e1d2b7a6c5e4d";

@@ -410,22 +410,7 @@ async fn duplicate_keys_are_bad_rows_and_the_first_wins() {
     );
 }
 
-use flowctl_core::testing::emulator;
-
-/// Creates a bucket on moto with a bare HTTP PUT (object_store cannot create buckets).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-}
+use flowctl_testkit::{create_bucket, emulator};
 
 #[tokio::test]
 async fn s3_glob_on_moto() {

@@ -4,42 +4,10 @@
 use crate::common;
 
 use common::*;
-use flowctl_core::object_store::aws::AmazonS3Builder;
 use flowctl_core::object_store::path::Path as StorePath;
 use flowctl_core::object_store::{ObjectStoreExt, PutPayload};
 use flowctl_core::{StagedFile, StagingLocation, WarehouseLoader};
-use std::sync::Arc;
-
-fn endpoint() -> Option<String> {
-    flowctl_core::testing::emulator("FLOWCTL_TEST_S3_ENDPOINT")
-}
-
-async fn s3_location(endpoint: &str, bucket: &str, prefix: &str) -> StagingLocation {
-    let status = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "create bucket {bucket}: {status}");
-    let store = AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_region("us-east-1")
-        .with_bucket_name(bucket)
-        .build()
-        .unwrap();
-    StagingLocation {
-        kind: "s3".to_string(),
-        root_uri: format!("s3://{bucket}/{prefix}/"),
-        store: Arc::new(store),
-        root: StorePath::from(prefix),
-        local_dir: None,
-        options: Default::default(),
-    }
-}
+use flowctl_testkit::{emulator, moto_staging};
 
 async fn upload(loc: &StagingLocation, rel: String, rows: &[Row<'_>]) -> StagedFile {
     let bytes = parquet_bytes(&batch(rows, false));
@@ -58,9 +26,11 @@ async fn upload(loc: &StagingLocation, rel: String, rows: &[Row<'_>]) -> StagedF
 
 #[tokio::test]
 async fn loads_staged_files_from_s3_on_moto() {
-    let Some(endpoint) = endpoint() else { return };
+    let Some(endpoint) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
+        return;
+    };
     let bucket = format!("duckdb-load-{}", std::process::id());
-    let loc = s3_location(&endpoint, &bucket, "github").await;
+    let loc = moto_staging(&endpoint, &bucket, "github");
     let dir = tempfile::tempdir().unwrap();
     let loader = loader(dir.path());
     let t = table(false);

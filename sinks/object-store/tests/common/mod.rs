@@ -1,5 +1,5 @@
-//! Shared test helpers: emulator addresses, a pull-request-like schema, and reading
-//! staged files back with the parquet crate.
+//! Shared test helpers: a pull-request-like schema, and reading staged files back with the
+//! parquet crate.
 #![allow(dead_code)]
 
 use arrow::array::{
@@ -15,9 +15,6 @@ use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::sync::Arc;
-
-#[allow(unused_imports)] // not every test binary that includes this module needs it
-pub use flowctl_core::testing::emulator;
 
 pub fn schema() -> SchemaRef {
     let mut fields = vec![

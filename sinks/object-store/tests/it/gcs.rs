@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use flowctl_core::{StagedFile, StagingSink};
 use flowctl_object_store::{build_gcs_from, build_local, Cleanup, GcsConfig, LocalConfig};
+use flowctl_testkit::{create_bucket, emulator, unique_name};
 use futures::StreamExt;
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder};
 use object_store::path::Path;
@@ -26,23 +27,13 @@ fn config(base_url: &str, bucket: &str) -> GcsConfig {
     serde_json::from_value(serde_json::json!({ "bucket": bucket, "base_url": base_url })).unwrap()
 }
 
-/// Alphanumeric and unique per run (moto's GCS XML path needs a plain name).
-fn unique(name: &str) -> String {
-    format!("{name}{}", flowctl_core::testing::unique())
-}
-
 #[tokio::test]
 async fn gcs_multipart_write_through_moto_xml_reads_back_equal() {
     let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
-    let bucket = unique("flowctlgcs");
-    let resp = reqwest::Client::new()
-        .put(format!("{ep}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
+    let bucket = unique_name("flowctlgcs");
+    create_bucket(&ep, &bucket);
     let mut cfg = config(&ep, &bucket);
     cfg.upload.upload_part_bytes = 5 * 1024 * 1024;
     cfg.files.row_group_bytes = 2 * 1024 * 1024;
@@ -97,7 +88,7 @@ async fn gcs_lists_reads_and_deletes_through_fake_gcs_server() {
     let Some(ep) = emulator("FLOWCTL_TEST_GCS_ENDPOINT") else {
         return;
     };
-    let bucket = unique("flowctlread");
+    let bucket = unique_name("flowctlread");
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{ep}/storage/v1/b"))
@@ -169,7 +160,7 @@ async fn gcs_missing_bucket_error_names_the_bucket() {
     let Some(ep) = emulator("FLOWCTL_TEST_S3_ENDPOINT") else {
         return;
     };
-    let sink = build_gcs_from(builder(), config(&ep, &unique("flowctlabsent"))).unwrap();
+    let sink = build_gcs_from(builder(), config(&ep, &unique_name("flowctlabsent"))).unwrap();
     let mut w = sink
         .writer(target("pull_request", "acme", "b-nb"))
         .await

@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use flowctl_core::StagingSink;
 use flowctl_object_store::{build_s3_from, S3Config, Spool};
+use flowctl_testkit::{create_bucket, emulator, unique_name};
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
@@ -26,31 +27,13 @@ fn config(endpoint: &str, bucket: &str) -> S3Config {
     .unwrap()
 }
 
-/// A bucket name unique to this run, so reruns against the same moto start clean.
-fn unique(name: &str) -> String {
-    format!("{name}{}", flowctl_core::testing::unique())
-}
-
 /// The emulator's endpoint and a fresh bucket made there, or None (test skipped) without
 /// the emulator.
 async fn moto_bucket(name: &str) -> Option<(String, String)> {
     let ep = emulator("FLOWCTL_TEST_S3_ENDPOINT")?;
-    let bucket = unique(name);
-    create_bucket(&ep, &bucket).await;
+    let bucket = unique_name(name);
+    create_bucket(&ep, &bucket);
     Some((ep, bucket))
-}
-
-async fn create_bucket(endpoint: &str, bucket: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "create bucket: {}",
-        resp.status()
-    );
 }
 
 #[tokio::test]

@@ -8,17 +8,16 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::meta::{metadata_fields, RAW};
-use flowctl_core::object_store::{aws::AmazonS3Builder, path::Path, ObjectStoreExt, PutPayload};
+use flowctl_core::object_store::{path::Path, ObjectStoreExt, PutPayload};
 use flowctl_core::{StagedFile, StagingLocation, TableSpec, WarehouseLoader};
 use flowctl_snowflake::{SnowflakeConfig, SnowflakeLoader};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn env(var: &str) -> Option<String> {
-    flowctl_core::testing::emulator(var)
+    flowctl_testkit::emulator(var)
 }
 
 struct Env {
@@ -37,26 +36,7 @@ async fn setup() -> Option<Env> {
     let s3 = env("FLOWCTL_TEST_S3_ENDPOINT")?;
     let id = uniq();
     let bucket = format!("sf-test-{id}");
-    let http = reqwest::Client::new();
-    let r = http.put(format!("{s3}/{bucket}")).send().await.unwrap();
-    assert!(r.status().is_success(), "create bucket: {}", r.status());
-    let store = AmazonS3Builder::new()
-        .with_endpoint(&s3)
-        .with_allow_http(true)
-        .with_bucket_name(&bucket)
-        .with_access_key_id("testing")
-        .with_secret_access_key("testing")
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
-    let staging = StagingLocation {
-        kind: "s3".into(),
-        root_uri: format!("s3://{bucket}/github/"),
-        store: Arc::new(store),
-        root: Path::from("github"),
-        local_dir: None,
-        options: BTreeMap::new(),
-    };
+    let staging = flowctl_testkit::moto_staging(&s3, &bucket, "github");
     let schema_name = format!("RAW_{}", id.to_uppercase());
     Some(Env {
         loader: loader_for(&sf_url, serde_json::json!({ "schema": schema_name })),

@@ -1,5 +1,4 @@
-//! Test support shared by every crate's tests (kept here because every plugin crate
-//! already depends on flowctl-core; nothing in a run calls it).
+//! Emulator endpoints from the environment and names unique per run.
 
 /// The address of an emulator from the environment variable `var` (set by
 /// `scripts/with-emulators.sh`), or `None` after printing `SKIPPED: <var> not set`, so a
