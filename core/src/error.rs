@@ -85,6 +85,32 @@ impl PluginError {
         self
     }
 
+    /// This error with `context` before its message (`loading PULL_REQUEST: ...`), of the
+    /// same kind, retryability and source.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        match self {
+            Self::Config(m) => Self::Config(format!("{context}: {m}")),
+            Self::NotImplemented(m) => Self::NotImplemented(format!("{context}: {m}")),
+            Self::External {
+                message,
+                retryable,
+                source,
+            } => Self::External {
+                message: format!("{context}: {message}"),
+                retryable,
+                source,
+            },
+            Self::Data { message, source } => Self::Data {
+                message: format!("{context}: {message}"),
+                source,
+            },
+            Self::Other { message, source } => Self::Other {
+                message: format!("{context}: {message}"),
+                source,
+            },
+        }
+    }
+
     /// Whether the same operation may succeed if tried again: the failure was transient,
     /// also when a client's own retries (waiting [`crate::retry::backoff`]) ran out.
     pub fn retryable(&self) -> bool {
