@@ -150,4 +150,20 @@ mod tests {
         let config = PluginError::config("bad").with_source(std::fmt::Error);
         assert!(config.source().is_none() && !config.retryable());
     }
+
+    #[test]
+    fn context_goes_before_the_message_and_keeps_kind_retryability_and_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let e = PluginError::transient("HTTP 503")
+            .with_source(io)
+            .context("loading PULL_REQUEST");
+        assert!(e.retryable());
+        assert_eq!(e.to_string(), "loading PULL_REQUEST: HTTP 503");
+        assert_eq!(e.source().unwrap().to_string(), "timed out");
+        let e = PluginError::external("denied").context("loading T");
+        assert!(!e.retryable());
+        assert_eq!(e.to_string(), "loading T: denied");
+        let e = PluginError::config("`x` is wrong").context("source");
+        assert_eq!(e.to_string(), "invalid config: source: `x` is wrong");
+    }
 }
