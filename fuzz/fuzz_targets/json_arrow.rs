@@ -2,7 +2,8 @@
 //! an error, never a panic; with and without `_RAW`.
 #![no_main]
 
-use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_github::rows::BatchCtx;
+use flowctl_github::streams::pulls::pulls_page_to_batch;
 use flowctl_core::arrow::array::StringArray;
 use libfuzzer_sys::fuzz_target;
 

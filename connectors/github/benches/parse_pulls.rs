@@ -2,7 +2,8 @@
 //! on one core; prints PRs/s and MB/s with and without `_RAW`.
 //! Run: `cargo bench -p flowctl-github --bench parse_pulls`
 
-use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_github::rows::BatchCtx;
+use flowctl_github::streams::pulls::pulls_page_to_batch;
 use std::time::{Duration, Instant};
 
 fn main() {

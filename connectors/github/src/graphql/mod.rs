@@ -7,6 +7,7 @@
 //! (waited out until `resetAt`), secondary limits (`Retry-After`), and timeouts or
 //! 5xx on a heavy query (retried with half the page).
 
+mod pulls;
 pub mod query;
 pub mod rows;
 pub mod shared;

@@ -1,25 +1,30 @@
-//! `api: graphql` for pull_request and pull_request_review (a child of `read`, so it
-//! shares the REST path's batching, cursors and early stop).
+//! `api: graphql` for pull_request and pull_request_review: the REST path's batching,
+//! cursors and early stop ([`crate::run`]), with pages from GraphQL.
 //!
 //! GraphQL has no conditional requests, so each repository starts with a conditional
 //! REST request for the newest updated PR (`per_page=1`, its ETag kept in state): a 304,
 //! or a newest PR older than the cursor, means no query at all.
 
-use super::*;
+use crate::config::StreamKind::{self, *};
 use crate::graphql::rows::{parse_pulls, parse_reviews};
 use crate::graphql::shared::PageAsk;
 use crate::graphql::{query, GqlFail};
-use crate::rows::{parse_page, PrItem, ReviewItem};
+use crate::http::{Fetched, ParseTurn};
+use crate::rows::parse_page;
+use crate::run::{max_opt, OrgTables, PageRows, PullCursors, ReadError, Run};
+use crate::state::{us_to_time, RepoCursor, RepoRef};
+use crate::streams::{pulls::PrItem, reviews::ReviewItem};
+use flowctl_core::progress::ProgressEvent;
 use serde_json::json;
 
 /// Smallest page a heavy query is shrunk to before the stream fails.
 const MIN_FIRST: u32 = 5;
 
-impl From<GqlFail> for Stop {
+impl From<GqlFail> for ReadError {
     fn from(e: GqlFail) -> Self {
         match e {
-            GqlFail::Heavy(m) => Stop::Failed(m),
-            GqlFail::Http(h) => Stop::from(h),
+            GqlFail::Heavy(m) => ReadError::Failed(m),
+            GqlFail::Http(h) => ReadError::from(h),
         }
     }
 }
@@ -27,13 +32,13 @@ impl From<GqlFail> for Stop {
 type Results = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
 
 impl Run<'_> {
-    pub(super) async fn pulls_graphql(
+    pub(crate) async fn pulls_graphql(
         &self,
-        a: &Accs,
+        tables: &OrgTables,
         r: &RepoRef,
         key: &str,
-    ) -> std::result::Result<Results, Stop> {
-        let org = a.org.as_str();
+    ) -> std::result::Result<Results, ReadError> {
+        let org = tables.org.as_str();
         let PullCursors {
             pr_want,
             rv_want,
@@ -123,9 +128,9 @@ impl Run<'_> {
                 Err((e, _)) => return Err(e.into()),
             };
             let page = parse_pulls(&ans.data, &ans.errors)
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pulls page: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL pulls page: {e}")))?;
             if page.no_repository {
-                return Err(Stop::NotFound(format!(
+                return Err(ReadError::NotFound(format!(
                     "GraphQL repository {key} is null ({})",
                     ans.errors
                         .iter()
@@ -151,12 +156,12 @@ impl Run<'_> {
                 .iter()
                 .map(|n| serde_json::from_str(&n.rest))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pull request: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL pull request: {e}")))?;
             let times = items
                 .iter()
                 .map(|p| p.times())
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
             let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
             let raw = self.ctx.include_raw;
@@ -166,7 +171,7 @@ impl Run<'_> {
                 .zip(&items)
                 .zip(&times)
                 .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
-            let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((node, p), t)| {
+            let (full, fatal, n) = self.fill(&tables.pulls, org, rows, |b, ((node, p), t)| {
                 b.append(org, &r.name, p, t, raw.then_some(node.raw.as_str()))
             });
             pr_max = max_opt(
@@ -177,20 +182,21 @@ impl Run<'_> {
                     .map(|t| t.updated)
                     .max(),
             );
-            let out = PageOut {
+            let out = PageRows {
                 full,
                 fatal,
                 rows: n,
                 extra: (),
             };
-            self.deliver(PullRequest, org, out, Turn::none()).await?;
+            self.deliver(PullRequest, org, out, ParseTurn::none())
+                .await?;
             if rv_want {
                 for ((node, p), t) in page.nodes.iter().zip(&items).zip(&times) {
                     if !keep(t.updated, cut_rv) {
                         continue;
                     }
                     skipped_any |= self
-                        .graphql_reviews(a, r, key, label, node, (p.id, p.number))
+                        .graphql_reviews(tables, r, key, label, node, (p.id, p.number))
                         .await?;
                     rv_max = max_opt(rv_max, Some(t.updated));
                 }
@@ -231,14 +237,14 @@ impl Run<'_> {
     /// whether any review node was skipped.
     async fn graphql_reviews(
         &self,
-        a: &Accs,
+        tables: &OrgTables,
         r: &RepoRef,
         key: &str,
         label: &str,
         node: &crate::graphql::rows::PrNode,
         pr: (i64, i64),
-    ) -> std::result::Result<bool, Stop> {
-        let org = a.org.as_str();
+    ) -> std::result::Result<bool, ReadError> {
+        let org = tables.org.as_str();
         let mut page = node.reviews.clone();
         let mut after = node.reviews_after.clone();
         let mut skipped_any = false;
@@ -247,24 +253,25 @@ impl Run<'_> {
                 .iter()
                 .map(|(rest, _)| serde_json::from_str(rest))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL review: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL review: {e}")))?;
             let subs = items
                 .iter()
                 .map(|x| x.submitted())
                 .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let raw = self.ctx.include_raw;
             let rows = page.iter().zip(&items).zip(&subs);
-            let (full, fatal, n) = self.fill(&a.rv, org, rows, |b, (((_, rawv), x), s)| {
-                b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
-            });
-            let out = PageOut {
+            let (full, fatal, n) =
+                self.fill(&tables.reviews, org, rows, |b, (((_, rawv), x), s)| {
+                    b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
+                });
+            let out = PageRows {
                 full,
                 fatal,
                 rows: n,
                 extra: (),
             };
-            self.deliver(PullRequestReview, org, out, Turn::none())
+            self.deliver(PullRequestReview, org, out, ParseTurn::none())
                 .await?;
             let Some(cursor) = after.take() else {
                 return Ok(skipped_any);
@@ -274,12 +281,12 @@ impl Run<'_> {
                 .gql
                 .query(&self.client, label, &query::reviews(), vars, 1)
                 .await
-                .map_err(|e| match Stop::from(e) {
-                    Stop::NotFound(m) => Stop::Failed(m),
+                .map_err(|e| match ReadError::from(e) {
+                    ReadError::NotFound(m) => ReadError::Failed(m),
                     s => s,
                 })?;
             let (next, more, skipped) = parse_reviews(&ans.data, &ans.errors)
-                .map_err(|e| Stop::Failed(format!("{key} #{}: {e}", pr.1)))?;
+                .map_err(|e| ReadError::Failed(format!("{key} #{}: {e}", pr.1)))?;
             if !skipped.is_empty() {
                 skipped_any = true;
                 self.event(ProgressEvent::Warning {

@@ -12,11 +12,13 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use arrow::util::display::array_value_to_string;
-use flowctl_github::rows::{
-    latest_status, parse_deployments, parse_page, pulls_page_to_batch, BatchCtx, CommitFull,
-    CommitItem, CommitRows, DeploymentRows, FileRows, RepoItem, RepoRows, ReviewItem, ReviewRows,
-    TableRows,
-};
+use flowctl_github::rows::{parse_page, BatchCtx, TableRows};
+use flowctl_github::streams::commit_files::{CommitFull, FileRows};
+use flowctl_github::streams::commits::{CommitItem, CommitRows};
+use flowctl_github::streams::deployments::{latest_status, parse_deployments, DeploymentRows};
+use flowctl_github::streams::pulls::pulls_page_to_batch;
+use flowctl_github::streams::repos::{RepoItem, RepoRows};
+use flowctl_github::streams::reviews::{ReviewItem, ReviewRows};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

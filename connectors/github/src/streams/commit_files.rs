@@ -1,0 +1,210 @@
+//! The commit_file stream: each listed commit's files (one request per commit) into
+//! COMMIT_FILE rows.
+
+use super::commits::CommitInner;
+use crate::config::StreamKind::{self, *};
+use crate::rows::{
+    append_key, table_rows, ts_builder, BatchCtx, JsonStr, Meta, TableRows, MAX_BATCH_TEXT_BYTES,
+};
+use crate::run::{OrgTables, PageRows, ReadError, Run};
+use crate::schema::table_schema;
+use crate::state::RepoRef;
+use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::datatypes::SchemaRef;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::sync::atomic::Ordering;
+
+/// The single-commit object: its files are kept raw and parsed one by one.
+#[derive(Deserialize)]
+pub struct CommitFull<'a> {
+    #[serde(borrow)]
+    pub sha: JsonStr<'a>,
+    #[serde(borrow)]
+    commit: CommitInner<'a>,
+    #[serde(borrow, default)]
+    pub files: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct FileItem<'a> {
+    #[serde(borrow)]
+    filename: JsonStr<'a>,
+    #[serde(borrow)]
+    status: JsonStr<'a>,
+    #[serde(default)]
+    additions: i64,
+    #[serde(default)]
+    deletions: i64,
+    #[serde(default)]
+    changes: i64,
+    #[serde(borrow, default)]
+    previous_filename: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    sha: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
+    patch: Option<JsonStr<'a>>,
+}
+
+pub struct FileRows {
+    schema: SchemaRef,
+    sha: StringBuilder,
+    filename: StringBuilder,
+    status: StringBuilder,
+    additions: Int64Builder,
+    deletions: Int64Builder,
+    changes: Int64Builder,
+    previous: StringBuilder,
+    blob: StringBuilder,
+    patch: StringBuilder,
+    committer_date: TimestampMicrosecondBuilder,
+    repo_name: StringBuilder,
+    org: StringBuilder,
+    meta: Meta,
+}
+
+table_rows!(
+    FileRows,
+    sha,
+    filename,
+    status,
+    additions,
+    deletions,
+    changes,
+    previous,
+    blob,
+    patch,
+    committer_date,
+    repo_name,
+    org
+);
+
+impl FileRows {
+    pub fn new(include_raw: bool) -> Self {
+        FileRows {
+            schema: table_schema(StreamKind::CommitFile, include_raw),
+            sha: StringBuilder::new(),
+            filename: StringBuilder::new(),
+            status: StringBuilder::new(),
+            additions: Int64Builder::new(),
+            deletions: Int64Builder::new(),
+            changes: Int64Builder::new(),
+            previous: StringBuilder::new(),
+            blob: StringBuilder::new(),
+            patch: StringBuilder::new(),
+            committer_date: ts_builder(),
+            repo_name: StringBuilder::new(),
+            org: StringBuilder::new(),
+            meta: Meta::default(),
+        }
+    }
+
+    /// Append every file of one commit. Parses all files first so a bad one appends nothing.
+    pub fn append_commit(
+        &mut self,
+        org: &str,
+        repo: &str,
+        c: &CommitFull<'_>,
+        ctx: &BatchCtx,
+    ) -> Result<usize, String> {
+        let date = c.commit.committer_date()?;
+        let mut files = Vec::with_capacity(c.files.len());
+        for raw in &c.files {
+            let f: FileItem = serde_json::from_str(raw.get())
+                .map_err(|e| format!("commit {} file: {e}", &*c.sha))?;
+            let raw_text = if !ctx.include_raw {
+                None
+            } else if ctx.include_patch || f.patch.is_none() {
+                Some(raw.get().to_string())
+            } else {
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                v.remove("patch");
+                Some(serde_json::Value::Object(v).to_string())
+            };
+            files.push((f, raw_text));
+        }
+        for (f, raw) in &files {
+            self.sha.append_value(&c.sha);
+            self.filename.append_value(&f.filename);
+            self.status.append_value(&f.status);
+            self.additions.append_value(f.additions);
+            self.deletions.append_value(f.deletions);
+            self.changes.append_value(f.changes);
+            self.previous.append_option(f.previous_filename.as_deref());
+            self.blob.append_option(f.sha.as_deref());
+            self.patch.append_option(if ctx.include_patch {
+                f.patch.as_deref()
+            } else {
+                None
+            });
+            self.committer_date.append_option(date);
+            self.repo_name.append_value(repo);
+            self.org.append_value(org);
+            append_key(&mut self.meta.keys, &[org, repo, &c.sha, &f.filename]);
+            self.meta.raw(raw.as_deref());
+        }
+        Ok(files.len())
+    }
+}
+
+impl Run<'_> {
+    pub(crate) async fn files(
+        &self,
+        tables: &OrgTables,
+        r: &RepoRef,
+        targets: &[(String, Option<i64>)],
+    ) -> std::result::Result<(), ReadError> {
+        let org = tables.org.as_str();
+        for (sha, _) in targets {
+            let mut url = self.url(&["repos", org, &r.name, "commits", sha], "");
+            loop {
+                let got = self
+                    .client
+                    .get("commit_file", &url, None, |body| {
+                        let c: CommitFull =
+                            serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                        let mut rows = tables.commit_files.lock();
+                        let (mut full, mut fatal) = (Vec::new(), None);
+                        // Cut before a commit that would overflow the batch, so batches stay
+                        // within batch_rows unless one commit alone has more files.
+                        let limit = self.cfg.batch_rows;
+                        if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
+                            match rows.finish(org, &self.ctx) {
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
+                                Err(e) => fatal = Some(e),
+                            }
+                        }
+                        let n = rows.append_commit(org, &r.name, &c, &self.ctx)?;
+                        let full_now =
+                            rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
+                        if fatal.is_none() && full_now {
+                            match rows.finish(org, &self.ctx) {
+                                Ok(b) => {
+                                    self.inflight.fetch_add(1, Ordering::SeqCst);
+                                    full.push(b)
+                                }
+                                Err(e) => fatal = Some(e),
+                            }
+                        }
+                        Ok(PageRows {
+                            full,
+                            fatal,
+                            rows: n as u64,
+                            extra: (),
+                        })
+                    })
+                    .await
+                    .map_err(ReadError::of_sub_resource)?;
+                match self.forward(CommitFile, org, got).await? {
+                    Some(n) => url = n,
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}
