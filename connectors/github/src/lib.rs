@@ -13,6 +13,7 @@ pub mod estimate;
 pub mod graphql;
 pub mod gunzip;
 pub mod http;
+mod pager;
 mod read;
 pub mod rows;
 mod run;

@@ -3,7 +3,7 @@
 //! handed to the engine.
 
 use crate::config::{Api, GithubConfig, StreamKind};
-use crate::http::{Client, Fetched, HttpError, ParseTurn};
+use crate::http::{Client, HttpError, ParseTurn};
 use crate::rows::{BatchCtx, TableRows, MAX_BATCH_TEXT_BYTES};
 use crate::state::{RepoCursor, Span, StreamState};
 use crate::streams::{
@@ -16,7 +16,6 @@ use flowctl_core::{BatchSender, PluginError, Result, Shard, TaggedBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use StreamKind::*;
 
 /// Why a piece of work stopped.
 pub(crate) enum ReadError {
@@ -44,8 +43,8 @@ impl ReadError {
     /// For a sub-resource of a listed item (the reviews of a pull request, the files of a
     /// commit, the statuses of a deployment): one that is gone fails the stream; only a
     /// vanished repository is skipped.
-    pub(crate) fn of_sub_resource(e: HttpError) -> Self {
-        match ReadError::from(e) {
+    pub(crate) fn of_sub_resource(e: impl Into<ReadError>) -> Self {
+        match e.into() {
             ReadError::NotFound(m) => ReadError::Failed(m),
             s => s,
         }
@@ -58,12 +57,26 @@ pub(crate) struct SharedRows<T> {
     pub(crate) rows: Mutex<T>,
 }
 
-/// Outcome of a page parse: batches that filled up, and what the caller needs next.
+/// The rows a page yielded: batches that filled up (cut but not yet sent), an error
+/// building them, how many rows, and what the reader needs next from the page.
+#[derive(Default)]
 pub(crate) struct PageRows<X> {
     pub(crate) full: Vec<RecordBatch>,
     pub(crate) fatal: Option<String>,
     pub(crate) rows: u64,
     pub(crate) extra: X,
+}
+
+impl PageRows<()> {
+    /// These rows, with what the reader needs next from the page.
+    pub(crate) fn with<X>(self, extra: X) -> PageRows<X> {
+        PageRows {
+            full: self.full,
+            fatal: self.fatal,
+            rows: self.rows,
+            extra,
+        }
+    }
 }
 
 impl<T: TableRows> SharedRows<T> {
@@ -79,6 +92,7 @@ impl<T: TableRows> SharedRows<T> {
     }
 }
 
+/// The row builders of every table for one org.
 pub(crate) struct OrgTables {
     pub(crate) org: String,
     pub(crate) pulls: SharedRows<PrRows>,
@@ -89,6 +103,7 @@ pub(crate) struct OrgTables {
     pub(crate) deployments: SharedRows<DeploymentRows>,
 }
 
+/// One read: its config, client, saved state and what it has sent so far.
 pub(crate) struct Run<'a> {
     pub(crate) cfg: &'a GithubConfig,
     pub(crate) client: Client,
@@ -117,20 +132,61 @@ pub(crate) fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What a repository's pull-request read starts from (see [`Run::pull_cursors`]).
-pub(crate) struct PullCursors {
-    pub pr_want: bool,
-    pub rv_want: bool,
-    pub old_pr: RepoCursor,
-    pub old_rv: RepoCursor,
-    pub cut_pr: Option<i64>,
-    pub cut_rv: Option<i64>,
-    /// Where listing may stop: below both wanted streams' cursors.
-    pub list_cut: Option<i64>,
-    /// The first page's ETag both streams saved, if they agree.
-    pub etag: Option<String>,
+/// One stream's saved cursor for a repository, and where its new rows start.
+pub(crate) struct StreamCursor {
+    pub(crate) kind: StreamKind,
+    /// Whether the read asked for this stream.
+    pub(crate) want: bool,
+    pub(crate) old: RepoCursor,
+    /// Inclusive lower bound of the rows to yield (see [`Run::cut`]).
+    pub(crate) cut: Option<i64>,
+}
+
+impl StreamCursor {
+    /// Whether a row dated `t` (µs) is yielded: a wanted stream's row at or after the
+    /// cut; a row without a date is always kept (it cannot be placed against the cursor).
+    pub(crate) fn wants(&self, t: Option<i64>) -> bool {
+        self.want && keep_opt(t, self.cut)
+    }
+}
+
+/// A list stream and the stream read for each listed item (pull requests and their
+/// reviews, commits and their files): what a repository's read of the two starts from.
+pub(crate) struct PairCursors {
+    pub(crate) list: StreamCursor,
+    pub(crate) child: StreamCursor,
+    /// Where listing may stop: below both wanted streams' cuts (None: read everything).
+    pub(crate) list_cut: Option<i64>,
+    /// The first page's ETag both wanted streams saved, if they agree.
+    pub(crate) etag: Option<String>,
     /// The stream named in requests and events.
-    pub label: &'static str,
+    pub(crate) label: &'static str,
+}
+
+impl PairCursors {
+    fn wanted(&self) -> impl Iterator<Item = &StreamCursor> {
+        [&self.list, &self.child].into_iter().filter(|c| c.want)
+    }
+
+    /// The value `f` gives for every wanted stream's saved cursor, when they all agree.
+    pub(crate) fn common<T: PartialEq>(&self, f: impl Fn(&RepoCursor) -> Option<T>) -> Option<T> {
+        let mut vals = self.wanted().map(|c| f(&c.old));
+        let first = vals.next()??;
+        vals.all(|v| v.as_ref() == Some(&first)).then_some(first)
+    }
+
+    /// Each wanted stream's result, from `f`.
+    pub(crate) fn results(
+        &self,
+        f: impl Fn(&StreamCursor) -> std::result::Result<RepoCursor, String>,
+    ) -> Cursors {
+        self.wanted().map(|c| (c.kind, f(c))).collect()
+    }
+
+    /// The saved cursors as they were (an answer 304, or nothing new).
+    pub(crate) fn unchanged(&self) -> Cursors {
+        self.results(|c| Ok(c.old.clone()))
+    }
 }
 
 pub(crate) type Cursors = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
@@ -144,17 +200,8 @@ pub(crate) fn raw_capacity(batch_bytes: usize) -> usize {
     batch_bytes.saturating_add(64 * 1024).min(64 << 20)
 }
 
-/// Where paging may stop: the lowest cut of the wanted streams (None: read everything).
-pub(crate) fn list_cut(a: (bool, Option<i64>), b: (bool, Option<i64>)) -> Option<i64> {
-    match (a, b) {
-        ((true, x), (true, y)) => x.zip(y).map(|(x, y)| x.min(y)),
-        ((true, x), _) => x,
-        (_, (_, y)) => y,
-    }
-}
-
 /// A row without a date is always kept (it cannot be placed against the cursor).
-pub(crate) fn keep_opt(d: Option<i64>, cut: Option<i64>) -> bool {
+fn keep_opt(d: Option<i64>, cut: Option<i64>) -> bool {
     match (d, cut) {
         (Some(d), Some(c)) => d >= c,
         _ => true,
@@ -253,36 +300,47 @@ impl Run<'_> {
     /// `batch_bytes` of `_RAW`, whichever comes first.
     pub(crate) fn fill<T: TableRows, I>(
         &self,
-        acc: &SharedRows<T>,
+        table: &SharedRows<T>,
         org: &str,
         items: I,
         mut f: impl FnMut(&mut T, I::Item),
-    ) -> (Vec<RecordBatch>, Option<String>, u64)
+    ) -> PageRows<()>
     where
         I: IntoIterator,
     {
-        let mut rows = acc.lock();
-        let (mut full, mut n) = (Vec::new(), 0u64);
+        let mut rows = table.lock();
+        let mut page = PageRows::default();
         for it in items {
             if self.ctx.include_raw && rows.rows() == 0 {
                 rows.reserve_raw(raw_capacity(self.cfg.batch_bytes));
             }
             f(&mut rows, it);
-            n += 1;
+            page.rows += 1;
             if rows.rows() >= self.cfg.batch_rows
                 || rows.raw_bytes() >= self.cfg.batch_bytes
                 || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES
             {
-                match rows.finish(org, &self.ctx) {
-                    Ok(b) => {
-                        self.inflight.fetch_add(1, Ordering::SeqCst);
-                        full.push(b)
-                    }
-                    Err(e) => return (full, Some(e), n),
+                if let Err(e) = self.cut_batch(&mut *rows, org, &mut page.full) {
+                    page.fatal = Some(e);
+                    break;
                 }
             }
         }
-        (full, None, n)
+        page
+    }
+
+    /// Finishes the rows buffered so far into a batch for `full`, counted in `inflight`
+    /// until it is sent.
+    pub(crate) fn cut_batch<T: TableRows>(
+        &self,
+        rows: &mut T,
+        org: &str,
+        full: &mut Vec<RecordBatch>,
+    ) -> std::result::Result<(), String> {
+        let batch = rows.finish(org, &self.ctx)?;
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        full.push(batch);
+        Ok(())
     }
 
     pub(crate) async fn flush<T: TableRows>(&self, acc: &SharedRows<T>, org: &str) -> Result<()> {
@@ -326,38 +384,6 @@ impl Run<'_> {
         Ok(page.extra)
     }
 
-    /// Hands a fetched page's batches on and returns the next page's URL; `None` after
-    /// the last page (or a 304, which a sub-resource page never gets).
-    pub(crate) async fn forward(
-        &self,
-        kind: StreamKind,
-        org: &str,
-        got: Fetched<PageRows<()>>,
-    ) -> std::result::Result<Option<String>, ReadError> {
-        let Fetched::Page {
-            data, next, turn, ..
-        } = got
-        else {
-            return Ok(None);
-        };
-        self.deliver(kind, org, data, turn).await?;
-        Ok(next)
-    }
-
-    /// The ETag to send when every wanted stream's saved state has the same one.
-    pub(crate) fn common_etag(&self, cursors: &[(StreamKind, &RepoCursor)]) -> Option<String> {
-        let wanted: Vec<&RepoCursor> = cursors
-            .iter()
-            .filter(|(k, _)| self.want(*k))
-            .map(|(_, c)| *c)
-            .collect();
-        let first = wanted.first()?.etag.clone()?;
-        wanted
-            .iter()
-            .all(|c| c.etag.as_deref() == Some(first.as_str()))
-            .then_some(first)
-    }
-
     /// Inclusive lower bound of the rows to yield: just after the cursor (minus the
     /// configured overlap), or the first-run floor, or everything.
     pub(crate) fn cut(&self, c: &RepoCursor) -> Option<i64> {
@@ -366,43 +392,55 @@ impl Run<'_> {
             .or(self.floor_us)
     }
 
-    /// The value `f` gives for every wanted stream's saved cursor, when they all agree.
-    pub(crate) fn common<T: PartialEq>(
+    /// The saved cursors a list stream and its child stream start from in repository `key`.
+    pub(crate) fn pair_cursors(
         &self,
-        cursors: &[(StreamKind, &RepoCursor)],
-        f: impl Fn(&RepoCursor) -> Option<T>,
-    ) -> Option<T> {
-        let mut vals = cursors
-            .iter()
-            .filter(|(k, _)| self.want(*k))
-            .map(|(_, c)| f(c));
-        let first = vals.next()??;
-        vals.all(|v| v.as_ref() == Some(&first)).then_some(first)
+        list: StreamKind,
+        child: StreamKind,
+        key: &str,
+    ) -> PairCursors {
+        let cursor = |kind| {
+            let old = self.cursor(kind, key);
+            StreamCursor {
+                kind,
+                want: self.want(kind),
+                cut: self.cut(&old),
+                old,
+            }
+        };
+        let (list, child) = (cursor(list), cursor(child));
+        let list_cut = match (list.want, child.want) {
+            (true, true) => list.cut.zip(child.cut).map(|(x, y)| x.min(y)),
+            (true, false) => list.cut,
+            (false, _) => child.cut,
+        };
+        let label = if list.want { list.kind } else { child.kind }.name();
+        let mut pair = PairCursors {
+            list,
+            child,
+            list_cut,
+            etag: None,
+            label,
+        };
+        pair.etag = pair.common(|c| c.etag.clone());
+        pair
     }
+}
 
-    /// The saved cursors both pull-request readers (REST and GraphQL) start from.
-    pub(crate) fn pull_cursors(&self, key: &str) -> PullCursors {
-        let (pr_want, rv_want) = (self.want(PullRequest), self.want(PullRequestReview));
-        let (old_pr, old_rv) = (
-            self.cursor(PullRequest, key),
-            self.cursor(PullRequestReview, key),
-        );
-        let (cut_pr, cut_rv) = (self.cut(&old_pr), self.cut(&old_rv));
-        PullCursors {
-            list_cut: list_cut((pr_want, cut_pr), (rv_want, cut_rv)),
-            etag: self.common_etag(&[(PullRequest, &old_pr), (PullRequestReview, &old_rv)]),
-            label: if pr_want {
-                "pull_request"
-            } else {
-                "pull_request_review"
-            },
-            pr_want,
-            rv_want,
-            old_pr,
-            old_rv,
-            cut_pr,
-            cut_rv,
+/// The result of reading a child stream (reviews, files) for a page's items: its own
+/// failure is kept in `failed`, fails only that stream for the repository and ends its
+/// reading there; any other error ends the read. Whether the items were read.
+pub(crate) fn child_read(
+    res: std::result::Result<(), ReadError>,
+    failed: &mut Option<String>,
+) -> std::result::Result<bool, ReadError> {
+    match res {
+        Ok(()) => Ok(true),
+        Err(ReadError::Failed(m)) => {
+            *failed = Some(m);
+            Ok(false)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -411,7 +449,7 @@ mod tests {
     use super::raw_capacity;
 
     #[test]
-    pub(crate) fn raw_capacity_fits_under_the_mmap_threshold_by_default_and_is_capped() {
+    fn raw_capacity_fits_under_the_mmap_threshold_by_default_and_is_capped() {
         let default = crate::config::default_batch_bytes();
         assert!(raw_capacity(default) < 1 << 20, "{}", raw_capacity(default));
         assert!(raw_capacity(default) > default);

@@ -5,13 +5,13 @@
 //! REST request for the newest updated PR (`per_page=1`, its ETag kept in state): a 304,
 //! or a newest PR older than the cursor, means no query at all.
 
-use crate::config::StreamKind::{self, *};
+use crate::config::StreamKind::*;
 use crate::graphql::rows::{parse_pulls, parse_reviews};
 use crate::graphql::shared::PageAsk;
 use crate::graphql::{query, GqlFail};
 use crate::http::{Fetched, ParseTurn};
 use crate::rows::parse_page;
-use crate::run::{max_opt, OrgTables, PageRows, PullCursors, ReadError, Run};
+use crate::run::{max_opt, Cursors, OrgTables, ReadError, Run};
 use crate::state::{us_to_time, RepoCursor, RepoRef};
 use crate::streams::{pulls::PrItem, reviews::ReviewItem};
 use flowctl_core::progress::ProgressEvent;
@@ -29,34 +29,16 @@ impl From<GqlFail> for ReadError {
     }
 }
 
-type Results = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
-
 impl Run<'_> {
     pub(crate) async fn pulls_graphql(
         &self,
         tables: &OrgTables,
         r: &RepoRef,
         key: &str,
-    ) -> std::result::Result<Results, ReadError> {
+    ) -> Result<Cursors, ReadError> {
         let org = tables.org.as_str();
-        let PullCursors {
-            pr_want,
-            rv_want,
-            old_pr,
-            old_rv,
-            cut_pr,
-            cut_rv,
-            list_cut,
-            etag,
-            label,
-        } = self.pull_cursors(key);
-        let unchanged = || -> Results {
-            [(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
-                .into_iter()
-                .filter(|(k, _)| self.want(*k))
-                .map(|(k, c)| (k, Ok(c.clone())))
-                .collect()
-        };
+        let pair = self.pair_cursors(PullRequest, PullRequestReview, key);
+        let label = pair.label;
 
         // The probe: the newest updated PR, conditional on the saved ETag.
         let url = self.url(
@@ -65,7 +47,7 @@ impl Run<'_> {
         );
         let got = self
             .client
-            .get(label, &url, etag.as_deref(), |body| {
+            .get(label, &url, pair.etag.as_deref(), |body| {
                 let items = parse_page::<PrItem>(body, false)?;
                 items
                     .first()
@@ -74,7 +56,7 @@ impl Run<'_> {
             })
             .await?;
         let (newest, probe_etag) = match got {
-            Fetched::NotModified => return Ok(unchanged()),
+            Fetched::NotModified => return Ok(pair.unchanged()),
             Fetched::Page {
                 data, etag, turn, ..
             } => {
@@ -82,21 +64,18 @@ impl Run<'_> {
                 (data, etag)
             }
         };
-        let with_etag = |c: &RepoCursor| RepoCursor {
-            etag: probe_etag.clone(),
-            ..c.clone()
-        };
-        let nothing_new = match (newest, list_cut) {
+        let nothing_new = match (newest, pair.list_cut) {
             (None, _) => true,
             (Some(u), Some(c)) => u < c,
             (Some(_), None) => false,
         };
         if nothing_new {
-            return Ok([(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
-                .into_iter()
-                .filter(|(k, _)| self.want(*k))
-                .map(|(k, c)| (k, Ok(with_etag(c))))
-                .collect());
+            return Ok(pair.results(|c| {
+                Ok(RepoCursor {
+                    etag: probe_etag.clone(),
+                    ..c.old.clone()
+                })
+            }));
         }
 
         // The page size is what this repository may get at most; a query shared with
@@ -162,37 +141,32 @@ impl Run<'_> {
                 .map(|p| p.times())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
-            let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
-            let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
+            let stop = pair
+                .list_cut
+                .is_some_and(|c| times.iter().any(|t| t.updated < c));
             let raw = self.ctx.include_raw;
             let rows = page
                 .nodes
                 .iter()
                 .zip(&items)
                 .zip(&times)
-                .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
-            let (full, fatal, n) = self.fill(&tables.pulls, org, rows, |b, ((node, p), t)| {
+                .filter(|(_, t)| pair.list.wants(Some(t.updated)));
+            let rows = self.fill(&tables.pulls, org, rows, |b, ((node, p), t)| {
                 b.append(org, &r.name, p, t, raw.then_some(node.raw.as_str()))
             });
             pr_max = max_opt(
                 pr_max,
                 times
                     .iter()
-                    .filter(|t| pr_want && keep(t.updated, cut_pr))
+                    .filter(|t| pair.list.wants(Some(t.updated)))
                     .map(|t| t.updated)
                     .max(),
             );
-            let out = PageRows {
-                full,
-                fatal,
-                rows: n,
-                extra: (),
-            };
-            self.deliver(PullRequest, org, out, ParseTurn::none())
+            self.deliver(PullRequest, org, rows, ParseTurn::none())
                 .await?;
-            if rv_want {
+            if pair.child.want {
                 for ((node, p), t) in page.nodes.iter().zip(&items).zip(&times) {
-                    if !keep(t.updated, cut_rv) {
+                    if !pair.child.wants(Some(t.updated)) {
                         continue;
                     }
                     skipped_any |= self
@@ -206,31 +180,27 @@ impl Run<'_> {
                 _ => break,
             }
         }
-        let mut res = Vec::new();
-        for (k, old, max, want) in [
-            (PullRequest, &old_pr, pr_max, pr_want),
-            (PullRequestReview, &old_rv, rv_max, rv_want),
-        ] {
-            if !want {
-                continue;
-            }
+        Ok(pair.results(|c| {
+            let max = if c.kind == PullRequest {
+                pr_max
+            } else {
+                rv_max
+            };
             // With nodes skipped, neither cursor nor ETag moves: the next run reads
             // this window again (rows already sent are merged, not duplicated).
-            let c = if skipped_any {
+            Ok(if skipped_any {
                 RepoCursor {
                     etag: None,
-                    ..old.clone()
+                    ..c.old.clone()
                 }
             } else {
                 RepoCursor {
-                    cursor: max_opt(old.cursor_us(), max).and_then(us_to_time),
+                    cursor: max_opt(c.old.cursor_us(), max).and_then(us_to_time),
                     etag: probe_etag.clone(),
                     since: None,
                 }
-            };
-            res.push((k, Ok(c)));
-        }
-        Ok(res)
+            })
+        }))
     }
 
     /// Appends a PR's reviews: the page that came with it, then further pages. Returns
@@ -261,17 +231,10 @@ impl Run<'_> {
                 .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let raw = self.ctx.include_raw;
             let rows = page.iter().zip(&items).zip(&subs);
-            let (full, fatal, n) =
-                self.fill(&tables.reviews, org, rows, |b, (((_, rawv), x), s)| {
-                    b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
-                });
-            let out = PageRows {
-                full,
-                fatal,
-                rows: n,
-                extra: (),
-            };
-            self.deliver(PullRequestReview, org, out, ParseTurn::none())
+            let rows = self.fill(&tables.reviews, org, rows, |b, (((_, rawv), x), s)| {
+                b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
+            });
+            self.deliver(PullRequestReview, org, rows, ParseTurn::none())
                 .await?;
             let Some(cursor) = after.take() else {
                 return Ok(skipped_any);
@@ -281,10 +244,7 @@ impl Run<'_> {
                 .gql
                 .query(&self.client, label, &query::reviews(), vars, 1)
                 .await
-                .map_err(|e| match ReadError::from(e) {
-                    ReadError::NotFound(m) => ReadError::Failed(m),
-                    s => s,
-                })?;
+                .map_err(ReadError::of_sub_resource)?;
             let (next, more, skipped) = parse_reviews(&ans.data, &ans.errors)
                 .map_err(|e| ReadError::Failed(format!("{key} #{}: {e}", pr.1)))?;
             if !skipped.is_empty() {

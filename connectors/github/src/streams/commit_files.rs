@@ -3,6 +3,7 @@
 
 use super::commits::CommitInner;
 use crate::config::StreamKind::{self, *};
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, table_rows, ts_builder, BatchCtx, JsonStr, Meta, TableRows, MAX_BATCH_TEXT_BYTES,
 };
@@ -13,7 +14,6 @@ use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::sync::atomic::Ordering;
 
 /// The single-commit object: its files are kept raw and parsed one by one.
 #[derive(Deserialize)]
@@ -149,61 +149,38 @@ impl FileRows {
 }
 
 impl Run<'_> {
+    /// The files of each commit in `targets` (sha, committer date).
     pub(crate) async fn files(
         &self,
         tables: &OrgTables,
         r: &RepoRef,
         targets: &[(String, Option<i64>)],
-    ) -> std::result::Result<(), ReadError> {
+    ) -> Result<(), ReadError> {
         let org = tables.org.as_str();
         for (sha, _) in targets {
-            let mut url = self.url(&["repos", org, &r.name, "commits", sha], "");
-            loop {
-                let got = self
-                    .client
-                    .get("commit_file", &url, None, |body| {
-                        let c: CommitFull =
-                            serde_json::from_slice(body).map_err(|e| e.to_string())?;
-                        let mut rows = tables.commit_files.lock();
-                        let (mut full, mut fatal) = (Vec::new(), None);
-                        // Cut before a commit that would overflow the batch, so batches stay
-                        // within batch_rows unless one commit alone has more files.
-                        let limit = self.cfg.batch_rows;
-                        if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
-                            match rows.finish(org, &self.ctx) {
-                                Ok(b) => {
-                                    self.inflight.fetch_add(1, Ordering::SeqCst);
-                                    full.push(b)
-                                }
-                                Err(e) => fatal = Some(e),
-                            }
-                        }
-                        let n = rows.append_commit(org, &r.name, &c, &self.ctx)?;
-                        let full_now =
-                            rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
-                        if fatal.is_none() && full_now {
-                            match rows.finish(org, &self.ctx) {
-                                Ok(b) => {
-                                    self.inflight.fetch_add(1, Ordering::SeqCst);
-                                    full.push(b)
-                                }
-                                Err(e) => fatal = Some(e),
-                            }
-                        }
-                        Ok(PageRows {
-                            full,
-                            fatal,
-                            rows: n as u64,
-                            extra: (),
-                        })
-                    })
-                    .await
-                    .map_err(ReadError::of_sub_resource)?;
-                match self.forward(CommitFile, org, got).await? {
-                    Some(n) => url = n,
-                    None => break,
-                }
-            }
+            let url = self.url(&["repos", org, &r.name, "commits", sha], "");
+            let mut pages = Pager::new(self, org, "commit_file", url).not_found_fails();
+            while let Next::Page(()) = pages
+                .next(CommitFile, |body| {
+                    let c: CommitFull = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                    let mut rows = tables.commit_files.lock();
+                    let mut page = PageRows::default();
+                    // Cut before a commit that would overflow the batch, so batches stay
+                    // within batch_rows unless one commit alone has more files.
+                    let limit = self.cfg.batch_rows;
+                    if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
+                        page.fatal = self.cut_batch(&mut *rows, org, &mut page.full).err();
+                    }
+                    page.rows = rows.append_commit(org, &r.name, &c, &self.ctx)? as u64;
+                    let full_now =
+                        rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
+                    if page.fatal.is_none() && full_now {
+                        page.fatal = self.cut_batch(&mut *rows, org, &mut page.full).err();
+                    }
+                    Ok(page)
+                })
+                .await?
+            {}
         }
         Ok(())
     }

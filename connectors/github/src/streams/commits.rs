@@ -4,11 +4,14 @@
 
 use crate::config::StreamKind::{self, *};
 use crate::http::{Fetched, HttpError};
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, append_list, login, opt_ts, parse_page, table_rows, ts_builder, JsonStr, Meta,
     UserRef,
 };
-use crate::run::{keep_opt, list_cut, max_opt, Cursors, OrgTables, PageRows, ReadError, Run};
+use crate::run::{
+    child_read, max_opt, Cursors, OrgTables, PairCursors, ReadError, Run, StreamCursor,
+};
 use crate::schema::table_schema;
 use crate::state::{us_to_time, BranchHead, RepoCursor, RepoRef};
 use arrow::array::{ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
@@ -189,25 +192,12 @@ enum Probe {
 impl Run<'_> {
     /// The commit streams of a repository without commits: its cursors stay as they were
     /// (the stream still succeeds) and one warning says why nothing was read.
-    fn empty_repository(
-        &self,
-        key: &str,
-        olds: &[(StreamKind, &RepoCursor)],
-        answer: &str,
-    ) -> Vec<(StreamKind, std::result::Result<RepoCursor, String>)> {
+    fn empty_repository(&self, key: &str, pair: &PairCursors, answer: &str) -> Cursors {
         self.event(ProgressEvent::Warning {
-            stream: if self.want(Commit) {
-                "commit"
-            } else {
-                "commit_file"
-            }
-            .into(),
+            stream: pair.label.into(),
             message: format!("repository {key} has no commits yet, nothing to read ({answer})"),
         });
-        olds.iter()
-            .filter(|(k, _)| self.want(*k))
-            .map(|(k, c)| (*k, Ok((*c).clone())))
-            .collect()
+        pair.unchanged()
     }
 
     /// Commits of the default branch, newest first. The URL's `since` is an anchor kept in
@@ -220,153 +210,105 @@ impl Run<'_> {
         tables: &OrgTables,
         r: &RepoRef,
         key: &str,
+        pair: &PairCursors,
         first_listed: &mut Option<String>,
-    ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, ReadError>
-    {
+    ) -> Result<Cursors, ReadError> {
         let org = tables.org.as_str();
-        let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
-        let (old_cm, old_cf) = (self.cursor(Commit, key), self.cursor(CommitFile, key));
-        let (cut_cm, cut_cf) = (self.cut(&old_cm), self.cut(&old_cf));
-        let list_cut = list_cut((cm_want, cut_cm), (cf_want, cut_cf));
-        let olds = [(Commit, &old_cm), (CommitFile, &old_cf)];
-        let saved_anchor = self.common(&olds, |c| c.since.map(|t| t.timestamp_micros()));
+        let (commits, files) = (&pair.list, &pair.child);
+        let saved_anchor = pair.common(|c| c.since.map(|t| t.timestamp_micros()));
         let anchor = saved_anchor.or(self.floor_us);
         let etag = if saved_anchor.is_some() || self.floor_us.is_none() {
-            self.common_etag(&olds)
+            pair.etag.clone()
         } else {
             None
         };
-        let label = if cm_want { "commit" } else { "commit_file" };
         let mut query = String::from("per_page=100");
         if let Some(t) = anchor.and_then(us_to_time) {
             query.push_str(&format!("&since={}", t.format("%Y-%m-%dT%H:%M:%SZ")));
         }
-        let mut url = self.url(&["repos", org, &r.name, "commits"], &query);
-        let (mut pages, mut new_etag, mut cm_max, mut cf_max, mut cf_err) =
-            (0u32, None, None, None, None::<String>);
+        let url = self.url(&["repos", org, &r.name, "commits"], &query);
+        let mut pages = Pager::new(self, org, pair.label, url)
+            .if_none_match(etag)
+            .first_page_may_answer(|e| matches!(e, HttpError::Conflict(_)));
+        let (mut cm_max, mut cf_max, mut cf_err) = (None, None, None::<String>);
         loop {
-            let got = self
-                .client
-                .get(
-                    label,
-                    &url,
-                    if pages == 0 { etag.as_deref() } else { None },
-                    |body| {
-                        let items = parse_page::<CommitItem>(body, self.ctx.include_raw)?;
-                        let dates = items
-                            .iter()
-                            .map(|(c, _)| c.dates())
-                            .collect::<std::result::Result<Vec<_>, _>>()?;
-                        // A short page is not the end: only the Link header says so.
-                        let stop = list_cut
-                            .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
-                        let rows = items
-                            .iter()
-                            .zip(&dates)
-                            .filter(|(_, d)| cm_want && keep_opt(d.1, cut_cm));
-                        let (full, fatal, n) =
-                            self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
-                                b.append(org, &r.name, c, *d, *raw)
-                            });
-                        let max = dates
-                            .iter()
-                            .filter(|d| cm_want && keep_opt(d.1, cut_cm))
-                            .filter_map(|d| d.1)
-                            .max();
-                        let targets: Vec<(String, Option<i64>)> = items
-                            .iter()
-                            .zip(&dates)
-                            .filter(|(_, d)| cf_want && keep_opt(d.1, cut_cf))
-                            .map(|((c, _), d)| (c.sha.to_string(), d.1))
-                            .collect();
-                        let first = items.first().map(|(c, _)| c.sha.to_string());
-                        Ok(PageRows {
-                            full,
-                            fatal,
-                            rows: n,
-                            extra: (stop, max, targets, first),
-                        })
-                    },
-                )
-                .await;
-            // GitHub answers 409 "Git Repository is empty." for a repository without
-            // commits: nothing to read, and no reason to fail the org.
-            let got = match got {
-                Err(HttpError::Conflict(m)) if pages == 0 => {
-                    return Ok(self.empty_repository(key, &olds, &m));
-                }
-                got => got?,
+            let page = pages
+                .next(Commit, |body| {
+                    let items = parse_page::<CommitItem>(body, self.ctx.include_raw)?;
+                    let dates = items
+                        .iter()
+                        .map(|(c, _)| c.dates())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let stop = pair
+                        .list_cut
+                        .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
+                    let rows = items.iter().zip(&dates).filter(|(_, d)| commits.wants(d.1));
+                    let page = self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
+                        b.append(org, &r.name, c, *d, *raw)
+                    });
+                    let max = dates
+                        .iter()
+                        .filter(|d| commits.wants(d.1))
+                        .filter_map(|d| d.1)
+                        .max();
+                    let targets: Vec<(String, Option<i64>)> = items
+                        .iter()
+                        .zip(&dates)
+                        .filter(|(_, d)| files.wants(d.1))
+                        .map(|((c, _), d)| (c.sha.to_string(), d.1))
+                        .collect();
+                    let first = items.first().map(|(c, _)| c.sha.to_string());
+                    Ok(page.with((stop, max, targets, first)))
+                })
+                .await?;
+            // The page's turn went with its delivery, before the files are requested.
+            let (stop, max, targets, first) = match page {
+                Next::Page(x) => x,
+                Next::NotModified => return Ok(pair.unchanged()),
+                // GitHub answers 409 "Git Repository is empty." for a repository without
+                // commits: nothing to read, and no reason to fail the org.
+                Next::Refused(e) => return Ok(self.empty_repository(key, pair, &e.to_string())),
+                Next::End => break,
             };
-            let Fetched::Page {
-                data,
-                etag: etag_now,
-                next,
-                turn,
-            } = got
-            else {
-                return Ok(olds
-                    .into_iter()
-                    .filter(|(k, _)| self.want(*k))
-                    .map(|(k, c)| (k, Ok(c.clone())))
-                    .collect());
-            };
-            if pages == 0 {
-                new_etag = etag_now;
-            }
-            // The turn goes with the delivery, before the files are requested.
-            let (stop, max, targets, first) = self.deliver(Commit, org, data, turn).await?;
-            if pages == 0 {
+            if pages.pages() == 1 {
                 *first_listed = first;
             }
-            pages += 1;
-            cm_max = max_opt(cm_max, max);
-            if cf_want && cf_err.is_none() {
-                match self.files(tables, r, &targets).await {
-                    Ok(()) => cf_max = max_opt(cf_max, targets.iter().filter_map(|t| t.1).max()),
-                    Err(ReadError::Failed(m)) => cf_err = Some(m),
-                    Err(e) => return Err(e),
-                }
+            if stop {
+                pages.stop();
             }
-            match next {
-                Some(n) if !stop => url = n,
-                _ => break,
+            cm_max = max_opt(cm_max, max);
+            if files.want
+                && cf_err.is_none()
+                && child_read(self.files(tables, r, &targets).await, &mut cf_err)?
+            {
+                cf_max = max_opt(cf_max, targets.iter().filter_map(|t| t.1).max());
             }
         }
-        let mut res = Vec::new();
-        let new_cursors = [
-            (Commit, max_opt(old_cm.cursor_us(), cm_max)),
-            (CommitFile, max_opt(old_cf.cursor_us(), cf_max)),
-        ];
+        let new_cursor = |c: &StreamCursor| {
+            let max = if c.kind == Commit { cm_max } else { cf_max };
+            max_opt(c.old.cursor_us(), max)
+        };
         // Move the anchor up only when the window grew past one page; a moved anchor
         // changes the URL, so its ETag is not kept.
-        let moved = pages > 1;
+        let moved = pages.pages() > 1;
         let new_anchor = if moved {
-            new_cursors
-                .iter()
-                .filter(|(k, _)| self.want(*k))
-                .filter_map(|(_, c)| *c)
+            [commits, files]
+                .into_iter()
+                .filter(|c| c.want)
+                .filter_map(new_cursor)
                 .min()
                 .or(anchor)
         } else {
             anchor
         };
-        for (k, cur) in new_cursors {
-            if !self.want(k) {
-                continue;
-            }
-            let c = RepoCursor {
-                cursor: cur.and_then(us_to_time),
-                etag: if moved { None } else { new_etag.clone() },
+        Ok(pair.results(|c| match (&cf_err, c.kind) {
+            (Some(m), CommitFile) => Err(m.clone()),
+            _ => Ok(RepoCursor {
+                cursor: new_cursor(c).and_then(us_to_time),
+                etag: if moved { None } else { pages.etag() },
                 since: new_anchor.and_then(us_to_time),
-            };
-            let r = if k == CommitFile {
-                cf_err.clone().map_or(Ok(c.clone()), Err)
-            } else {
-                Ok(c)
-            };
-            res.push((k, r));
-        }
-        Ok(res)
+            }),
+        }))
     }
 }
 
@@ -384,33 +326,27 @@ impl Run<'_> {
         r: &RepoRef,
         key: &str,
         head: &mut Option<BranchHead>,
-    ) -> std::result::Result<Cursors, ReadError> {
-        let olds = [
-            (Commit, self.cursor(Commit, key)),
-            (CommitFile, self.cursor(CommitFile, key)),
-        ];
-        let unchanged = || -> Cursors {
-            olds.iter()
-                .filter(|(k, _)| self.want(*k))
-                .map(|(k, c)| (*k, Ok(c.clone())))
-                .collect()
-        };
+    ) -> Result<Cursors, ReadError> {
+        let pair = self.pair_cursors(Commit, CommitFile, key);
         if let Some(saved) = self.saved_head(key) {
-            let now = match self.probe_head(tables, r, saved.etag.as_deref()).await? {
+            let now = match self
+                .probe_head(tables, r, &pair, saved.etag.as_deref())
+                .await?
+            {
                 Probe::Unchanged => {
                     *head = Some(saved);
-                    return Ok(unchanged());
+                    return Ok(pair.unchanged());
                 }
                 // Only an emptied repository lists nothing: keep the state as it is.
-                Probe::NoCommits => return Ok(unchanged()),
+                Probe::NoCommits => return Ok(pair.unchanged()),
                 Probe::Head(h) => h,
             };
             if now.sha == saved.sha {
                 *head = Some(now);
-                return Ok(unchanged());
+                return Ok(pair.unchanged());
             }
             if let Some(res) = self
-                .compare_commits(tables, r, &olds, &saved.sha, &now.sha)
+                .compare_commits(tables, r, &pair, &saved.sha, &now.sha)
                 .await?
             {
                 *head = Some(now);
@@ -424,18 +360,18 @@ impl Run<'_> {
                     saved.sha
                 ),
             });
-            let res = self.commits(tables, r, key, &mut None).await?;
+            let res = self.commits(tables, r, key, &pair, &mut None).await?;
             *head = Some(now);
             return Ok(res);
         }
         let mut listed = None;
-        let res = self.commits(tables, r, key, &mut listed).await?;
+        let res = self.commits(tables, r, key, &pair, &mut listed).await?;
         // A repository with commits (listed now, or before when the list answered 304)
         // records its head. The head the list started from is kept when the branch moved
         // meanwhile (without an ETag, so the next run reads the difference).
-        let had = olds.iter().any(|(_, c)| c.cursor.is_some());
+        let had = pair.list.old.cursor.is_some() || pair.child.old.cursor.is_some();
         if res.iter().any(|(_, r)| r.is_ok()) && (listed.is_some() || had) {
-            if let Probe::Head(now) = self.probe_head(tables, r, None).await? {
+            if let Probe::Head(now) = self.probe_head(tables, r, &pair, None).await? {
                 *head = Some(match listed {
                     Some(sha) if sha != now.sha => BranchHead { sha, etag: None },
                     _ => now,
@@ -471,17 +407,13 @@ impl Run<'_> {
         &self,
         tables: &OrgTables,
         r: &RepoRef,
+        pair: &PairCursors,
         etag: Option<&str>,
-    ) -> std::result::Result<Probe, ReadError> {
-        let label = if self.want(Commit) {
-            "commit"
-        } else {
-            "commit_file"
-        };
+    ) -> Result<Probe, ReadError> {
         let url = self.url(&["repos", &tables.org, &r.name, "commits"], "per_page=1");
         let got = self
             .client
-            .get(label, &url, etag, |body| {
+            .get(pair.label, &url, etag, |body| {
                 let items = parse_page::<CommitItem>(body, false)?;
                 Ok(items.first().map(|(c, _)| c.sha.to_string()))
             })
@@ -507,23 +439,24 @@ impl Run<'_> {
         &self,
         tables: &OrgTables,
         r: &RepoRef,
-        olds: &[(StreamKind, RepoCursor); 2],
+        pair: &PairCursors,
         base: &str,
         head: &str,
-    ) -> std::result::Result<Option<Cursors>, ReadError> {
+    ) -> Result<Option<Cursors>, ReadError> {
         let org = tables.org.as_str();
-        let (cm_want, cf_want) = (self.want(Commit), self.want(CommitFile));
-        let label = if cm_want { "commit" } else { "commit_file" };
+        let (commits, files) = (&pair.list, &pair.child);
         let basehead = format!("{base}...{head}");
-        let mut url = self.url(
+        let url = self.url(
             &["repos", org, &r.name, "compare", &basehead],
             "per_page=100",
         );
-        let (mut first, mut max, mut cf_err) = (true, None, None::<String>);
+        let mut pages = Pager::new(self, org, pair.label, url)
+            .not_found_fails()
+            .first_page_may_answer(|e| matches!(e, HttpError::NotFound(_)));
+        let (mut max, mut cf_err) = (None, None::<String>);
         loop {
-            let got = self
-                .client
-                .get(label, &url, None, |body| {
+            let page = pages
+                .next(Commit, |body| {
                     let page: ComparePage =
                         serde_json::from_slice(body).map_err(|e| format!("compare answer: {e}"))?;
                     let items = parse_page::<CommitItem>(
@@ -533,66 +466,37 @@ impl Run<'_> {
                     let dates = items
                         .iter()
                         .map(|(c, _)| c.dates())
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    let rows = items.iter().zip(&dates).filter(|_| cm_want);
-                    let (full, fatal, n) =
-                        self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
-                            b.append(org, &r.name, c, *d, *raw)
-                        });
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let rows = items.iter().zip(&dates).filter(|_| commits.want);
+                    let page = self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
+                        b.append(org, &r.name, c, *d, *raw)
+                    });
                     let targets: Vec<(String, Option<i64>)> = items
                         .iter()
                         .zip(&dates)
-                        .filter(|_| cf_want)
+                        .filter(|_| files.want)
                         .map(|((c, _), d)| (c.sha.to_string(), d.1))
                         .collect();
-                    Ok(PageRows {
-                        full,
-                        fatal,
-                        rows: n,
-                        extra: (dates.iter().filter_map(|d| d.1).max(), targets),
-                    })
+                    Ok(page.with((dates.iter().filter_map(|d| d.1).max(), targets)))
                 })
-                .await;
-            let got = match got {
-                Err(HttpError::NotFound(_)) if first => return Ok(None),
-                other => other.map_err(ReadError::of_sub_resource)?,
+                .await?;
+            let (page_max, targets) = match page {
+                Next::Page(x) => x,
+                Next::Refused(_) => return Ok(None),
+                Next::NotModified | Next::End => break,
             };
-            let Fetched::Page {
-                data, next, turn, ..
-            } = got
-            else {
-                break;
-            };
-            first = false;
-            let (page_max, targets) = self.deliver(Commit, org, data, turn).await?;
             max = max_opt(max, page_max);
-            if cf_want && cf_err.is_none() {
-                match self.files(tables, r, &targets).await {
-                    Ok(()) => {}
-                    Err(ReadError::Failed(m)) => cf_err = Some(m),
-                    Err(e) => return Err(e),
-                }
-            }
-            match next {
-                Some(n) => url = n,
-                None => break,
+            if files.want && cf_err.is_none() {
+                child_read(self.files(tables, r, &targets).await, &mut cf_err)?;
             }
         }
-        let res = olds
-            .iter()
-            .filter(|(k, _)| self.want(*k))
-            .map(|(k, old)| {
-                let c = RepoCursor {
-                    cursor: max_opt(old.cursor_us(), max).and_then(us_to_time),
-                    ..old.clone()
-                };
-                match (&cf_err, k) {
-                    (Some(m), CommitFile) => (*k, Err(m.clone())),
-                    _ => (*k, Ok(c)),
-                }
-            })
-            .collect();
-        Ok(Some(res))
+        Ok(Some(pair.results(|c| match (&cf_err, c.kind) {
+            (Some(m), CommitFile) => Err(m.clone()),
+            _ => Ok(RepoCursor {
+                cursor: max_opt(c.old.cursor_us(), max).and_then(us_to_time),
+                ..c.old.clone()
+            }),
+        })))
     }
 }
 

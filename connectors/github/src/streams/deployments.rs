@@ -3,11 +3,12 @@
 
 use crate::config::StreamKind::{self, *};
 use crate::http::{Fetched, ParseTurn};
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, itoa, login, opt_ts, parse_page, parse_ts, table_rows, ts_builder, JsonStr, Meta,
     UserRef,
 };
-use crate::run::{max_opt, OrgTables, PageRows, ReadError, Run};
+use crate::run::{max_opt, OrgTables, ReadError, Run};
 use crate::schema::table_schema;
 use crate::state::{us_to_time, RepoCursor, RepoRef};
 use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -229,70 +230,49 @@ impl Run<'_> {
             Some(c) if c >= window_start => None,
             _ => old.etag.clone(),
         };
-        let mut url = self.url(&["repos", org, &r.name, "deployments"], "per_page=100");
-        let (mut first, mut new_etag, mut max) = (true, None, old.cursor_us());
+        let url = self.url(&["repos", org, &r.name, "deployments"], "per_page=100");
+        let mut pages = Pager::new(self, org, "deployment", url).if_none_match(etag);
+        let mut max = old.cursor_us();
         loop {
-            let got = self
-                .client
-                .get(
-                    "deployment",
-                    &url,
-                    if first { etag.as_deref() } else { None },
-                    |body| {
-                        let items = parse_deployments(body, self.ctx.include_raw)?;
-                        // A short page is not the end: only the Link header says so.
-                        let stop = bound.is_some_and(|b| items.iter().any(|d| d.created < b));
-                        let keep: Vec<_> = items
-                            .into_iter()
-                            .filter(|d| bound.is_none_or(|b| d.created >= b))
-                            .collect();
-                        Ok((stop, keep))
-                    },
-                )
+            let page = pages
+                .fetch(|body| {
+                    let items = parse_deployments(body, self.ctx.include_raw)?;
+                    let stop = bound.is_some_and(|b| items.iter().any(|d| d.created < b));
+                    let keep: Vec<_> = items
+                        .into_iter()
+                        .filter(|d| bound.is_none_or(|b| d.created >= b))
+                        .collect();
+                    Ok((stop, keep))
+                })
                 .await?;
-            let Fetched::Page {
-                data,
-                etag,
-                next,
-                turn,
-            } = got
-            else {
-                return Ok(old);
+            let (stop, keep) = match page {
+                // Each deployment's status is a request of its own, which needs the turn,
+                // and the rows are built after them: give it up now.
+                Next::Page((page, turn)) => {
+                    drop(turn);
+                    page
+                }
+                Next::NotModified => return Ok(old),
+                _ => break,
             };
-            // Each deployment's status is a request of its own, which needs the turn, and
-            // the rows are built after them: give it up now (a field left in `got` would
-            // only be dropped at the end of the iteration).
-            drop(turn);
-            if first {
-                new_etag = etag;
+            if stop {
+                pages.stop();
             }
-            let (stop, keep) = data;
             let mut rows = Vec::with_capacity(keep.len());
             for d in keep {
                 let s = self.deployment_status(org, r, d.id).await?;
                 rows.push((d, s));
             }
             max = max_opt(max, rows.iter().map(|(d, _)| d.created).max());
-            let (full, fatal, n) = self.fill(&tables.deployments, org, rows.iter(), |b, (d, s)| {
+            let page = self.fill(&tables.deployments, org, rows.iter(), |b, (d, s)| {
                 b.append(org, &r.name, d, s.as_ref())
             });
-            let page = PageRows {
-                full,
-                fatal,
-                rows: n,
-                extra: (),
-            };
             self.deliver(Deployment, org, page, ParseTurn::none())
                 .await?;
-            match next {
-                Some(n) if !stop => url = n,
-                _ => break,
-            }
-            first = false;
         }
         Ok(RepoCursor {
             cursor: max.and_then(us_to_time),
-            etag: new_etag,
+            etag: pages.etag(),
             since: None,
         })
     }

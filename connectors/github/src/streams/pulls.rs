@@ -3,12 +3,12 @@
 //! along (see [`super::reviews`]).
 
 use crate::config::StreamKind::{self, *};
-use crate::http::Fetched;
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, append_list, itoa, login, opt_ts, parse_page, parse_ts, table_rows, ts_builder,
     user_id, BatchCtx, JsonStr, Meta, TableRows, UserRef,
 };
-use crate::run::{max_opt, min_opt, OrgTables, PageRows, PullCursors, ReadError, Run};
+use crate::run::{child_read, max_opt, min_opt, Cursors, OrgTables, ReadError, Run};
 use crate::schema::table_schema;
 use crate::state::{us_to_time, RepoCursor, RepoRef, Span};
 use arrow::array::{
@@ -309,154 +309,101 @@ impl Run<'_> {
         tables: &OrgTables,
         r: &RepoRef,
         key: &str,
-    ) -> std::result::Result<Vec<(StreamKind, std::result::Result<RepoCursor, String>)>, ReadError>
-    {
+    ) -> Result<Cursors, ReadError> {
         let org = tables.org.as_str();
-        let PullCursors {
-            pr_want,
-            rv_want,
-            old_pr,
-            old_rv,
-            cut_pr,
-            cut_rv,
-            list_cut,
-            etag,
-            label,
-        } = self.pull_cursors(key);
-        let mut url = self.url(
+        let pair = self.pair_cursors(PullRequest, PullRequestReview, key);
+        let url = self.url(
             &["repos", org, &r.name, "pulls"],
             "state=all&sort=updated&direction=desc&per_page=100",
         );
-        let (mut first, mut new_etag, mut pr_max, mut rv_max, mut rv_err) =
-            (true, None, None, None, None::<String>);
+        let mut pages = Pager::new(self, org, pair.label, url).if_none_match(pair.etag.clone());
+        let (mut pr_max, mut rv_max, mut rv_err) = (None, None, None::<String>);
         // Rows within what an earlier read cut short had covered are not sent again.
         let (span_pr, span_rv) = (
             self.span(PullRequest, key),
             self.span(PullRequestReview, key),
         );
         let fresh = |span: Option<Span>, u: i64| span.is_none_or(|s| !s.contains_us(u));
+        let want_pr = |u: i64| pair.list.wants(Some(u)) && fresh(span_pr, u);
+        let want_rv = |u: i64| pair.child.wants(Some(u)) && fresh(span_rv, u);
         // The newest and oldest `updated_at` listed so far in this read.
         let (mut top, mut low) = (None::<i64>, None::<i64>);
         loop {
-            let got = self
-                .client
-                .get(
-                    label,
-                    &url,
-                    if first { etag.as_deref() } else { None },
-                    |body| {
-                        let items = parse_page::<PrItem>(body, self.ctx.include_raw)?;
-                        let times = items
-                            .iter()
-                            .map(|(p, _)| p.times())
-                            .collect::<std::result::Result<Vec<_>, _>>()?;
-                        // A short page is not the end: only the Link header says so.
-                        let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
-                        let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
-                        let want_pr = |u: i64| pr_want && keep(u, cut_pr) && fresh(span_pr, u);
-                        let rows = items.iter().zip(&times).filter(|(_, t)| want_pr(t.updated));
-                        let (full, fatal, n) =
-                            self.fill(&tables.pulls, org, rows, |b, ((p, raw), t)| {
-                                b.append(org, &r.name, p, t, *raw)
-                            });
-                        let pmax = times
-                            .iter()
-                            .map(|t| t.updated)
-                            .filter(|u| want_pr(*u))
-                            .max();
-                        let targets: Vec<(i64, i64, i64)> = items
-                            .iter()
-                            .zip(&times)
-                            .filter(|(_, t)| {
-                                rv_want && keep(t.updated, cut_rv) && fresh(span_rv, t.updated)
-                            })
-                            .map(|((p, _), t)| (p.id, p.number, t.updated))
-                            .collect();
-                        let listed = (
-                            times.iter().map(|t| t.updated).min(),
-                            times.iter().map(|t| t.updated).max(),
-                        );
-                        Ok(PageRows {
-                            full,
-                            fatal,
-                            rows: n,
-                            extra: (stop, pmax, targets, listed),
-                        })
-                    },
-                )
+            let page = pages
+                .next(PullRequest, |body| {
+                    let items = parse_page::<PrItem>(body, self.ctx.include_raw)?;
+                    let times = items
+                        .iter()
+                        .map(|(p, _)| p.times())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let stop = pair
+                        .list_cut
+                        .is_some_and(|c| times.iter().any(|t| t.updated < c));
+                    let rows = items.iter().zip(&times).filter(|(_, t)| want_pr(t.updated));
+                    let page = self.fill(&tables.pulls, org, rows, |b, ((p, raw), t)| {
+                        b.append(org, &r.name, p, t, *raw)
+                    });
+                    let pmax = times
+                        .iter()
+                        .map(|t| t.updated)
+                        .filter(|u| want_pr(*u))
+                        .max();
+                    let targets: Vec<(i64, i64, i64)> = items
+                        .iter()
+                        .zip(&times)
+                        .filter(|(_, t)| want_rv(t.updated))
+                        .map(|((p, _), t)| (p.id, p.number, t.updated))
+                        .collect();
+                    let listed = (
+                        times.iter().map(|t| t.updated).min(),
+                        times.iter().map(|t| t.updated).max(),
+                    );
+                    Ok(page.with((stop, pmax, targets, listed)))
+                })
                 .await?;
-            let (data, etag_now, next, turn) = match got {
-                Fetched::NotModified => {
-                    return Ok([(PullRequest, old_pr), (PullRequestReview, old_rv)]
-                        .into_iter()
-                        .filter(|(k, _)| self.want(*k))
-                        .map(|(k, c)| (k, Ok(c)))
-                        .collect());
-                }
-                Fetched::Page {
-                    data,
-                    etag,
-                    next,
-                    turn,
-                } => (data, etag, next, turn),
+            // The page's turn went with its delivery, before the reviews are requested.
+            let (stop, pmax, targets, (page_low, page_top)) = match page {
+                Next::Page(x) => x,
+                Next::NotModified => return Ok(pair.unchanged()),
+                _ => break,
             };
-            if first {
-                new_etag = etag_now;
+            if stop {
+                pages.stop();
             }
-            // The turn goes with the delivery, before the reviews are requested.
-            let (stop, pmax, targets, (page_low, page_top)) =
-                self.deliver(PullRequest, org, data, turn).await?;
             pr_max = max_opt(pr_max, pmax);
             top = max_opt(top, page_top);
             low = min_opt(low, page_low);
             // Every pull request listed so far is sent: a read cut short from here on
             // keeps them (see `StreamState::partial`).
-            if let (true, Some(lo), Some(hi)) = (pr_want, low, top) {
+            if let (true, Some(lo), Some(hi)) = (pair.list.want, low, top) {
                 self.progress(PullRequest, key, lo, hi);
             }
-            if rv_want && rv_err.is_none() {
-                match self.reviews(tables, r, &targets, key, top).await {
-                    Ok(()) => rv_max = max_opt(rv_max, targets.iter().map(|t| t.2).max()),
-                    Err(ReadError::Failed(m)) => rv_err = Some(m),
-                    Err(e) => return Err(e),
-                }
+            if pair.child.want
+                && rv_err.is_none()
+                && child_read(
+                    self.reviews(tables, r, &targets, key, top).await,
+                    &mut rv_err,
+                )?
+            {
+                rv_max = max_opt(rv_max, targets.iter().map(|t| t.2).max());
             }
-            match next {
-                Some(n) if !stop => url = n,
-                _ => break,
-            }
-            first = false;
         }
-        let mut res = Vec::new();
         let span_end = |s: Option<Span>| s.map(|s| s.to.timestamp_micros());
-        if pr_want {
-            let cursor = max_opt(max_opt(old_pr.cursor_us(), pr_max), span_end(span_pr))
-                .and_then(us_to_time);
-            res.push((
-                PullRequest,
+        Ok(pair.results(|c| {
+            let (max, span, err) = match c.kind {
+                PullRequest => (pr_max, span_pr, None),
+                _ => (rv_max, span_rv, rv_err.clone()),
+            };
+            let cursor = max_opt(max_opt(c.old.cursor_us(), max), span_end(span));
+            err.map_or(
                 Ok(RepoCursor {
-                    cursor,
-                    etag: new_etag.clone(),
+                    cursor: cursor.and_then(us_to_time),
+                    etag: pages.etag(),
                     since: None,
                 }),
-            ));
-        }
-        if rv_want {
-            let cursor = max_opt(max_opt(old_rv.cursor_us(), rv_max), span_end(span_rv))
-                .and_then(us_to_time);
-            res.push((
-                PullRequestReview,
-                rv_err.map_or(
-                    Ok(RepoCursor {
-                        cursor,
-                        etag: new_etag,
-                        since: None,
-                    }),
-                    Err,
-                ),
-            ));
-        }
-        Ok(res)
+                Err,
+            )
+        }))
     }
 }
 

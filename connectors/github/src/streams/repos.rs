@@ -2,12 +2,13 @@
 //! account's repositories (conditional on the saved ETag) into REPOSITORY rows.
 
 use crate::config::StreamKind::{self, *};
-use crate::http::Fetched;
+use crate::http::HttpError;
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, append_list, itoa, login, opt_ts, parse_page, table_rows, ts_builder, JsonStr,
     Meta, UserRef,
 };
-use crate::run::{OrgTables, PageRows, ReadError, Run};
+use crate::run::{OrgTables, ReadError, Run};
 use crate::schema::table_schema;
 use crate::state::{OrgListing, RepoRef};
 use arrow::array::{
@@ -232,26 +233,25 @@ impl Run<'_> {
             .filter(|l| l.etag.is_some() && !l.repos.is_empty() && l.user == user);
         let want = self.want(Repository);
         // A user's `type=all` would add repositories of other owners it collaborates on.
-        let mut url = if user {
+        let url = if user {
             self.url(&["users", org, "repos"], "type=owner&per_page=100")
         } else {
             self.url(&["orgs", org, "repos"], "type=all&per_page=100")
         };
-        let (mut repos, mut first_etag, mut pages) = (Vec::new(), None, 0);
+        let mut pages = Pager::new(self, org, "repository", url)
+            .if_none_match(cached.and_then(|c| c.etag.clone()))
+            // Only the first page decides what kind of account this is.
+            .first_page_may_answer(|e| matches!(e, HttpError::NotFound(_)))
+            .not_found_fails();
+        let mut repos = Vec::new();
         loop {
-            let etag = if pages == 0 {
-                cached.and_then(|c| c.etag.as_deref())
-            } else {
-                None
-            };
-            let got = self
-                .client
-                .get("repository", &url, etag, |body| {
+            let page = pages
+                .next(Repository, |body| {
                     let items = parse_page::<RepoItem>(body, self.ctx.include_raw)?;
                     let times = items
                         .iter()
                         .map(|(r, _)| r.times())
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                        .collect::<Result<Vec<_>, _>>()?;
                     let refs: Vec<RepoRef> = items
                         .iter()
                         .map(|(r, _)| RepoRef {
@@ -266,49 +266,25 @@ impl Run<'_> {
                         .zip(&times)
                         .zip(&refs)
                         .filter(|(_, rf)| want && self.has_row(org, rf));
-                    let (full, fatal, n) =
-                        self.fill(&tables.repos, org, rows, |b, (((r, raw), t), _)| {
-                            b.append(org, r, *t, *raw)
-                        });
-                    Ok(PageRows {
-                        full,
-                        fatal,
-                        rows: n,
-                        extra: refs,
-                    })
+                    let page = self.fill(&tables.repos, org, rows, |b, (((r, raw), t), _)| {
+                        b.append(org, r, *t, *raw)
+                    });
+                    Ok(page.with(refs))
                 })
-                .await
-                .map_err(|e| match ReadError::from(e) {
-                    // Only the first page decides what kind of account this is.
-                    ReadError::NotFound(m) if pages > 0 => ReadError::Failed(m),
-                    s => s,
-                })?;
-            match got {
-                Fetched::NotModified => {
+                .await?;
+            match page {
+                Next::Page(refs) => repos.extend(refs),
+                Next::NotModified => {
                     let c = cached.cloned().unwrap_or_default();
                     return Ok((c.repos.clone(), Some(c)));
                 }
-                Fetched::Page {
-                    data,
-                    etag,
-                    next,
-                    turn,
-                } => {
-                    pages += 1;
-                    if pages == 1 {
-                        first_etag = etag;
-                    }
-                    repos.extend(self.deliver(Repository, org, data, turn).await?);
-                    match next {
-                        Some(n) => url = n,
-                        None => break,
-                    }
-                }
+                Next::Refused(e) => return Err(e.into()),
+                Next::End => break,
             }
         }
-        let listing = if pages == 1 {
+        let listing = if pages.pages() == 1 {
             Some(OrgListing {
-                etag: first_etag,
+                etag: pages.etag(),
                 repos: repos.clone(),
                 user,
             })

@@ -2,11 +2,12 @@
 //! yields, into PULL_REQUEST_REVIEW rows.
 
 use crate::config::StreamKind::{self, *};
+use crate::pager::{Next, Pager};
 use crate::rows::{
     append_key, itoa, login, opt_ts, parse_page, table_rows, ts_builder, user_id, JsonStr, Meta,
     UserRef,
 };
-use crate::run::{OrgTables, PageRows, ReadError, Run};
+use crate::run::{OrgTables, ReadError, Run};
 use crate::schema::table_schema;
 use crate::state::RepoRef;
 use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -114,49 +115,27 @@ impl Run<'_> {
         targets: &[(i64, i64, i64)],
         key: &str,
         top: Option<i64>,
-    ) -> std::result::Result<(), ReadError> {
+    ) -> Result<(), ReadError> {
         let org = tables.org.as_str();
         for (id, number, updated) in targets {
-            let mut url = self.url(
-                &[
-                    "repos",
-                    org,
-                    &r.name,
-                    "pulls",
-                    &number.to_string(),
-                    "reviews",
-                ],
-                "per_page=100",
-            );
-            loop {
-                let got = self
-                    .client
-                    .get("pull_request_review", &url, None, |body| {
-                        let items = parse_page::<ReviewItem>(body, self.ctx.include_raw)?;
-                        let subs = items
-                            .iter()
-                            .map(|(x, _)| x.submitted())
-                            .collect::<std::result::Result<Vec<_>, _>>()?;
-                        let (full, fatal, n) = self.fill(
-                            &tables.reviews,
-                            org,
-                            items.iter().zip(&subs),
-                            |b, ((x, raw), s)| b.append(org, &r.name, (*id, *number), x, *s, *raw),
-                        );
-                        Ok(PageRows {
-                            full,
-                            fatal,
-                            rows: n,
-                            extra: (),
-                        })
-                    })
-                    .await
-                    .map_err(ReadError::of_sub_resource)?;
-                match self.forward(PullRequestReview, org, got).await? {
-                    Some(n) => url = n,
-                    None => break,
-                }
-            }
+            let number_text = number.to_string();
+            let segs = ["repos", org, &r.name, "pulls", &number_text, "reviews"];
+            let url = self.url(&segs, "per_page=100");
+            let mut pages = Pager::new(self, org, "pull_request_review", url).not_found_fails();
+            while let Next::Page(()) = pages
+                .next(PullRequestReview, |body| {
+                    let items = parse_page::<ReviewItem>(body, self.ctx.include_raw)?;
+                    let subs = items
+                        .iter()
+                        .map(|(x, _)| x.submitted())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let rows = items.iter().zip(&subs);
+                    Ok(self.fill(&tables.reviews, org, rows, |b, ((x, raw), s)| {
+                        b.append(org, &r.name, (*id, *number), x, *s, *raw)
+                    }))
+                })
+                .await?
+            {}
             if let Some(hi) = top {
                 self.progress(PullRequestReview, key, *updated, hi);
             }
