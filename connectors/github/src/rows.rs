@@ -259,10 +259,6 @@ pub(crate) fn append_key(b: &mut StringBuilder, parts: &[&str]) {
     b.append_value(std::str::from_utf8(&out).unwrap_or_default());
 }
 
-pub(crate) fn ts_builder() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
-}
-
 pub(crate) fn append_list<'x>(
     b: &mut ListBuilder<StringBuilder>,
     items: Option<impl Iterator<Item = &'x str>>,
@@ -358,31 +354,66 @@ pub trait TableRows: Send {
 /// pull requests holds a few MB.
 pub const MAX_BATCH_TEXT_BYTES: usize = 256 << 20;
 
-/// Text bytes a builder holds (0 for builders of numbers, times and booleans).
-pub(crate) trait TextBytes {
+/// A column's builder: how a batch starts it, and the text it holds (0 for builders of
+/// numbers, times and booleans).
+pub(crate) trait Column {
+    fn empty() -> Self;
     fn text_bytes(&self) -> usize {
         0
     }
 }
 
-impl TextBytes for StringBuilder {
+impl Column for StringBuilder {
+    fn empty() -> Self {
+        StringBuilder::new()
+    }
     fn text_bytes(&self) -> usize {
         self.values_slice().len()
     }
 }
 
-impl TextBytes for ListBuilder<StringBuilder> {
+impl Column for ListBuilder<StringBuilder> {
+    fn empty() -> Self {
+        ListBuilder::new(StringBuilder::new())
+    }
     fn text_bytes(&self) -> usize {
         self.values_ref().values_slice().len()
     }
 }
 
-impl TextBytes for Int64Builder {}
-impl TextBytes for BooleanBuilder {}
-impl TextBytes for TimestampMicrosecondBuilder {}
+impl Column for Int64Builder {
+    fn empty() -> Self {
+        Int64Builder::new()
+    }
+}
 
+impl Column for BooleanBuilder {
+    fn empty() -> Self {
+        BooleanBuilder::new()
+    }
+}
+
+/// Every GitHub time is kept in UTC.
+impl Column for TimestampMicrosecondBuilder {
+    fn empty() -> Self {
+        TimestampMicrosecondBuilder::new().with_timezone("UTC")
+    }
+}
+
+/// A table's builder struct (`schema`, one field per column in `schema.rs`'s order,
+/// `meta`): its `new` and its [`TableRows`].
 macro_rules! table_rows {
-    ($t:ident, $($f:ident),+) => {
+    ($t:ident, $kind:path, $($f:ident),+) => {
+        impl $t {
+            pub fn new(include_raw: bool) -> Self {
+                $t {
+                    schema: $crate::schema::table_schema($kind, include_raw),
+                    $($f: $crate::rows::Column::empty(),)+
+                    meta: $crate::rows::Meta::default(),
+                }
+            }
+        }
+
         impl $crate::rows::TableRows for $t {
             fn rows(&self) -> usize {
                 self.meta.rows()
@@ -394,7 +425,7 @@ macro_rules! table_rows {
                 self.meta.reserve_raw(bytes)
             }
             fn text_bytes(&self) -> usize {
-                self.meta.text_bytes()$(.max($crate::rows::TextBytes::text_bytes(&self.$f)))+
+                self.meta.text_bytes()$(.max($crate::rows::Column::text_bytes(&self.$f)))+
             }
             fn finish(
                 &mut self,

@@ -5,10 +5,9 @@ use super::commits::CommitInner;
 use crate::config::StreamKind::{self, *};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, table_rows, ts_builder, BatchCtx, JsonStr, Meta, TableRows, MAX_BATCH_TEXT_BYTES,
+    append_key, table_rows, BatchCtx, JsonStr, Meta, TableRows, MAX_BATCH_TEXT_BYTES,
 };
 use crate::run::{OrgTables, PageRows, ReadError, Run};
-use crate::schema::table_schema;
 use crate::state::RepoRef;
 use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
@@ -65,6 +64,7 @@ pub struct FileRows {
 
 table_rows!(
     FileRows,
+    StreamKind::CommitFile,
     sha,
     filename,
     status,
@@ -80,25 +80,6 @@ table_rows!(
 );
 
 impl FileRows {
-    pub fn new(include_raw: bool) -> Self {
-        FileRows {
-            schema: table_schema(StreamKind::CommitFile, include_raw),
-            sha: StringBuilder::new(),
-            filename: StringBuilder::new(),
-            status: StringBuilder::new(),
-            additions: Int64Builder::new(),
-            deletions: Int64Builder::new(),
-            changes: Int64Builder::new(),
-            previous: StringBuilder::new(),
-            blob: StringBuilder::new(),
-            patch: StringBuilder::new(),
-            committer_date: ts_builder(),
-            repo_name: StringBuilder::new(),
-            org: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     /// Append every file of one commit. Parses all files first so a bad one appends nothing.
     pub fn append_commit(
         &mut self,

@@ -6,13 +6,11 @@ use crate::config::StreamKind::{self, *};
 use crate::http::{Fetched, HttpError};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, login, opt_ts, parse_page, table_rows, ts_builder, JsonStr, Meta,
-    UserRef,
+    append_key, append_list, login, opt_ts, parse_page, table_rows, JsonStr, Meta, UserRef,
 };
 use crate::run::{
     child_read, max_opt, Cursors, OrgTables, PairCursors, ReadError, Run, StreamCursor,
 };
-use crate::schema::table_schema;
 use crate::state::{us_to_time, BranchHead, RepoCursor, RepoRef};
 use arrow::array::{ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
@@ -106,6 +104,7 @@ pub struct CommitRows {
 
 table_rows!(
     CommitRows,
+    StreamKind::Commit,
     sha,
     author_name,
     author_email,
@@ -123,27 +122,6 @@ table_rows!(
 );
 
 impl CommitRows {
-    pub fn new(include_raw: bool) -> Self {
-        CommitRows {
-            schema: table_schema(StreamKind::Commit, include_raw),
-            sha: StringBuilder::new(),
-            author_name: StringBuilder::new(),
-            author_email: StringBuilder::new(),
-            author_date: ts_builder(),
-            committer_name: StringBuilder::new(),
-            committer_email: StringBuilder::new(),
-            committer_date: ts_builder(),
-            author_login: StringBuilder::new(),
-            committer_login: StringBuilder::new(),
-            message: StringBuilder::new(),
-            parents: ListBuilder::new(StringBuilder::new()),
-            html_url: StringBuilder::new(),
-            repo_name: StringBuilder::new(),
-            org: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     /// `dates` = (author date, committer date) from [`CommitItem::dates`].
     pub fn append(
         &mut self,

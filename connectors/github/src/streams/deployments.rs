@@ -5,11 +5,9 @@ use crate::config::StreamKind::{self, *};
 use crate::http::{Fetched, ParseTurn};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, itoa, login, opt_ts, parse_page, parse_ts, table_rows, ts_builder, JsonStr, Meta,
-    UserRef,
+    append_key, itoa, login, opt_ts, parse_page, parse_ts, table_rows, JsonStr, Meta, UserRef,
 };
 use crate::run::{max_opt, OrgTables, ReadError, Run};
-use crate::schema::table_schema;
 use crate::state::{us_to_time, RepoCursor, RepoRef};
 use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
@@ -138,6 +136,7 @@ pub struct DeploymentRows {
 
 table_rows!(
     DeploymentRows,
+    StreamKind::Deployment,
     id,
     org,
     repo_name,
@@ -155,27 +154,6 @@ table_rows!(
 );
 
 impl DeploymentRows {
-    pub fn new(include_raw: bool) -> Self {
-        DeploymentRows {
-            schema: table_schema(StreamKind::Deployment, include_raw),
-            id: Int64Builder::new(),
-            org: StringBuilder::new(),
-            repo_name: StringBuilder::new(),
-            sha: StringBuilder::new(),
-            ref_: StringBuilder::new(),
-            task: StringBuilder::new(),
-            environment: StringBuilder::new(),
-            description: StringBuilder::new(),
-            creator: StringBuilder::new(),
-            created: ts_builder(),
-            updated: ts_builder(),
-            status_state: StringBuilder::new(),
-            status_created: ts_builder(),
-            status_env_url: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     pub fn append(&mut self, org: &str, repo: &str, d: &Deployment, s: Option<&LatestStatus>) {
         self.id.append_value(d.id);
         self.org.append_value(org);

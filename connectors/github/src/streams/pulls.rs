@@ -5,11 +5,10 @@
 use crate::config::StreamKind::{self, *};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, itoa, login, opt_ts, parse_page, parse_ts, table_rows, ts_builder,
-    user_id, BatchCtx, JsonStr, Meta, TableRows, UserRef,
+    append_key, append_list, itoa, login, opt_ts, parse_page, parse_ts, table_rows, user_id,
+    BatchCtx, JsonStr, Meta, TableRows, UserRef,
 };
 use crate::run::{child_read, max_opt, min_opt, Cursors, OrgTables, ReadError, Run};
-use crate::schema::table_schema;
 use crate::state::{us_to_time, RepoCursor, RepoRef, Span};
 use arrow::array::{
     BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
@@ -133,6 +132,7 @@ pub struct PrRows {
 
 table_rows!(
     PrRows,
+    StreamKind::PullRequest,
     id,
     number,
     state,
@@ -165,42 +165,6 @@ table_rows!(
 );
 
 impl PrRows {
-    pub fn new(include_raw: bool) -> Self {
-        PrRows {
-            schema: table_schema(StreamKind::PullRequest, include_raw),
-            id: Int64Builder::new(),
-            number: Int64Builder::new(),
-            state: StringBuilder::new(),
-            draft: BooleanBuilder::new(),
-            title: StringBuilder::new(),
-            user_login: StringBuilder::new(),
-            user_id: Int64Builder::new(),
-            assoc: StringBuilder::new(),
-            created: ts_builder(),
-            updated: ts_builder(),
-            closed: ts_builder(),
-            merged: ts_builder(),
-            merge_sha: StringBuilder::new(),
-            base_ref: StringBuilder::new(),
-            base_sha: StringBuilder::new(),
-            head_ref: StringBuilder::new(),
-            head_sha: StringBuilder::new(),
-            head_repo: StringBuilder::new(),
-            merged_by: StringBuilder::new(),
-            additions: Int64Builder::new(),
-            deletions: Int64Builder::new(),
-            changed_files: Int64Builder::new(),
-            commits: Int64Builder::new(),
-            reviewers: ListBuilder::new(StringBuilder::new()),
-            labels: ListBuilder::new(StringBuilder::new()),
-            milestone: StringBuilder::new(),
-            html_url: StringBuilder::new(),
-            repo_name: StringBuilder::new(),
-            org: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     /// Append one PR whose timestamps were parsed by [`PrItem::times`] (appending
     /// cannot fail, so a page is appended whole or not at all).
     pub fn append(

@@ -5,11 +5,9 @@ use crate::config::StreamKind::{self, *};
 use crate::http::HttpError;
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, itoa, login, opt_ts, parse_page, table_rows, ts_builder, JsonStr,
-    Meta, UserRef,
+    append_key, append_list, itoa, login, opt_ts, parse_page, table_rows, JsonStr, Meta, UserRef,
 };
 use crate::run::{OrgTables, ReadError, Run};
-use crate::schema::table_schema;
 use crate::state::{OrgListing, RepoRef};
 use arrow::array::{
     BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
@@ -95,6 +93,7 @@ pub struct RepoRows {
 
 table_rows!(
     RepoRows,
+    StreamKind::Repository,
     id,
     name,
     full_name,
@@ -118,33 +117,6 @@ table_rows!(
 );
 
 impl RepoRows {
-    pub fn new(include_raw: bool) -> Self {
-        RepoRows {
-            schema: table_schema(StreamKind::Repository, include_raw),
-            id: Int64Builder::new(),
-            name: StringBuilder::new(),
-            full_name: StringBuilder::new(),
-            owner: StringBuilder::new(),
-            private: BooleanBuilder::new(),
-            fork: BooleanBuilder::new(),
-            archived: BooleanBuilder::new(),
-            default_branch: StringBuilder::new(),
-            description: StringBuilder::new(),
-            language: StringBuilder::new(),
-            visibility: StringBuilder::new(),
-            topics: ListBuilder::new(StringBuilder::new()),
-            created: ts_builder(),
-            updated: ts_builder(),
-            pushed: ts_builder(),
-            stars: Int64Builder::new(),
-            forks: Int64Builder::new(),
-            open_issues: Int64Builder::new(),
-            html_url: StringBuilder::new(),
-            org: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     pub fn append(&mut self, org: &str, r: &RepoItem<'_>, t: [Option<i64>; 3], raw: Option<&str>) {
         let [c, u, p] = t;
         self.id.append_value(r.id);

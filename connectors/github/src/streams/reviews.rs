@@ -4,11 +4,9 @@
 use crate::config::StreamKind::{self, *};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, itoa, login, opt_ts, parse_page, table_rows, ts_builder, user_id, JsonStr, Meta,
-    UserRef,
+    append_key, itoa, login, opt_ts, parse_page, table_rows, user_id, JsonStr, Meta, UserRef,
 };
 use crate::run::{OrgTables, ReadError, Run};
-use crate::schema::table_schema;
 use crate::state::RepoRef;
 use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
@@ -55,30 +53,23 @@ pub struct ReviewRows {
 }
 
 table_rows!(
-    ReviewRows, id, pr_id, pr_number, user_login, user_id, state, submitted, commit_id, assoc,
-    html_url, repo_name, org
+    ReviewRows,
+    StreamKind::PullRequestReview,
+    id,
+    pr_id,
+    pr_number,
+    user_login,
+    user_id,
+    state,
+    submitted,
+    commit_id,
+    assoc,
+    html_url,
+    repo_name,
+    org
 );
 
 impl ReviewRows {
-    pub fn new(include_raw: bool) -> Self {
-        ReviewRows {
-            schema: table_schema(StreamKind::PullRequestReview, include_raw),
-            id: Int64Builder::new(),
-            pr_id: Int64Builder::new(),
-            pr_number: Int64Builder::new(),
-            user_login: StringBuilder::new(),
-            user_id: Int64Builder::new(),
-            state: StringBuilder::new(),
-            submitted: ts_builder(),
-            commit_id: StringBuilder::new(),
-            assoc: StringBuilder::new(),
-            html_url: StringBuilder::new(),
-            repo_name: StringBuilder::new(),
-            org: StringBuilder::new(),
-            meta: Meta::default(),
-        }
-    }
-
     pub fn append(
         &mut self,
         org: &str,
