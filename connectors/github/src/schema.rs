@@ -1,5 +1,5 @@
 //! Explicit Arrow schemas of the five tables, with column docs and `_ROW_KEY` recipes.
-//! Column order here is the order the row builders in `rows.rs` append in.
+//! Column order here is the order the row builders in `streams/` append in.
 
 use crate::config::StreamKind;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
