@@ -109,7 +109,8 @@ impl LocalSink {
     fn write(&self, batches: &[RecordBatch], n: u32) -> u64 {
         let target = StageTarget {
             table: "pull_request".into(),
-            org: "acme".into(),
+            partition_key: "org",
+            partition: "acme".into(),
             date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).expect("date"),
             batch_id: format!("bench-{n}"),
             schema: batches[0].schema(),

@@ -13,8 +13,8 @@ pub struct ApplyArgs {
     /// Only these streams (comma-separated), e.g. `pull_request,repository`.
     #[arg(long, value_delimiter = ',')]
     pub streams: Vec<String>,
-    /// Only these orgs (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these partitions of the source (comma-separated): orgs for GitHub.
+    #[arg(long, value_delimiter = ',', visible_alias = "partitions")]
     pub orgs: Vec<String>,
     /// Ignore saved state and read everything again (MERGE keeps the warehouse exact).
     #[arg(long)]
@@ -214,7 +214,7 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
         .map_err(Failure::usage)?;
     Ok(RunOptions {
         streams: args.streams.clone(),
-        orgs: args.orgs.clone(),
+        partitions: args.orgs.clone(),
         full_refresh: args.full_refresh,
         shard,
         wait_for_lease: args

@@ -30,7 +30,8 @@ pub struct Plugins {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub streams: Vec<String>,
-    pub orgs: Vec<String>,
+    /// Only these partitions of the source (GitHub: orgs); empty: all.
+    pub partitions: Vec<String>,
     pub full_refresh: bool,
     pub shard: Option<Shard>,
     /// Wait for another run's lease instead of failing (up to this long).
@@ -513,7 +514,7 @@ async fn run_locked(
         },
         batch_id: batch_id.to_string(),
         ingested_at,
-        only_orgs: opts.orgs.clone(),
+        only_partitions: opts.partitions.clone(),
         shard: opts.shard,
         progress: tracker.clone(),
     };
@@ -526,7 +527,9 @@ async fn run_locked(
         opts,
         location,
         batch_id,
+        ingested_at,
         date: ingested_at.date_naive(),
+        partition_key: plugins.source.partition_key(),
         tracker: &tracker,
         state: tokio::sync::Mutex::new(state),
         infos: readable.iter().map(|s| (s.name.clone(), *s)).collect(),
@@ -683,9 +686,9 @@ struct Staging {
     tallies: HashMap<String, Tally>,
     /// Checkpoints taken so far; also tells apart the names of files opened after one.
     checkpoints: u32,
-    /// Orgs the source declared done: their writers are finished, and a later batch
-    /// for one would reuse its file names.
-    done_orgs: HashSet<String>,
+    /// Partitions the source declared done: their writers are finished, and a later
+    /// batch for one would reuse its file names.
+    done_partitions: HashSet<String>,
 }
 
 impl Staging {
@@ -702,7 +705,10 @@ struct Ctx<'a> {
     opts: &'a RunOptions,
     location: &'a StagingLocation,
     batch_id: &'a str,
+    ingested_at: chrono::DateTime<Utc>,
     date: chrono::NaiveDate,
+    /// The source's word for a partition (`org`): staged paths and messages.
+    partition_key: &'static str,
     tracker: &'a Tracker,
     state: tokio::sync::Mutex<PipelineState>,
     infos: HashMap<String, &'a StreamInfo>,
@@ -763,11 +769,11 @@ impl Ctx<'_> {
     async fn handle(&self, st: &mut Staging, msg: SourceMessage) -> Result<()> {
         match msg {
             SourceMessage::Batch(tb) => self.write(st, tb).await,
-            SourceMessage::OrgDone(org) => {
-                // Complete this org's files now: their open row groups and upload
+            SourceMessage::PartitionDone(partition) => {
+                // Complete this partition's files now: their open row groups and upload
                 // buffers would otherwise stay in memory until the whole read ends.
-                self.finish_writers(st, |k| k.1 == org).await?;
-                st.done_orgs.insert(org);
+                self.finish_writers(st, |k| k.1 == partition).await?;
+                st.done_partitions.insert(partition);
                 Ok(())
             }
             SourceMessage::Checkpoint { stream, state } => {
@@ -789,23 +795,31 @@ impl Ctx<'_> {
                 tb.stream
             )));
         };
-        if st.done_orgs.contains(&tb.org) {
+        let word = self.partition_key;
+        if st.done_partitions.contains(&tb.partition) {
             return Err(PluginError::other(format!(
-                "source sent a batch for stream `{}` of org `{}` after declaring the org done",
-                tb.stream, tb.org
+                "source sent a batch for stream `{}` of {word} `{}` after declaring the {word} done",
+                tb.stream, tb.partition
             )));
         }
-        let key = (tb.stream.clone(), tb.org.clone());
+        let run = crate::meta::RunColumns {
+            ingested_at: self.ingested_at,
+            batch_id: self.batch_id,
+            partition: &tb.partition,
+        };
+        let batch = crate::meta::stage_batch(&tb.stream, &info.schema, &tb.batch, &run)?;
+        let key = (tb.stream.clone(), tb.partition.clone());
         if !st.writers.contains_key(&key) {
             // Files opened after a checkpoint get names of their own: the files of the
-            // same table and org loaded at the checkpoint had the first ones.
+            // same table and partition loaded at the checkpoint had the first ones.
             let batch_id = match st.checkpoints {
                 0 => self.batch_id.to_string(),
                 n => format!("{}-{n}", self.batch_id),
             };
             let target = StageTarget {
                 table: info.table.to_ascii_lowercase(),
-                org: tb.org.clone(),
+                partition_key: self.partition_key,
+                partition: tb.partition.clone(),
                 date: self.date,
                 batch_id,
                 schema: info.schema.clone(),
@@ -814,15 +828,18 @@ impl Ctx<'_> {
             st.writers.insert(key.clone(), w);
         }
         if let Some(w) = st.writers.get_mut(&key) {
-            w.write(&tb.batch).await.map_err(|e| {
-                PluginError::external(format!("staging {} for org {}: {e}", info.table, tb.org))
+            w.write(&batch).await.map_err(|e| {
+                PluginError::external(format!(
+                    "staging {} for {word} {}: {e}",
+                    info.table, tb.partition
+                ))
             })?;
-            st.tally(&tb.stream).rows += tb.batch.num_rows() as u64;
+            st.tally(&tb.stream).rows += batch.num_rows() as u64;
         }
         Ok(())
     }
 
-    /// Finish the writers whose (stream, org) key matches, adding their files to the
+    /// Finish the writers whose (stream, partition) key matches, adding their files to the
     /// stream's pending files. Stops at the first failure; the writers not yet finished
     /// stay in `st.writers` (to be aborted).
     async fn finish_writers(
@@ -836,9 +853,14 @@ impl Ctx<'_> {
             let Some(w) = st.writers.remove(&key) else {
                 continue;
             };
-            let (stream, org) = key;
-            self.tracker
-                .say(&stream, format!("finishing staged files for org {org}"));
+            let (stream, partition) = key;
+            self.tracker.say(
+                &stream,
+                format!(
+                    "finishing staged files for {} {partition}",
+                    self.partition_key
+                ),
+            );
             let files = w.finish().await?;
             let tally = st.tally(&stream);
             tally.files += files.len() as u64;

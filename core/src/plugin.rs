@@ -7,6 +7,12 @@
 //! Source::read ──TaggedBatch──▶ StagingSink::writer ──StagedFile──▶ WarehouseLoader::load
 //! ```
 //!
+//! A source's batches hold a stream's data columns and `_ROW_KEY`, tagged with the
+//! partition they belong to (an account, a project; GitHub: an org, see
+//! [`Source::partition_key`]). The engine adds the run's constant columns (`_INGESTED_AT`,
+//! `_BATCH_ID`, `_SOURCE_ORG` = the partition) before staging, with
+//! [`crate::meta::stage_batch`].
+//!
 //! A plugin crate registers itself (nothing in core changes). A source registers with
 //! [`SourceRegistration::of`], which derives the schema, check and build from its config
 //! type; a source that only yields rows implements [`crate::simple::SimpleSource`] (that
@@ -229,13 +235,14 @@ pub struct ReadRequest {
     pub streams: Vec<String>,
     /// Saved state per stream (absent: first run or `--full-refresh`).
     pub state: BTreeMap<String, serde_json::Value>,
-    /// UUID of this run; goes into `_BATCH_ID`.
+    /// UUID of this run, the value of `_BATCH_ID` (the engine writes that column).
     pub batch_id: String,
-    /// One timestamp per run; goes into `_INGESTED_AT`.
+    /// One timestamp per run, the value of `_INGESTED_AT` (the engine writes that column).
     pub ingested_at: DateTime<Utc>,
-    /// Restrict to these orgs (or other top-level partitions); empty = all configured.
-    pub only_orgs: Vec<String>,
-    /// Deterministic split: read only the repos (sub-units) with `hash % count == index`.
+    /// Restrict to these partitions (GitHub: orgs; see [`Source::partition_key`]); empty =
+    /// all configured.
+    pub only_partitions: Vec<String>,
+    /// Deterministic split: read only the sub-units (GitHub: repos) with `hash % count == index`.
     pub shard: Option<Shard>,
     /// Where to report requests, pages, waits and warnings.
     pub progress: Progress,
@@ -246,7 +253,7 @@ impl std::fmt::Debug for ReadRequest {
         f.debug_struct("ReadRequest")
             .field("streams", &self.streams)
             .field("batch_id", &self.batch_id)
-            .field("only_orgs", &self.only_orgs)
+            .field("only_partitions", &self.only_partitions)
             .field("shard", &self.shard)
             .finish_non_exhaustive()
     }
@@ -270,11 +277,17 @@ impl Shard {
 }
 
 /// A batch of rows of one stream, tagged with its partition.
+///
+/// The batch holds the stream's data columns, `_ROW_KEY` (and `_RAW` where the schema has
+/// it), found by name; the engine adds the run's constant columns (`_INGESTED_AT`,
+/// `_BATCH_ID`, `_SOURCE_ORG`) and puts the columns in the declared order (see
+/// [`crate::meta::stage_batch`]). Values a source still sends for those three are replaced.
 #[derive(Debug, Clone)]
 pub struct TaggedBatch {
     pub stream: String,
-    /// Partition value for the `org=` path segment.
-    pub org: String,
+    /// The partition the rows belong to (GitHub: the org): the value of `_SOURCE_ORG` and of
+    /// the `<partition_key>=` segment of staged paths.
+    pub partition: String,
     pub batch: RecordBatch,
 }
 
@@ -282,12 +295,12 @@ pub struct TaggedBatch {
 #[derive(Debug)]
 pub enum SourceMessage {
     Batch(TaggedBatch),
-    /// The source sends no more batches for this org (in any stream) during this read.
-    /// The engine then completes the org's staged files at once instead of holding their
-    /// open row groups and upload buffers until the whole read ends: without it, a run
-    /// over N orgs keeps N sets of writers in memory (measured: +9 MiB of peak RSS at the
-    /// second of two orgs, BENCHMARKS.md). A batch for the org after this is an error.
-    OrgDone(String),
+    /// The source sends no more batches for this partition (in any stream) during this
+    /// read. The engine then completes the partition's staged files at once instead of
+    /// holding their open row groups and upload buffers until the whole read ends, so
+    /// memory does not grow with the number of partitions. A batch for the partition after
+    /// this is an error.
+    PartitionDone(String),
     /// Every row that `state` covers was sent before this message: the engine may load
     /// what it has staged for `stream` and then commit `state` (see [`BatchSender::checkpoint`]).
     Checkpoint {
@@ -345,11 +358,12 @@ impl BatchSender {
         self.message(SourceMessage::Batch(batch)).await
     }
 
-    /// Declare that no more batches of `org` follow in this read (see
-    /// [`SourceMessage::OrgDone`]). Optional: a source that never calls it has its files
-    /// completed when the read ends.
-    pub async fn org_done(&self, org: &str) -> std::result::Result<(), ChannelClosed> {
-        self.message(SourceMessage::OrgDone(org.to_string())).await
+    /// Declare that no more batches of `partition` follow in this read (see
+    /// [`SourceMessage::PartitionDone`]). Optional: a source that never calls it has its
+    /// files completed when the read ends.
+    pub async fn partition_done(&self, partition: &str) -> std::result::Result<(), ChannelClosed> {
+        self.message(SourceMessage::PartitionDone(partition.to_string()))
+            .await
     }
 
     /// Offer `state` as `stream`'s state once what was sent so far is loaded: every row
@@ -456,8 +470,19 @@ pub trait Source: Send + Sync {
         Vec::new()
     }
 
-    /// Read the requested streams. Returns per-stream results; an `Err` means the whole
-    /// source failed before any stream could be judged (bad credentials, org not found).
+    /// What one partition of this source is called (GitHub: `org`): the key of the
+    /// `<key>=<value>` segment of staged paths and the word for it in messages. A
+    /// lower-case word of `[a-z0-9_]`.
+    fn partition_key(&self) -> &'static str {
+        DEFAULT_PARTITION_KEY
+    }
+
+    /// Read the requested streams: only those in `request.streams`, only the partitions in
+    /// `request.only_partitions` (all when empty) and the share of `request.shard`. Each
+    /// batch carries data columns and `_ROW_KEY`; the engine adds the constant metadata
+    /// columns. Returns per-stream results, each `Done` with a state (`{}` when the
+    /// source keeps no cursor); an `Err` means the whole source failed before any stream
+    /// could be judged (bad credentials, partition not found).
     /// If `out` is closed (the engine gave up), return promptly.
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome>;
 
@@ -472,12 +497,18 @@ pub trait Source: Send + Sync {
 // Staging
 // ---------------------------------------------------------------------------------------
 
+/// The partition key of a source that does not name its own ([`Source::partition_key`]).
+pub const DEFAULT_PARTITION_KEY: &str = "partition";
+
 /// Where staged files of one table and partition go.
 #[derive(Debug, Clone)]
 pub struct StageTarget {
     /// Table name in lower case as used in paths (`pull_request`).
     pub table: String,
-    pub org: String,
+    /// The source's [`Source::partition_key`]: staged paths hold `<partition_key>=<partition>`.
+    pub partition_key: &'static str,
+    /// The partition value (GitHub: the org).
+    pub partition: String,
     /// The run's UTC date (the `date=` path segment).
     pub date: NaiveDate,
     pub batch_id: String,

@@ -3,10 +3,10 @@
 //!
 //! A [`SimpleSource`] declares its [`Table`]s and, for one table and one partition at a
 //! time, pushes its rows as JSON objects into [`Rows`]. Everything else of the [`Source`]
-//! contract is done here: only the requested streams, partitions (`--orgs`) and shard are
-//! read; rows become Arrow batches with the metadata columns (`_ROW_KEY`, `_INGESTED_AT`
-//! in UTC, `_SOURCE_ORG`, `_BATCH_ID`); each partition is declared done when read; and
-//! every stream returns a result and a state, `{}` when the source keeps no cursor.
+//! contract is done here: only the requested streams, partitions (`--partitions`) and
+//! shard are read; rows become Arrow batches with their `_ROW_KEY` (the engine adds the
+//! run's constant columns); each partition is declared done when read; and every stream
+//! returns a result and a state, `{}` when the source keeps no cursor.
 //!
 //! State is kept per stream as `{"<partition>": <what rows() returned>}`, and `rows()`
 //! receives its partition's entry.
@@ -35,7 +35,7 @@ use crate::{
     async_trait, batch_channel, BatchSender, PluginError, ReadOutcome, ReadRequest, Result, Source,
     SourceRegistration, StreamInfo, StreamResult, TaggedBatch,
 };
-use arrow::array::{make_array, Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{make_array, Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 use serde::de::DeserializeOwned;
@@ -113,6 +113,18 @@ impl Table {
         }
     }
 
+    /// The columns a batch of this table carries: the declared ones, upper-cased, then
+    /// `_ROW_KEY` (the engine adds the rest).
+    fn batch_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|(c, t)| Field::new(c.to_ascii_uppercase(), t.clone(), true))
+            .collect();
+        fields.push(Field::new(meta::ROW_KEY, DataType::Utf8, false));
+        Arc::new(Schema::new(fields))
+    }
+
     /// Why `_ROW_KEY` cannot be made, if it cannot: every row would share one key.
     fn key_problem(&self) -> Option<String> {
         let declared = |k: &String| self.columns.iter().any(|(c, _)| c == k);
@@ -150,9 +162,15 @@ pub trait SimpleSource: Send + Sync {
     fn tables(&self) -> Vec<Table>;
 
     /// The partitions (accounts, projects...) read one after the other; each becomes the
-    /// `_SOURCE_ORG` of its rows, the `org=` of staged paths and a value of `--org`.
+    /// `_SOURCE_ORG` of its rows, the `<partition_key>=` segment of staged paths and a
+    /// value of `--partitions`.
     fn partitions(&self) -> Vec<String> {
         vec![DEFAULT_PARTITION.to_string()]
+    }
+
+    /// What one partition is called (see [`Source::partition_key`]).
+    fn partition_key(&self) -> &'static str {
+        crate::DEFAULT_PARTITION_KEY
     }
 
     /// Push the rows of `out.table()` in `out.partition()` newer than `out.state()`, and
@@ -164,10 +182,9 @@ pub trait SimpleSource: Send + Sync {
 /// What [`SimpleSource::rows`] reads, and where it pushes the rows (sent in batches).
 pub struct Rows<'a> {
     table: &'a Table,
-    info: StreamInfo,
+    schema: SchemaRef,
     partition: &'a str,
     state: Option<Value>,
-    request: &'a ReadRequest,
     out: &'a BatchSender,
     pending: Vec<Value>,
 }
@@ -207,7 +224,7 @@ impl<'a> Rows<'a> {
         let batch = self.to_batch(&rows)?;
         let tagged = TaggedBatch {
             stream: self.table.name.clone(),
-            org: self.partition.to_string(),
+            partition: self.partition.to_string(),
             batch,
         };
         self.out
@@ -243,9 +260,7 @@ impl<'a> Rows<'a> {
             .flush()
             .map_err(|e| bad(&e))?
             .ok_or_else(|| bad(&"no rows decoded"))?;
-        let n = rows.len();
-        let ingested = self.request.ingested_at.timestamp_micros();
-        let mut columns = Vec::with_capacity(data.num_columns() + 4);
+        let mut columns = Vec::with_capacity(data.num_columns() + 1);
         for (column, (_, declared)) in data.columns().iter().zip(&self.table.columns) {
             if column.data_type() == declared {
                 columns.push(column.clone());
@@ -255,18 +270,8 @@ impl<'a> Rows<'a> {
             }
         }
         columns.push(Arc::new(StringArray::from(keys)));
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![ingested; n]).with_timezone("UTC"),
-        ));
-        columns.push(Arc::new(StringArray::from(vec![self.partition; n])));
-        columns.push(Arc::new(StringArray::from(vec![
-            self.request
-                .batch_id
-                .as_str();
-            n
-        ])));
         Ok(arrow::record_batch::RecordBatch::try_new(
-            self.info.schema.clone(),
+            self.schema.clone(),
             columns,
         )?)
     }
@@ -293,7 +298,15 @@ impl<T: SimpleSource> Source for T {
     }
 
     fn plan(&self) -> Vec<String> {
-        vec![format!("partitions: {}", self.partitions().join(", "))]
+        vec![format!(
+            "{}s: {}",
+            SimpleSource::partition_key(self),
+            self.partitions().join(", ")
+        )]
+    }
+
+    fn partition_key(&self) -> &'static str {
+        SimpleSource::partition_key(self)
     }
 
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {
@@ -301,7 +314,7 @@ impl<T: SimpleSource> Source for T {
         let partitions: Vec<String> = self
             .partitions()
             .into_iter()
-            .filter(|p| request.only_orgs.is_empty() || request.only_orgs.contains(p))
+            .filter(|p| request.only_partitions.is_empty() || request.only_partitions.contains(p))
             .filter(|p| request.shard.is_none_or(|s| s.owns(p)))
             .collect();
         // Partitions not read this time keep their saved state.
@@ -337,10 +350,9 @@ impl<T: SimpleSource> Source for T {
                 let stream = table.name.as_str();
                 let mut rows = Rows {
                     table,
-                    info: table.info(),
+                    schema: table.batch_schema(),
                     partition,
                     state: states.get(stream).and_then(|s| s.get(partition)).cloned(),
-                    request: &request,
                     out: &out,
                     pending: Vec::new(),
                 };
@@ -361,7 +373,7 @@ impl<T: SimpleSource> Source for T {
                     }
                 }
             }
-            if out.org_done(partition).await.is_err() {
+            if out.partition_done(partition).await.is_err() {
                 break;
             }
         }
@@ -383,21 +395,28 @@ impl<T: SimpleSource> Source for T {
 }
 
 /// Reads `streams` of `source` as a run would (all partitions, no saved state) and
-/// returns every batch with the outcome: for a source's own tests.
+/// returns every batch as the engine stages it (with the run's constant columns, see
+/// [`meta::stage_batch`]) with the outcome: for a source's own tests.
 pub fn read_all(source: &dyn Source, streams: &[&str]) -> Result<(Vec<TaggedBatch>, ReadOutcome)> {
+    let schemas: BTreeMap<String, SchemaRef> = source
+        .streams()
+        .into_iter()
+        .map(|s| (s.name, s.schema))
+        .collect();
     let request = ReadRequest {
         streams: streams.iter().map(|s| s.to_string()).collect(),
         state: BTreeMap::new(),
         batch_id: uuid::Uuid::new_v4().to_string(),
         ingested_at: chrono::Utc::now(),
-        only_orgs: Vec::new(),
+        only_partitions: Vec::new(),
         shard: None,
         progress: Arc::new(crate::progress::NoProgress),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| PluginError::other(format!("cannot start a runtime: {e}")))?;
-    runtime.block_on(async {
+    let (batch_id, ingested_at) = (request.batch_id.clone(), request.ingested_at);
+    let (batches, outcome) = runtime.block_on(async {
         let (tx, mut rx) = batch_channel(2);
         let collect = async {
             let mut batches = Vec::new();
@@ -407,8 +426,28 @@ pub fn read_all(source: &dyn Source, streams: &[&str]) -> Result<(Vec<TaggedBatc
             batches
         };
         let (outcome, batches) = tokio::join!(source.read(request, tx), collect);
-        Ok((batches, outcome?))
-    })
+        (batches, outcome)
+    });
+    let outcome = outcome?;
+    let staged = batches
+        .into_iter()
+        .map(|mut tb| {
+            let Some(schema) = schemas.get(&tb.stream) else {
+                return Err(PluginError::other(format!(
+                    "the source sent a batch for stream `{}`, which it does not declare",
+                    tb.stream
+                )));
+            };
+            let run = meta::RunColumns {
+                ingested_at,
+                batch_id: &batch_id,
+                partition: &tb.partition,
+            };
+            tb.batch = meta::stage_batch(&tb.stream, schema, &tb.batch, &run)?;
+            Ok(tb)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((staged, outcome))
 }
 
 /// The config of a source registered with [`SourceRegistration::of`].
@@ -473,7 +512,7 @@ where
 mod tests {
     use super::*;
     use crate::{Shard, SourceMessage};
-    use arrow::array::Int64Array;
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
     use serde_json::json;
 
     /// Two partitions; `event` yields `count` rows per partition after the saved cursor,
@@ -519,7 +558,7 @@ mod tests {
             state: BTreeMap::new(),
             batch_id: "batch-1".into(),
             ingested_at: "2026-05-06T07:08:09Z".parse().unwrap(),
-            only_orgs: Vec::new(),
+            only_partitions: Vec::new(),
             shard: None,
             progress: Arc::new(crate::progress::NoProgress),
         }
@@ -546,14 +585,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rows_get_the_metadata_columns_and_each_partition_is_declared_done() {
+    async fn rows_get_their_row_key_and_each_partition_is_declared_done() {
         let (messages, outcome) = run(&Events { count: 2 }, request(&["event"])).await;
+        let info = &Events { count: 0 }.streams()[0];
         let mut seen = Vec::new();
         for m in &messages {
             match m {
                 SourceMessage::Batch(b) => {
                     let batch = &b.batch;
-                    assert_eq!(batch.schema(), Events { count: 0 }.streams()[0].schema);
+                    let names: Vec<&str> = batch
+                        .schema_ref()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect();
+                    // The run's constant columns are the engine's to add.
+                    assert_eq!(names, ["ID", "AT", meta::ROW_KEY]);
                     let ids = batch
                         .column(0)
                         .as_any()
@@ -562,26 +609,20 @@ mod tests {
                     let keys = batch.column_by_name(meta::ROW_KEY).unwrap();
                     let keys = keys.as_any().downcast_ref::<StringArray>().unwrap();
                     assert_eq!(keys.value(1), meta::row_key(&[&ids.value(1).to_string()]));
-                    let at = batch.column_by_name(meta::INGESTED_AT).unwrap();
-                    let at = at
-                        .as_any()
-                        .downcast_ref::<TimestampMicrosecondArray>()
-                        .unwrap();
-                    assert_eq!(at.timezone(), Some("UTC"));
-                    assert_eq!(at.value(0), 1_778_051_289_000_000);
                     let row_at = batch.column_by_name("AT").unwrap();
                     let row_at = row_at.as_any().downcast_ref::<TimestampMicrosecondArray>();
                     // 2026-01-02T03:04:05Z
                     assert_eq!(row_at.unwrap().value(0), 1_767_323_045_000_000);
-                    let org = batch.column_by_name(meta::SOURCE_ORG).unwrap();
-                    let org = org.as_any().downcast_ref::<StringArray>().unwrap();
-                    assert_eq!(org.value(0), b.org);
-                    let id = batch.column_by_name(meta::BATCH_ID).unwrap();
-                    let id = id.as_any().downcast_ref::<StringArray>().unwrap();
-                    assert_eq!(id.value(1), "batch-1");
-                    seen.push(format!("{}:{}", b.org, batch.num_rows()));
+                    let run = meta::RunColumns {
+                        ingested_at: "2026-05-06T07:08:09Z".parse().unwrap(),
+                        batch_id: "batch-1",
+                        partition: &b.partition,
+                    };
+                    let staged = meta::stage_batch("event", &info.schema, batch, &run).unwrap();
+                    assert_eq!(staged.schema(), info.schema);
+                    seen.push(format!("{}:{}", b.partition, batch.num_rows()));
                 }
-                SourceMessage::OrgDone(org) => seen.push(format!("done {org}")),
+                SourceMessage::PartitionDone(p) => seen.push(format!("done {p}")),
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
@@ -596,18 +637,18 @@ mod tests {
     #[tokio::test]
     async fn only_the_requested_partitions_and_shard_are_read_and_others_keep_their_state() {
         let mut req = request(&["event"]);
-        req.only_orgs = vec!["b".into()];
+        req.only_partitions = vec!["b".into()];
         req.state
             .insert("event".into(), json!({"a": {"last": 7}, "b": {"last": 3}}));
         let (messages, outcome) = run(&Events { count: 1 }, req).await;
-        let orgs: Vec<&str> = messages
+        let partitions: Vec<&str> = messages
             .iter()
             .filter_map(|m| match m {
-                SourceMessage::Batch(b) => Some(b.org.as_str()),
+                SourceMessage::Batch(b) => Some(b.partition.as_str()),
                 _ => None,
             })
             .collect();
-        assert_eq!(orgs, ["b"]);
+        assert_eq!(partitions, ["b"]);
         assert_eq!(
             state(&outcome, "event"),
             json!({"a": {"last": 7}, "b": {"last": 4}})
@@ -669,7 +710,7 @@ mod tests {
             problem,
             "table `t`: key column `ID` is not one of its columns"
         );
-        assert!(matches!(&messages[1], SourceMessage::OrgDone(p) if p == DEFAULT_PARTITION));
+        assert!(matches!(&messages[1], SourceMessage::PartitionDone(p) if p == DEFAULT_PARTITION));
         assert_eq!(state(&outcome, "t"), json!({}));
     }
 
@@ -679,7 +720,7 @@ mod tests {
         let sizes: Vec<usize> = messages
             .iter()
             .filter_map(|m| match m {
-                SourceMessage::Batch(b) if b.org == "a" => Some(b.batch.num_rows()),
+                SourceMessage::Batch(b) if b.partition == "a" => Some(b.batch.num_rows()),
                 _ => None,
             })
             .collect();

@@ -852,7 +852,8 @@ async fn failed_local_upload_is_an_error_not_a_panic() {
     let now = chrono::Utc::now();
     let target = flowctl_core::StageTarget {
         table: "t".into(),
-        org: "o".into(),
+        partition_key: "org",
+        partition: "o".into(),
         date: now.date_naive(),
         batch_id: "b".into(),
         schema: flowctl_core::check::probe_schema(),

@@ -1,11 +1,11 @@
 //! The engine completes an org's staged files as soon as the source declares the org
-//! done (`BatchSender::org_done`), instead of holding every org's open row groups and
+//! (its partition) done (`BatchSender::partition_done`), instead of holding every org's open row groups and
 //! upload buffers until the whole read ends. Real parts: the GitHub stand-in (two orgs),
 //! the github source, local staging and DuckDB; the staging sink is wrapped only to log
 //! the order in which writers are opened and finished.
 //!
 //! The second test's source is an in-process fake: it breaks the contract on purpose
-//! (a batch after `org_done`), which no real source does.
+//! (a batch after `partition_done`), which no real source does.
 
 use flowctl_core::engine::{self, Plugins, RunOptions};
 use flowctl_core::{
@@ -64,7 +64,8 @@ impl StagingSink for LoggingSink {
         self.inner.location()
     }
     async fn writer(&self, target: StageTarget) -> flowctl_core::Result<Box<dyn StagedWriter>> {
-        let key = (target.table.clone(), target.org.clone());
+        assert_eq!(target.partition_key, "org", "GitHub's partitions are orgs");
+        let key = (target.table.clone(), target.partition.clone());
         self.log
             .lock()
             .unwrap()
@@ -186,6 +187,9 @@ impl Source for ContractBreakingSource {
     fn streams(&self) -> Vec<StreamInfo> {
         self.inner.streams()
     }
+    fn partition_key(&self) -> &'static str {
+        self.inner.partition_key()
+    }
     async fn read(
         &self,
         request: ReadRequest,
@@ -206,14 +210,14 @@ impl Source for ContractBreakingSource {
         for b in rest {
             out.send(b.clone()).await.ok();
         }
-        out.org_done(&last.org).await.ok();
+        out.partition_done(&last.partition).await.ok();
         out.send(last.clone()).await.ok();
         Ok(outcome)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_after_org_done_fails_the_run_with_fake_source() {
+async fn a_batch_after_partition_done_fails_the_run_with_fake_source() {
     let gh = Standin::start(StandinConfig {
         orgs: 1,
         repos_per_org: 1,
@@ -243,7 +247,7 @@ async fn a_batch_after_org_done_fails_the_run_with_fake_source() {
     let store = engine::state_store_for(&plugins.staging.location().unwrap());
     let err = engine::run("late", &plugins, &store, &RunOptions::default())
         .await
-        .expect_err("a batch after org_done must fail the run");
+        .expect_err("a batch after partition_done must fail the run");
     let msg = err.to_string();
     assert!(
         msg.contains("after declaring the org done") && msg.contains("pull_request"),

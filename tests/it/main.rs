@@ -16,6 +16,7 @@ mod e2e_state_serve;
 mod e2e_tokens;
 mod e2e_upstream_changes;
 mod engine_concurrent_loads;
+mod engine_metadata;
 mod engine_org_files;
 mod faults;
 mod gzip_bodies;

@@ -1,6 +1,6 @@
 //! A source written against `flowctl_core::simple` runs through the real engine, local
 //! staging and DuckDB: its rows land with the metadata columns, its cursor is saved per
-//! partition and handed back on the next run, and `--orgs` reads one partition.
+//! partition and handed back on the next run, and `--partitions` reads one partition.
 
 use flowctl_core::arrow::datatypes::DataType;
 use flowctl_core::engine::{self, Plugins, RunOptions};
@@ -81,7 +81,7 @@ async fn a_simple_source_lands_in_duckdb_and_resumes_from_its_cursor() {
 
     // Only `west`, two new rows after its cursor; `east` keeps its cursor.
     let opts = RunOptions {
-        orgs: vec!["west".into()],
+        partitions: vec!["west".into()],
         ..RunOptions::default()
     };
     let summary = engine::run("events", &plugins(dir.path(), 2), &store, &opts)

@@ -5,7 +5,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::meta;
 use flowctl_core::{PluginError, Result};
@@ -91,48 +91,33 @@ pub fn text_bytes(cells: &[Cell]) -> usize {
         .fold(0, usize::saturating_add)
 }
 
-/// Data columns followed by the four metadata columns.
+/// Data columns followed by `_ROW_KEY` (the engine adds the run's constant columns).
 pub struct BatchBuilder {
     schema: SchemaRef,
     data: Vec<Col>,
     key: StringBuilder,
-    ingested_at: TimestampMicrosecondBuilder,
-    org: StringBuilder,
-    batch_id: StringBuilder,
     rows: usize,
     /// Bytes of text in the data columns since the last `finish`.
     text_bytes: usize,
     /// `full` once `text_bytes` reaches this (see [`MAX_BATCH_TEXT_BYTES`]).
     text_limit: usize,
-    meta: RowMeta,
-}
-
-/// The per-run values of the metadata columns.
-#[derive(Clone)]
-pub struct RowMeta {
-    pub ingested_at_us: i64,
-    pub org: String,
-    pub batch_id: String,
 }
 
 impl BatchBuilder {
-    pub fn new(schema: SchemaRef, meta: RowMeta) -> Result<Self> {
-        let n_data = schema.fields().len() - meta::metadata_fields().len();
-        let data = schema.fields()[..n_data]
+    /// A builder of batches of the declared columns `data`, then `_ROW_KEY`.
+    pub fn new(mut data: Vec<Field>) -> Result<Self> {
+        let cols = data
             .iter()
             .map(|f| Col::for_type(f.data_type()))
             .collect::<Result<Vec<_>>>()?;
+        data.push(Field::new(meta::ROW_KEY, DataType::Utf8, false));
         Ok(BatchBuilder {
-            schema,
-            data,
+            schema: Arc::new(Schema::new(data)),
+            data: cols,
             key: StringBuilder::new(),
-            ingested_at: TimestampMicrosecondBuilder::new(),
-            org: StringBuilder::new(),
-            batch_id: StringBuilder::new(),
             rows: 0,
             text_bytes: 0,
             text_limit: MAX_BATCH_TEXT_BYTES,
-            meta,
         })
     }
 
@@ -142,9 +127,6 @@ impl BatchBuilder {
             col.push(cell);
         }
         self.key.append_value(row_key);
-        self.ingested_at.append_value(self.meta.ingested_at_us);
-        self.org.append_value(&self.meta.org);
-        self.batch_id.append_value(&self.meta.batch_id);
         self.rows += 1;
         self.text_bytes = self.text_bytes.saturating_add(text_bytes(cells));
     }
@@ -169,9 +151,6 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let mut arrays: Vec<ArrayRef> = self.data.iter_mut().map(Col::finish).collect();
         arrays.push(Arc::new(self.key.finish()));
-        arrays.push(Arc::new(self.ingested_at.finish().with_timezone("UTC")));
-        arrays.push(Arc::new(self.org.finish()));
-        arrays.push(Arc::new(self.batch_id.finish()));
         self.rows = 0;
         self.text_bytes = 0;
         Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
@@ -180,26 +159,16 @@ impl BatchBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::{BatchBuilder, Cell, RowMeta};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use flowctl_core::meta;
-    use std::sync::Arc;
+    use super::{BatchBuilder, Cell};
+    use arrow::datatypes::{DataType, Field};
 
     #[test]
     fn a_batch_is_full_at_its_rows_or_its_text_whichever_comes_first() {
-        let mut fields = vec![
+        let fields = vec![
             Field::new("NAME", DataType::Utf8, true),
             Field::new("N", DataType::Int64, true),
         ];
-        fields.extend(meta::metadata_fields());
-        let meta = RowMeta {
-            ingested_at_us: 0,
-            org: "o".into(),
-            batch_id: "b".into(),
-        };
-        let mut b = BatchBuilder::new(Arc::new(Schema::new(fields)), meta)
-            .unwrap()
-            .with_text_limit(100);
+        let mut b = BatchBuilder::new(fields).unwrap().with_text_limit(100);
         let row = |s: &str| vec![Cell::Str(s.to_string()), Cell::Int(1)];
         b.push(&row(&"x".repeat(60)), "k1");
         assert!(!b.full(10));

@@ -28,9 +28,10 @@ pub struct FileConfig {
     /// Columns whose values, joined with `|` and MD5-hashed, make `_ROW_KEY` (the MERGE key).
     #[schemars(length(min = 1))]
     pub primary_key: Vec<String>,
-    /// Value of `_SOURCE_ORG` and of the `org=` partition of staged files.
-    #[serde(default = "default_org")]
-    pub org: String,
+    /// The partition the rows belong to, e.g. where the data comes from (`ldap`): the value
+    /// of `_SOURCE_ORG` and of the `partition=` segment of staged paths.
+    #[serde(default = "default_partition")]
+    pub partition: String,
     /// What a row that does not parse does: fail the stream (naming file and line) or be
     /// counted, reported as a warning and skipped.
     #[serde(default)]
@@ -121,8 +122,8 @@ impl Default for CsvOptions {
     }
 }
 
-fn default_org() -> String {
-    "files".into()
+fn default_partition() -> String {
+    flowctl_core::simple::DEFAULT_PARTITION.into()
 }
 fn default_true() -> bool {
     true

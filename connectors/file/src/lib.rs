@@ -21,7 +21,7 @@ pub mod value;
 pub use config::{ColumnSpec, ColumnType, CsvOptions, FileConfig, Format, OnBadRow};
 
 use arrow::datatypes::{DataType, Field, Schema};
-use batch::{BatchBuilder, RowMeta};
+use batch::BatchBuilder;
 use flowctl_core::meta;
 use flowctl_core::progress::ProgressEvent;
 use flowctl_core::{
@@ -65,10 +65,9 @@ impl FileSource {
         format!("md5({})", names.join("|"))
     }
 
-    /// The one stream: declared columns (UPPER_SNAKE_CASE) then the metadata columns.
-    pub fn stream_info(&self) -> StreamInfo {
-        let mut fields: Vec<Field> = self
-            .cfg
+    /// The declared columns, UPPER_SNAKE_CASE, in table order.
+    fn data_fields(&self) -> Vec<Field> {
+        self.cfg
             .columns
             .iter()
             .map(|c| {
@@ -78,7 +77,12 @@ impl FileSource {
                     c.nullable,
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// The one stream: declared columns (UPPER_SNAKE_CASE) then the metadata columns.
+    pub fn stream_info(&self) -> StreamInfo {
+        let mut fields = self.data_fields();
         fields.extend(meta::metadata_fields());
         let mut docs: BTreeMap<String, String> = self
             .cfg
@@ -96,7 +100,7 @@ impl FileSource {
         );
         docs.insert(
             meta::SOURCE_ORG.into(),
-            "The `org` of the file source config.".into(),
+            "The `partition` of the file source config.".into(),
         );
         docs.insert(
             meta::BATCH_ID.into(),
@@ -165,7 +169,7 @@ impl ReadRun<'_> {
         let rows = batch.num_rows() as u64;
         let tagged = TaggedBatch {
             stream: self.stream.clone(),
-            org: self.src.cfg.org.clone(),
+            partition: self.src.cfg.partition.clone(),
             batch,
         };
         self.out.send(tagged).await.map_err(|_| Stop::Closed)?;
@@ -293,12 +297,7 @@ impl FileSource {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let meta = RowMeta {
-            ingested_at_us: req.ingested_at.timestamp_micros(),
-            org: self.cfg.org.clone(),
-            batch_id: req.batch_id.clone(),
-        };
-        let builder = match BatchBuilder::new(self.stream_info().schema, meta) {
+        let builder = match BatchBuilder::new(self.data_fields()) {
             Ok(b) => b,
             Err(e) => {
                 return StreamResult::Failed {
@@ -363,8 +362,8 @@ impl Source for FileSource {
         if !request.streams.is_empty() && !request.streams.contains(&stream) {
             return Ok(outcome);
         }
-        let result = if !request.only_orgs.is_empty() && !request.only_orgs.contains(&self.cfg.org)
-        {
+        let wanted = &request.only_partitions;
+        let result = if !wanted.is_empty() && !wanted.contains(&self.cfg.partition) {
             let state = request
                 .state
                 .get(&stream)

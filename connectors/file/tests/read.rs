@@ -5,7 +5,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use flowctl_core::progress::{ProgressEvent, ProgressSink};
-use flowctl_core::{find_source, ReadRequest, Source, StreamResult};
+use flowctl_core::{find_source, meta, ReadRequest, Source, StreamResult};
 use flowctl_file::{FileConfig, FileSource};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -23,7 +23,10 @@ impl ProgressSink for Warnings {
 }
 
 struct Run {
+    /// The batches as the engine stages them (with the run's constant columns).
     batches: Vec<RecordBatch>,
+    /// The columns of the batches the source sent.
+    sent_columns: Vec<String>,
     result: StreamResult,
     warnings: Vec<String>,
 }
@@ -66,13 +69,14 @@ fn user_lookup(path: &str) -> Value {
             {"name": "team", "type": "string"}
         ],
         "primary_key": ["login"],
-        "org": "acme"
+        "partition": "acme"
     })
 }
 
 async fn read(cfg: Value, state: Option<Value>) -> Run {
     let src = FileSource::from_config(FileConfig::from_value(cfg).unwrap()).unwrap();
-    let stream = src.streams()[0].name.clone();
+    let info = src.streams()[0].clone();
+    let stream = info.name.clone();
     let warnings = Arc::new(Warnings::default());
     let mut st = BTreeMap::new();
     if let Some(s) = state {
@@ -83,7 +87,7 @@ async fn read(cfg: Value, state: Option<Value>) -> Run {
         state: st,
         batch_id: "b-1".into(),
         ingested_at: "2026-01-02T03:04:05Z".parse().unwrap(),
-        only_orgs: vec![],
+        only_partitions: vec![],
         shard: None,
         progress: warnings.clone(),
     };
@@ -91,17 +95,37 @@ async fn read(cfg: Value, state: Option<Value>) -> Run {
     let reader = tokio::spawn(async move {
         let mut v = Vec::new();
         while let Some(b) = rx.recv().await {
-            assert_eq!(b.org, "acme");
+            assert_eq!(b.partition, "acme");
             v.push(b.batch);
         }
         v
     });
     let outcome = src.read(req, tx).await.unwrap();
-    let batches = reader.await.unwrap();
+    let sent = reader.await.unwrap();
+    let sent_columns = sent
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let run = meta::RunColumns {
+        ingested_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+        batch_id: "b-1",
+        partition: "acme",
+    };
+    let batches = sent
+        .iter()
+        .map(|b| meta::stage_batch(&stream, &info.schema, b, &run).unwrap())
+        .collect();
     let result = outcome.streams.get(&stream).unwrap().clone();
     let warnings = warnings.0.lock().unwrap().clone();
     Run {
         batches,
+        sent_columns,
         result,
         warnings,
     }
@@ -123,6 +147,11 @@ async fn csv_rows_get_uppercase_columns_metadata_and_row_keys() {
     );
     let run = read(user_lookup(&p), None).await;
     assert_eq!(run.rows(), 2);
+    // The run's constant columns are the engine's to add.
+    assert_eq!(
+        run.sent_columns,
+        ["LOGIN", "LDAP_UID", "EMAIL", "TEAM", "_ROW_KEY"]
+    );
     let b = &run.batches[0];
     let schema = b.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -170,7 +199,7 @@ async fn jsonl_types_and_composite_keys() {
          {\"ORG\":\"o\",\"n\":\"8\",\"score\":null,\"ok\":false,\"at\":\"2024-05-01 12:00:00\",\"day\":null}\n",
     );
     let cfg = json!({
-        "path": p, "format": "jsonl", "table": "metrics", "org": "acme",
+        "path": p, "format": "jsonl", "table": "metrics", "partition": "acme",
         "columns": [
             {"name": "org", "type": "string"}, {"name": "n", "type": "int64"},
             {"name": "score", "type": "float64"}, {"name": "ok", "type": "boolean"},
@@ -284,7 +313,7 @@ async fn bad_row_fails_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "n.csv", "id,name\n1,a\n2,b\nthree,c\n4,d\n");
     let cfg = json!({
-        "path": p, "format": "csv", "table": "NUMS", "org": "acme",
+        "path": p, "format": "csv", "table": "NUMS", "partition": "acme",
         "columns": [{"name": "id", "type": "int64"}, {"name": "name", "type": "string"}],
         "primary_key": ["id"]
     });
@@ -301,7 +330,7 @@ async fn bad_rows_are_skipped_counted_and_warned_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "n.csv", "id,name\n1,a\nthree,c\n4\n,e\n5,f\n");
     let cfg = json!({
-        "path": p, "format": "csv", "table": "NUMS", "org": "acme", "on_bad_row": "skip",
+        "path": p, "format": "csv", "table": "NUMS", "partition": "acme", "on_bad_row": "skip",
         "columns": [{"name": "id", "type": "int64", "nullable": false}, {"name": "name", "type": "string"}],
         "primary_key": ["id"]
     });
@@ -360,6 +389,12 @@ fn registered_and_config_is_strict() {
     assert!((reg.build)(cfg.clone()).is_ok());
     cfg["colums"] = json!([]);
     assert!((reg.build)(cfg).is_err(), "unknown keys are rejected");
+    // The partition is the file source's own word; `org` is not one of its keys.
+    let mut cfg = user_lookup("x.csv");
+    let partition = cfg.as_object_mut().unwrap().remove("partition").unwrap();
+    cfg["org"] = partition;
+    let err = (reg.build)(cfg).err().unwrap().to_string();
+    assert!(err.contains("unknown field `org`"), "{err}");
     let mut cfg = user_lookup("x.csv");
     cfg["primary_key"] = json!(["nope"]);
     let err = (reg.build)(cfg).err().unwrap().to_string();

@@ -33,7 +33,7 @@ async fn sync(
         state,
         batch_id: "bench".into(),
         ingested_at: chrono::Utc::now(),
-        only_orgs: vec![],
+        only_partitions: vec![],
         shard: None,
         progress: Arc::new(NoProgress),
     };

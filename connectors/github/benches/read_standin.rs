@@ -49,7 +49,7 @@ async fn main() {
             state: BTreeMap::new(),
             batch_id: "bench".into(),
             ingested_at: chrono::Utc::now(),
-            only_orgs: vec![],
+            only_partitions: vec![],
             shard: None,
             progress: Arc::new(NoProgress),
         };

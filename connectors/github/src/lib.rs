@@ -71,6 +71,11 @@ impl Source for GithubSource {
         )]
     }
 
+    /// A partition is an org: staged paths hold `org=<org>`, and `--orgs` selects them.
+    fn partition_key(&self) -> &'static str {
+        "org"
+    }
+
     async fn read(&self, request: ReadRequest, out: BatchSender) -> Result<ReadOutcome> {
         read::read(&self.cfg, request, out).await
     }

@@ -116,7 +116,11 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         .orgs
         .iter()
         .filter(|o| {
-            req.only_orgs.is_empty() || req.only_orgs.iter().any(|x| x.eq_ignore_ascii_case(o))
+            req.only_partitions.is_empty()
+                || req
+                    .only_partitions
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(o))
         })
         .collect();
     let mut states = run.old.clone();
@@ -298,7 +302,7 @@ impl Run<'_> {
         // Orgs are read one after another: the engine can complete this org's staged
         // files now rather than hold them open while the next org is read.
         self.out
-            .org_done(org)
+            .partition_done(org)
             .await
             .map_err(|e| PluginError::other(e.to_string()))?;
         Ok(())

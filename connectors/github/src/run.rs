@@ -286,7 +286,7 @@ impl Run<'_> {
         for batch in batches {
             let tagged = TaggedBatch {
                 stream: kind.name().to_string(),
-                org: org.to_string(),
+                partition: org.to_string(),
                 batch,
             };
             self.out.send(tagged).await.map_err(|_| {

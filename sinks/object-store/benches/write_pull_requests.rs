@@ -175,7 +175,8 @@ async fn run(dir: &std::path::Path, rows: usize) {
     let sink = build_local(cfg).expect("local sink");
     let target = StageTarget {
         table: "pull_request".into(),
-        org: "acme".into(),
+        partition_key: "org",
+        partition: "acme".into(),
         date: NaiveDate::from_ymd_opt(2026, 1, 2).expect("date"),
         batch_id: format!("bench-{rows}"),
         schema: schema(),

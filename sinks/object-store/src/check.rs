@@ -77,7 +77,8 @@ pub(crate) async fn check(sink: &crate::ObjectStoreSink) -> StagingCheck {
     let batch_id = now.format("%Y%m%dT%H%M%S%9f").to_string();
     let target = StageTarget {
         table: check::PROBE_STREAM.into(),
-        org: "flowctl-check".into(),
+        partition_key: flowctl_core::DEFAULT_PARTITION_KEY,
+        partition: "flowctl-check".into(),
         date: now.date_naive(),
         batch_id: batch_id.clone(),
         schema: check::probe_schema(),
@@ -214,7 +215,7 @@ pub(crate) async fn remove_probe(sink: &crate::ObjectStoreSink, file: &StagedFil
     }
 }
 
-/// A local probe leaves `flowctl_check/org=.../date=.../` behind: remove those folders
+/// A local probe leaves `flowctl_check/partition=.../date=.../` behind: remove those folders
 /// while they are empty (never the root, never a folder with anything else in it).
 fn remove_empty_folders(root: &std::path::Path, relative: &str) {
     let mut dir = root.join(relative);

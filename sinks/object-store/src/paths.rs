@@ -27,15 +27,18 @@ pub(crate) fn normalize_prefix(prefix: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
-/// `{table}/org={org}/date={date}/{table}-{batch_id}-{part:05}.parquet`, relative to the root.
+/// `{table}/{partition_key}={partition}/date={date}/{table}-{batch_id}-{part:05}.parquet`
+/// (GitHub: `pull_request/org=acme/...`), relative to the root.
 pub(crate) fn relative_file(target: &StageTarget, part: u32) -> Result<String> {
     validate_segment("table name", &target.table)?;
-    validate_segment("org", &target.org)?;
+    validate_segment("partition key", target.partition_key)?;
+    validate_segment(target.partition_key, &target.partition)?;
     validate_segment("batch id", &target.batch_id)?;
     Ok(format!(
-        "{t}/org={o}/date={d}/{t}-{b}-{part:05}.parquet",
+        "{t}/{k}={p}/date={d}/{t}-{b}-{part:05}.parquet",
         t = target.table,
-        o = target.org,
+        k = target.partition_key,
+        p = target.partition,
         d = target.date.format("%Y-%m-%d"),
         b = target.batch_id,
     ))
@@ -62,7 +65,8 @@ mod tests {
     fn target(org: &str) -> StageTarget {
         StageTarget {
             table: "pull_request".into(),
-            org: org.into(),
+            partition_key: "org",
+            partition: org.into(),
             date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
             batch_id: "b1c2".into(),
             schema: Arc::new(arrow::datatypes::Schema::empty()),
@@ -86,6 +90,12 @@ mod tests {
             assert!(err.contains("org"), "{bad:?}: {err}");
         }
         assert!(relative_file(&target("my-org.1_x"), 0).is_ok());
+        let mut other = target("a");
+        other.partition_key = flowctl_core::DEFAULT_PARTITION_KEY;
+        assert_eq!(
+            relative_file(&other, 0).unwrap(),
+            "pull_request/partition=a/date=2026-01-02/pull_request-b1c2-00000.parquet"
+        );
     }
 
     #[test]

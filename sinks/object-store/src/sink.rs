@@ -64,7 +64,7 @@ impl StagingSink for ObjectStoreSink {
         let i = &self.inner;
         let w = &i.write;
         let mut lines = vec![format!(
-            "staging ({}): Snappy Parquet under {}{{table}}/org={{org}}/date={{YYYY-MM-DD}}/",
+            "staging ({}): Snappy Parquet under {}{{table}}/{{partition_key}}={{partition}}/date={{YYYY-MM-DD}}/",
             i.ctx.kind, i.location.root_uri
         )];
         if let Some(ep) = &i.ctx.endpoint {

@@ -29,7 +29,7 @@ pub async fn run_source(
         state,
         batch_id: "00000000-0000-4000-8000-000000000001".into(),
         ingested_at: chrono::Utc::now(),
-        only_orgs: vec![],
+        only_partitions: vec![],
         shard,
         progress,
     };

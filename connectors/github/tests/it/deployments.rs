@@ -224,7 +224,7 @@ async fn deployments_carry_keys_latest_status_and_exact_requests() {
     assert!(out
         .batches
         .iter()
-        .all(|b| b.stream == "deployment" && b.org == ORG));
+        .all(|b| b.stream == "deployment" && b.partition == ORG));
     s.shutdown().await;
 }
 

@@ -69,7 +69,7 @@ impl Run {
     fn tables(&self) -> Tables {
         let mut t = Tables::new();
         for b in &self.batches {
-            assert_eq!(b.org, "github3py");
+            assert_eq!(b.partition, "github3py");
             let table = StreamKind::from_name(&b.stream).unwrap().table();
             let rows = t.entry(table.to_string()).or_default();
             for row in rows_of(&b.batch) {

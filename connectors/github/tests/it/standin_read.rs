@@ -234,7 +234,7 @@ async fn full_sync_reads_every_row_with_exact_requests() {
         .batches
         .iter()
         .all(|b| b.batch.num_rows() <= 128 && b.batch.num_rows() > 0));
-    assert!(out.batches.iter().all(|b| b.org == "standin-org-0"));
+    assert!(out.batches.iter().all(|b| b.partition == "standin-org-0"));
     for s in ALL {
         assert!(
             matches!(out.outcome().streams[*s], StreamResult::Done { .. }),

@@ -94,7 +94,8 @@ pub fn batch(start: i64, n: usize, body_len: usize) -> RecordBatch {
 pub fn target(table: &str, org: &str, batch_id: &str) -> StageTarget {
     StageTarget {
         table: table.into(),
-        org: org.into(),
+        partition_key: "org",
+        partition: org.into(),
         date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
         batch_id: batch_id.into(),
         schema: schema(),

@@ -311,7 +311,9 @@ fn plan_names_the_root_and_the_sizing() {
     let plan = sink.plan().join("\n");
     let root = sink.location().unwrap().root_uri;
     assert!(
-        plan.contains(&format!("{root}{{table}}/org={{org}}/date=")),
+        plan.contains(&format!(
+            "{root}{{table}}/{{partition_key}}={{partition}}/date="
+        )),
         "{plan}"
     );
     assert!(
