@@ -36,8 +36,6 @@ fn link_header(bencher: Bencher, case: &str) {
 
 fn ctx(include_raw: bool) -> BatchCtx {
     BatchCtx {
-        ingested_at_us: 1_767_225_600_000_000,
-        batch_id: "bench".into(),
         include_raw,
         include_patch: false,
     }

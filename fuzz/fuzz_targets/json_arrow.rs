@@ -10,8 +10,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     for include_raw in [false, true] {
         let ctx = BatchCtx {
-            ingested_at_us: 1_700_000_000_000_000,
-            batch_id: "fuzz".into(),
             include_raw,
             include_patch: false,
         };

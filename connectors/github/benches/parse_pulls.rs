@@ -16,8 +16,6 @@ fn main() {
     );
     for include_raw in [false, true] {
         let ctx = BatchCtx {
-            ingested_at_us: 1_767_225_600_000_000,
-            batch_id: "bench".into(),
             include_raw,
             include_patch: false,
         };

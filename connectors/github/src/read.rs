@@ -89,9 +89,8 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
         client,
         kinds,
         old,
+        started_us: req.ingested_at.timestamp_micros(),
         ctx: BatchCtx {
-            ingested_at_us: req.ingested_at.timestamp_micros(),
-            batch_id: req.batch_id.clone(),
             include_raw: cfg.include_raw,
             include_patch: cfg.include_patch,
         },

@@ -1,10 +1,11 @@
 //! What every stream's row building shares: reading a JSON page into typed items
 //! borrowed from the body ([`parse_page`], [`JsonStr`]), GitHub's timestamps, and the
-//! Arrow builders' common columns (`_ROW_KEY`, the run's metadata, `_RAW`).
+//! Arrow builders' common columns (`_ROW_KEY`, `_RAW`; the engine adds the run's constant
+//! columns).
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, StringArray, StringBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -61,11 +62,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     }
 }
 
-/// Run-wide values of the metadata columns and output options.
+/// What the row builders keep besides the table's columns.
 #[derive(Debug, Clone)]
 pub struct BatchCtx {
-    pub ingested_at_us: i64,
-    pub batch_id: String,
     pub include_raw: bool,
     pub include_patch: bool,
 }
@@ -274,7 +273,7 @@ pub(crate) fn append_list<'x>(
     }
 }
 
-/// `_ROW_KEY` and `_RAW`, appended per row; the constant metadata is added at finish.
+/// `_ROW_KEY` and `_RAW`, appended per row; the engine adds the run's constant columns.
 #[derive(Default)]
 pub(crate) struct Meta {
     pub(crate) keys: StringBuilder,
@@ -286,20 +285,9 @@ impl Meta {
         &mut self,
         mut cols: Vec<ArrayRef>,
         schema: &SchemaRef,
-        org: &str,
         ctx: &BatchCtx,
     ) -> Result<RecordBatch, String> {
-        let n = self.keys.len();
         cols.push(Arc::new(self.keys.finish()));
-        cols.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![ctx.ingested_at_us; n]).with_timezone("UTC"),
-        ));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(org, n),
-        )));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(ctx.batch_id.as_str(), n),
-        )));
         let raw = self.raw.finish();
         if ctx.include_raw {
             cols.push(Arc::new(raw));
@@ -344,7 +332,7 @@ pub trait TableRows: Send {
     /// Bytes of text in the fullest string column: an Arrow string column holds at most
     /// 2 GiB (the builder panics past it), so batches are cut at [`MAX_BATCH_TEXT_BYTES`].
     fn text_bytes(&self) -> usize;
-    fn finish(&mut self, org: &str, ctx: &BatchCtx) -> Result<RecordBatch, String>;
+    fn finish(&mut self, ctx: &BatchCtx) -> Result<RecordBatch, String>;
 }
 
 /// A batch is cut once one of its string columns holds this much text, whatever
@@ -407,7 +395,7 @@ macro_rules! table_rows {
         impl $t {
             pub fn new(include_raw: bool) -> Self {
                 $t {
-                    schema: $crate::schema::table_schema($kind, include_raw),
+                    schema: $crate::schema::sent_schema($kind, include_raw),
                     $($f: $crate::rows::Column::empty(),)+
                     meta: $crate::rows::Meta::default(),
                 }
@@ -429,12 +417,11 @@ macro_rules! table_rows {
             }
             fn finish(
                 &mut self,
-                org: &str,
                 ctx: &$crate::rows::BatchCtx,
             ) -> Result<arrow::record_batch::RecordBatch, String> {
                 let cols: Vec<arrow::array::ArrayRef> =
                     vec![$(std::sync::Arc::new(self.$f.finish())),+];
-                self.meta.finish(cols, &self.schema, org, ctx)
+                self.meta.finish(cols, &self.schema, ctx)
             }
         }
     };

@@ -112,6 +112,8 @@ pub(crate) struct Run<'a> {
     pub(crate) ctx: BatchCtx,
     pub(crate) out: BatchSender,
     pub(crate) progress: Progress,
+    /// When the run started (µs), the end of the deployment status window.
+    pub(crate) started_us: i64,
     pub(crate) floor_us: Option<i64>,
     pub(crate) overlap_us: i64,
     pub(crate) shard: Option<Shard>,
@@ -301,7 +303,6 @@ impl Run<'_> {
     pub(crate) fn fill<T: TableRows, I>(
         &self,
         table: &SharedRows<T>,
-        org: &str,
         items: I,
         mut f: impl FnMut(&mut T, I::Item),
     ) -> PageRows<()>
@@ -320,7 +321,7 @@ impl Run<'_> {
                 || rows.raw_bytes() >= self.cfg.batch_bytes
                 || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES
             {
-                if let Err(e) = self.cut_batch(&mut *rows, org, &mut page.full) {
+                if let Err(e) = self.cut_batch(&mut *rows, &mut page.full) {
                     page.fatal = Some(e);
                     break;
                 }
@@ -334,10 +335,9 @@ impl Run<'_> {
     pub(crate) fn cut_batch<T: TableRows>(
         &self,
         rows: &mut T,
-        org: &str,
         full: &mut Vec<RecordBatch>,
     ) -> std::result::Result<(), String> {
-        let batch = rows.finish(org, &self.ctx)?;
+        let batch = rows.finish(&self.ctx)?;
         self.inflight.fetch_add(1, Ordering::SeqCst);
         full.push(batch);
         Ok(())
@@ -349,7 +349,7 @@ impl Run<'_> {
             if rows.rows() == 0 {
                 return Ok(());
             }
-            rows.finish(org, &self.ctx).map_err(PluginError::other)?
+            rows.finish(&self.ctx).map_err(PluginError::other)?
         };
         match self.send(acc.kind, org, vec![batch]).await {
             Ok(()) => Ok(()),

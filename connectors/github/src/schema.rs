@@ -289,6 +289,20 @@ pub fn table_schema(kind: StreamKind, include_raw: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// The columns the source sends a batch of `kind` with: the table's without the run's
+/// constant columns, which the engine adds (`flowctl_core::meta::stage_batch`).
+pub fn sent_schema(kind: StreamKind, include_raw: bool) -> SchemaRef {
+    let constant = [meta::INGESTED_AT, meta::BATCH_ID, meta::SOURCE_ORG];
+    let table = table_schema(kind, include_raw);
+    let fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|f| !constant.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// The `_ROW_KEY` recipe of a table, as documented.
 pub fn key_recipe(kind: StreamKind) -> &'static str {
     match kind {

@@ -151,7 +151,7 @@ impl Run<'_> {
                 .zip(&items)
                 .zip(&times)
                 .filter(|(_, t)| pair.list.wants(Some(t.updated)));
-            let rows = self.fill(&tables.pulls, org, rows, |b, ((node, p), t)| {
+            let rows = self.fill(&tables.pulls, rows, |b, ((node, p), t)| {
                 b.append(org, &r.name, p, t, raw.then_some(node.raw.as_str()))
             });
             pr_max = max_opt(
@@ -231,7 +231,7 @@ impl Run<'_> {
                 .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let raw = self.ctx.include_raw;
             let rows = page.iter().zip(&items).zip(&subs);
-            let rows = self.fill(&tables.reviews, org, rows, |b, (((_, rawv), x), s)| {
+            let rows = self.fill(&tables.reviews, rows, |b, (((_, rawv), x), s)| {
                 b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
             });
             self.deliver(PullRequestReview, org, rows, ParseTurn::none())

@@ -150,13 +150,13 @@ impl Run<'_> {
                     // within batch_rows unless one commit alone has more files.
                     let limit = self.cfg.batch_rows;
                     if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
-                        page.fatal = self.cut_batch(&mut *rows, org, &mut page.full).err();
+                        page.fatal = self.cut_batch(&mut *rows, &mut page.full).err();
                     }
                     page.rows = rows.append_commit(org, &r.name, &c, &self.ctx)? as u64;
                     let full_now =
                         rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
                     if page.fatal.is_none() && full_now {
-                        page.fatal = self.cut_batch(&mut *rows, org, &mut page.full).err();
+                        page.fatal = self.cut_batch(&mut *rows, &mut page.full).err();
                     }
                     Ok(page)
                 })

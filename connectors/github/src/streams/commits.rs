@@ -221,7 +221,7 @@ impl Run<'_> {
                         .list_cut
                         .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
                     let rows = items.iter().zip(&dates).filter(|(_, d)| commits.wants(d.1));
-                    let page = self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
+                    let page = self.fill(&tables.commits, rows, |b, ((c, raw), d)| {
                         b.append(org, &r.name, c, *d, *raw)
                     });
                     let max = dates
@@ -446,7 +446,7 @@ impl Run<'_> {
                         .map(|(c, _)| c.dates())
                         .collect::<Result<Vec<_>, _>>()?;
                     let rows = items.iter().zip(&dates).filter(|_| commits.want);
-                    let page = self.fill(&tables.commits, org, rows, |b, ((c, raw), d)| {
+                    let page = self.fill(&tables.commits, rows, |b, ((c, raw), d)| {
                         b.append(org, &r.name, c, *d, *raw)
                     });
                     let targets: Vec<(String, Option<i64>)> = items

@@ -197,7 +197,7 @@ impl Run<'_> {
         let old = self.cursor(Deployment, key);
         let window_us =
             i64::from(self.cfg.deployment_status_window_days).saturating_mul(86_400_000_000);
-        let window_start = self.ctx.ingested_at_us.saturating_sub(window_us);
+        let window_start = self.started_us.saturating_sub(window_us);
         let bound = match old.cursor_us() {
             Some(_) => self.cut(&old).map(|c| c.min(window_start)),
             None => self.floor_us,
@@ -242,7 +242,7 @@ impl Run<'_> {
                 rows.push((d, s));
             }
             max = max_opt(max, rows.iter().map(|(d, _)| d.created).max());
-            let page = self.fill(&tables.deployments, org, rows.iter(), |b, (d, s)| {
+            let page = self.fill(&tables.deployments, rows.iter(), |b, (d, s)| {
                 b.append(org, &r.name, d, s.as_ref())
             });
             self.deliver(Deployment, org, page, ParseTurn::none())

@@ -262,7 +262,7 @@ pub fn pulls_page_to_batch(
     for ((p, raw), t) in items.iter().zip(&times) {
         b.append(org, repo, p, t, *raw);
     }
-    b.finish(org, ctx)
+    b.finish(ctx)
 }
 
 impl Run<'_> {
@@ -304,7 +304,7 @@ impl Run<'_> {
                         .list_cut
                         .is_some_and(|c| times.iter().any(|t| t.updated < c));
                     let rows = items.iter().zip(&times).filter(|(_, t)| want_pr(t.updated));
-                    let page = self.fill(&tables.pulls, org, rows, |b, ((p, raw), t)| {
+                    let page = self.fill(&tables.pulls, rows, |b, ((p, raw), t)| {
                         b.append(org, &r.name, p, t, *raw)
                     });
                     let pmax = times
@@ -378,8 +378,6 @@ pub(crate) mod tests {
 
     fn ctx(raw: bool) -> BatchCtx {
         BatchCtx {
-            ingested_at_us: 0,
-            batch_id: "b".into(),
             include_raw: raw,
             include_patch: false,
         }
@@ -399,7 +397,7 @@ pub(crate) mod tests {
         b.append("o", "r", p, &t, *raw);
         b.reserve_raw(1 << 16); // a batch with rows: no-op
         b.append("o", "r", p, &t, *raw);
-        let batch = b.finish("o", &ctx(true)).unwrap();
+        let batch = b.finish(&ctx(true)).unwrap();
         let col = batch.column_by_name(flowctl_core::meta::RAW).unwrap();
         let col = col.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(arrow::array::Array::len(col), 2);
@@ -422,7 +420,7 @@ pub(crate) mod tests {
         }
         // Two 5,000-byte titles; no _RAW, so raw_bytes alone would never cut this batch.
         assert_eq!((b.raw_bytes(), b.text_bytes()), (0, 10_000));
-        b.finish("o", &ctx(false)).unwrap();
+        b.finish(&ctx(false)).unwrap();
         assert_eq!(b.text_bytes(), 0);
     }
 

@@ -238,7 +238,7 @@ impl Run<'_> {
                         .zip(&times)
                         .zip(&refs)
                         .filter(|(_, rf)| want && self.has_row(org, rf));
-                    let page = self.fill(&tables.repos, org, rows, |b, (((r, raw), t), _)| {
+                    let page = self.fill(&tables.repos, rows, |b, (((r, raw), t), _)| {
                         b.append(org, r, *t, *raw)
                     });
                     Ok(page.with(refs))

@@ -121,7 +121,7 @@ impl Run<'_> {
                         .map(|(x, _)| x.submitted())
                         .collect::<Result<Vec<_>, _>>()?;
                     let rows = items.iter().zip(&subs);
-                    Ok(self.fill(&tables.reviews, org, rows, |b, ((x, raw), s)| {
+                    Ok(self.fill(&tables.reviews, rows, |b, ((x, raw), s)| {
                         b.append(org, &r.name, (*id, *number), x, *s, *raw)
                     }))
                 })
