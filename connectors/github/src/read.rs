@@ -1,8 +1,6 @@
-//! One read: list each org's repositories, then read the selected repositories
-//! concurrently (pulls + reviews, commits + files), appending rows to per-org builders
-//! that are handed to the engine whenever `batch_rows` rows are ready and at the end of
-//! the org. State is derived only from rows that were appended, and returned only after
-//! the final flush succeeded, so it never covers rows that were not sent.
+//! One read, org by org: list the repositories, read the selected ones concurrently
+//! (each stream in [`crate::streams`]), offer checkpoints, and return each stream's state
+//! only after its rows were sent, so state never covers rows that were not.
 
 use crate::auth::Auth;
 use crate::config::{Api, GithubConfig, StreamKind};

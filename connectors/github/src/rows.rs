@@ -1,7 +1,6 @@
-//! What every stream's row building shares: reading a JSON page into typed items
-//! borrowed from the body ([`parse_page`], [`JsonStr`]), GitHub's timestamps, and the
-//! Arrow builders' common columns (`_ROW_KEY`, `_RAW`; the engine adds the run's constant
-//! columns).
+//! What every stream's row building shares: a JSON page read into typed items borrowed
+//! from the body ([`parse_page`], [`JsonStr`]), GitHub's timestamps, and the builders'
+//! `_ROW_KEY` and `_RAW` (the engine adds the run's constant columns).
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, StringBuilder,
@@ -321,7 +320,7 @@ impl Meta {
     }
 }
 
-/// Builders of one table; `rows()` and `finish()` are what the accumulator needs.
+/// The builders of one table, filled and cut into batches by the reader.
 pub trait TableRows: Send {
     fn rows(&self) -> usize;
     /// Bytes of `_RAW` text buffered (0 without `_RAW`): what makes a batch large.

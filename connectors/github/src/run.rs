@@ -343,15 +343,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    pub(crate) async fn flush<T: TableRows>(&self, acc: &SharedRows<T>, org: &str) -> Result<()> {
+    pub(crate) async fn flush<T: TableRows>(&self, table: &SharedRows<T>, org: &str) -> Result<()> {
         let batch = {
-            let mut rows = acc.lock();
+            let mut rows = table.lock();
             if rows.rows() == 0 {
                 return Ok(());
             }
             rows.finish(&self.ctx).map_err(PluginError::other)?
         };
-        match self.send(acc.kind, org, vec![batch]).await {
+        match self.send(table.kind, org, vec![batch]).await {
             Ok(()) => Ok(()),
             Err(ReadError::Fatal(e)) => Err(e),
             Err(ReadError::Failed(m) | ReadError::NotFound(m)) => Err(PluginError::other(m)),
