@@ -6,8 +6,8 @@ use crate::auth::Auth;
 use crate::config::{Api, GithubConfig, StreamKind};
 use crate::http::Client;
 use crate::rows::BatchCtx;
-use crate::run::{locked, OrgTables, ReadError, Run, SharedRows};
-use crate::state::{BranchHead, RepoCursor, RepoRef, StreamState};
+use crate::run::{locked, Cursors, OrgTables, ReadError, Run, SharedRows};
+use crate::state::{BranchHead, RepoRef, StreamState};
 use crate::streams::{
     commit_files::FileRows, commits::CommitRows, deployments::DeploymentRows, pulls::PrRows,
     repos::RepoRows, reviews::ReviewRows,
@@ -36,7 +36,7 @@ type Errors = BTreeMap<StreamKind, Vec<(String, String)>>;
 /// Per-repository result: new cursor or error per stream.
 struct RepoOutcome {
     key: String,
-    results: Vec<(StreamKind, std::result::Result<RepoCursor, String>)>,
+    results: Cursors,
     /// The default branch's head, for the commit streams that succeeded.
     heads: Vec<(StreamKind, BranchHead)>,
     skipped: Option<String>,
@@ -125,7 +125,7 @@ pub async fn read(cfg: &GithubConfig, req: ReadRequest, out: BatchSender) -> Res
     for org in orgs {
         crate::tokens::for_org(org, run.org(org, &mut states, &mut errors)).await?;
     }
-    let unfinished = std::mem::take(&mut *run.unfinished.lock().unwrap_or_else(|p| p.into_inner()));
+    let unfinished = std::mem::take(&mut *locked(&run.unfinished));
     if !unfinished.is_empty() {
         let keys: Vec<&str> = unfinished.iter().map(|k| k.as_str()).collect();
         run.event(ProgressEvent::Warning {
@@ -315,7 +315,7 @@ impl Run<'_> {
         m: String,
     ) {
         if self.client.stopped() {
-            let mut unfinished = self.unfinished.lock().unwrap_or_else(|p| p.into_inner());
+            let mut unfinished = locked(&self.unfinished);
             unfinished.insert(key.to_string());
             return;
         }
@@ -370,38 +370,35 @@ impl Run<'_> {
             heads: Vec::new(),
             skipped: None,
         };
+        let gone = |m: String| {
+            format!(
+                "repository {key} skipped: it answered 404 (deleted, renamed or no longer \
+                 visible since it was listed): {m}"
+            )
+        };
         let mut head = None;
-        let parts: [(bool, bool); 2] = [
-            (self.want(PullRequest), self.want(PullRequestReview)),
-            (self.want(Commit), self.want(CommitFile)),
-        ];
-        for (i, (x, y)) in parts.into_iter().enumerate() {
-            if !(x || y) {
+        for (list, child) in [(PullRequest, PullRequestReview), (Commit, CommitFile)] {
+            if !(self.want(list) || self.want(child)) {
                 continue;
             }
-            let res = if i == 0 && self.api == Api::Graphql {
-                self.pulls_graphql(tables, r, &key).await
-            } else if i == 0 {
-                self.pulls(tables, r, &key).await
-            } else {
-                self.branch_commits(tables, r, &key, &mut head).await
+            let res = match list {
+                PullRequest if self.api == Api::Graphql => {
+                    self.pulls_graphql(tables, r, &key).await
+                }
+                PullRequest => self.pulls(tables, r, &key).await,
+                _ => self.branch_commits(tables, r, &key, &mut head).await,
             };
             match res {
                 Ok(mut v) => out.results.append(&mut v),
                 Err(ReadError::Fatal(e)) => return Err(e),
                 Err(ReadError::NotFound(m)) => {
-                    out.skipped = Some(format!("repository {key} skipped: it answered 404 (deleted, renamed or no longer visible since it was listed): {m}"));
+                    out.skipped = Some(gone(m));
                     out.results.clear();
                     return Ok(out);
                 }
                 Err(ReadError::Failed(m)) => {
-                    let ks: &[StreamKind] = if i == 0 {
-                        &[PullRequest, PullRequestReview]
-                    } else {
-                        &[Commit, CommitFile]
-                    };
-                    for k in ks.iter().filter(|k| self.want(**k)) {
-                        out.results.push((*k, Err(m.clone())));
+                    for k in [list, child].into_iter().filter(|k| self.want(*k)) {
+                        out.results.push((k, Err(m.clone())));
                     }
                 }
             }
@@ -418,7 +415,7 @@ impl Run<'_> {
                 Ok(c) => out.results.push((Deployment, Ok(c))),
                 Err(ReadError::Fatal(e)) => return Err(e),
                 Err(ReadError::NotFound(m)) => {
-                    out.skipped = Some(format!("repository {key} skipped: it answered 404 (deleted, renamed or no longer visible since it was listed): {m}"));
+                    out.skipped = Some(gone(m));
                     out.results.clear();
                     out.heads.clear();
                 }

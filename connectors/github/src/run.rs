@@ -88,7 +88,7 @@ impl<T: TableRows> SharedRows<T> {
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+        locked(&self.rows)
     }
 }
 
@@ -130,6 +130,7 @@ pub(crate) struct Run<'a> {
     pub(crate) progress_made: tokio::sync::Notify,
 }
 
+/// The value behind `m`, also when a task panicked while holding it.
 pub(crate) fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
