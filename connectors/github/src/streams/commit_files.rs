@@ -88,23 +88,20 @@ impl FileRows {
         c: &CommitFull<'_>,
         ctx: &BatchCtx,
     ) -> Result<usize, String> {
-        let date = c.commit.committer_date()?;
-        let mut files = Vec::with_capacity(c.files.len());
-        for raw in &c.files {
-            let f: FileItem = serde_json::from_str(raw.get())
-                .map_err(|e| format!("commit {} file: {e}", &*c.sha))?;
-            let raw_text = if !ctx.include_raw {
-                None
-            } else if ctx.include_patch || f.patch.is_none() {
-                Some(raw.get().to_string())
-            } else {
-                let mut v: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-                v.remove("patch");
-                Some(serde_json::Value::Object(v).to_string())
-            };
-            files.push((f, raw_text));
-        }
+        let files = c.parse_files(ctx)?;
+        Ok(self.append_files(org, repo, c, files, ctx))
+    }
+
+    /// Append a commit's files from [`CommitFull::parse_files`] (appending cannot fail).
+    fn append_files(
+        &mut self,
+        org: &str,
+        repo: &str,
+        c: &CommitFull<'_>,
+        files: CommitFiles<'_>,
+        ctx: &BatchCtx,
+    ) -> usize {
+        let CommitFiles { date, files } = files;
         for (f, raw) in &files {
             self.sha.append_value(&c.sha);
             self.filename.append_value(&f.filename);
@@ -125,7 +122,37 @@ impl FileRows {
             append_key(&mut self.meta.keys, &[org, repo, &c.sha, &f.filename]);
             self.meta.raw(raw.as_deref());
         }
-        Ok(files.len())
+        files.len()
+    }
+}
+
+/// A commit's files, parsed, with the `_RAW` text each keeps.
+struct CommitFiles<'a> {
+    date: Option<i64>,
+    files: Vec<(FileItem<'a>, Option<String>)>,
+}
+
+impl<'a> CommitFull<'a> {
+    /// Every file parsed, so that a bad one fails the commit before anything is appended.
+    fn parse_files(&self, ctx: &BatchCtx) -> Result<CommitFiles<'a>, String> {
+        let date = self.commit.committer_date()?;
+        let mut files = Vec::with_capacity(self.files.len());
+        for raw in &self.files {
+            let f: FileItem = serde_json::from_str(raw.get())
+                .map_err(|e| format!("commit {} file: {e}", &*self.sha))?;
+            let raw_text = if !ctx.include_raw {
+                None
+            } else if ctx.include_patch || f.patch.is_none() {
+                Some(raw.get().to_string())
+            } else {
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                v.remove("patch");
+                Some(serde_json::Value::Object(v).to_string())
+            };
+            files.push((f, raw_text));
+        }
+        Ok(CommitFiles { date, files })
     }
 }
 
@@ -144,6 +171,9 @@ impl Run<'_> {
             while let Next::Page(()) = pages
                 .next(CommitFile, |body| {
                     let c: CommitFull = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                    // Parsed before a batch is cut: a refused body then leaves no cut batch
+                    // behind, which would be lost with it.
+                    let files = c.parse_files(&self.ctx)?;
                     let mut rows = tables.commit_files.lock();
                     let mut page = PageRows::default();
                     // Cut before a commit that would overflow the batch, so batches stay
@@ -152,7 +182,7 @@ impl Run<'_> {
                     if rows.rows() > 0 && rows.rows() + c.files.len() > limit {
                         page.fatal = self.cut_batch(&mut *rows, &mut page.full).err();
                     }
-                    page.rows = rows.append_commit(org, &r.name, &c, &self.ctx)? as u64;
+                    page.rows = rows.append_files(org, &r.name, &c, files, &self.ctx) as u64;
                     let full_now =
                         rows.rows() >= limit || rows.text_bytes() >= MAX_BATCH_TEXT_BYTES;
                     if page.fatal.is_none() && full_now {
