@@ -229,6 +229,7 @@ fn options(args: &ApplyArgs, spec: &Spec) -> Result<RunOptions, Failure> {
         cancel: None,
         checkpoint_interval: spec.run.checkpoint_interval,
         max_duration: args.max_duration.or(spec.run.max_duration),
+        retries: Default::default(),
     })
 }
 

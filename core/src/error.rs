@@ -85,6 +85,32 @@ impl PluginError {
         self
     }
 
+    /// This error with `context` before its message (`loading PULL_REQUEST: ...`), of the
+    /// same kind, retryability and source.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        match self {
+            Self::Config(m) => Self::Config(format!("{context}: {m}")),
+            Self::NotImplemented(m) => Self::NotImplemented(format!("{context}: {m}")),
+            Self::External {
+                message,
+                retryable,
+                source,
+            } => Self::External {
+                message: format!("{context}: {message}"),
+                retryable,
+                source,
+            },
+            Self::Data { message, source } => Self::Data {
+                message: format!("{context}: {message}"),
+                source,
+            },
+            Self::Other { message, source } => Self::Other {
+                message: format!("{context}: {message}"),
+                source,
+            },
+        }
+    }
+
     /// Whether the same operation may succeed if tried again: the failure was transient,
     /// also when a client's own retries (waiting [`crate::retry::backoff`]) ran out.
     pub fn retryable(&self) -> bool {
@@ -123,5 +149,21 @@ mod tests {
         assert!(!PluginError::other("x").retryable());
         let config = PluginError::config("bad").with_source(std::fmt::Error);
         assert!(config.source().is_none() && !config.retryable());
+    }
+
+    #[test]
+    fn context_goes_before_the_message_and_keeps_kind_retryability_and_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let e = PluginError::transient("HTTP 503")
+            .with_source(io)
+            .context("loading PULL_REQUEST");
+        assert!(e.retryable());
+        assert_eq!(e.to_string(), "loading PULL_REQUEST: HTTP 503");
+        assert_eq!(e.source().unwrap().to_string(), "timed out");
+        let e = PluginError::external("denied").context("loading T");
+        assert!(!e.retryable());
+        assert_eq!(e.to_string(), "loading T: denied");
+        let e = PluginError::config("`x` is wrong").context("source");
+        assert_eq!(e.to_string(), "invalid config: source: `x` is wrong");
     }
 }

@@ -50,7 +50,7 @@ fn http() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| PluginError::other(format!("cannot build an HTTP client: {e}")))
+        .map_err(|e| PluginError::other(format!("cannot build an HTTP client: {e}")).with_source(e))
 }
 
 /// Reads a JSON body; a non-JSON body is reported by status only (it may echo input).

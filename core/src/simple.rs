@@ -230,7 +230,7 @@ impl<'a> Rows<'a> {
         self.out
             .send(tagged)
             .await
-            .map_err(|e| PluginError::other(e.to_string()))
+            .map_err(|e| PluginError::other(e.to_string()).with_source(e))
     }
 
     fn to_batch(&self, rows: &[Value]) -> Result<arrow::record_batch::RecordBatch> {
@@ -414,7 +414,7 @@ pub fn read_all(source: &dyn Source, streams: &[&str]) -> Result<(Vec<TaggedBatc
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
-        .map_err(|e| PluginError::other(format!("cannot start a runtime: {e}")))?;
+        .map_err(|e| PluginError::other(format!("cannot start a runtime: {e}")).with_source(e))?;
     let (batch_id, ingested_at) = (request.batch_id.clone(), request.ingested_at);
     let (batches, outcome) = runtime.block_on(async {
         let (tx, mut rx) = batch_channel(2);

@@ -102,6 +102,7 @@ impl StateStore {
                         self.display,
                         path.filename().unwrap_or_default()
                     ))
+                    .with_source(e)
                 })
             }
             Err(object_store::Error::NotFound { .. }) => Ok(PipelineState {
@@ -122,7 +123,7 @@ impl StateStore {
     ) -> Result<()> {
         let path = self.state_path(pipeline, shard);
         let body = serde_json::to_vec_pretty(state)
-            .map_err(|e| PluginError::other(format!("serialising state: {e}")))?;
+            .map_err(|e| PluginError::other(format!("serialising state: {e}")).with_source(e))?;
         self.store
             .put(&path, PutPayload::from(body))
             .await
@@ -160,8 +161,9 @@ impl StateStore {
                 acquired_at: now,
                 expires_at: lease_expiry(now, ttl),
             };
-            let body = serde_json::to_vec(&info)
-                .map_err(|e| PluginError::other(format!("serialising lease: {e}")))?;
+            let body = serde_json::to_vec(&info).map_err(|e| {
+                PluginError::other(format!("serialising lease: {e}")).with_source(e)
+            })?;
             let opts = PutOptions {
                 mode: PutMode::Create,
                 ..Default::default()
@@ -207,8 +209,9 @@ impl StateStore {
                 }
                 Err(object_store::Error::NotImplemented { .. }) => {
                     // Stores without create-only puts (some emulators): plain put.
-                    let body = serde_json::to_vec(&info)
-                        .map_err(|e| PluginError::other(format!("serialising lease: {e}")))?;
+                    let body = serde_json::to_vec(&info).map_err(|e| {
+                        PluginError::other(format!("serialising lease: {e}")).with_source(e)
+                    })?;
                     self.store
                         .put(&path, PutPayload::from(body))
                         .await
@@ -236,6 +239,7 @@ impl StateStore {
             self.display,
             path.filename().unwrap_or_default()
         ))
+        .with_source(e)
     }
 }
 

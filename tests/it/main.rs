@@ -18,6 +18,7 @@ mod e2e_upstream_changes;
 mod engine_concurrent_loads;
 mod engine_metadata;
 mod engine_org_files;
+mod engine_retries;
 mod faults;
 mod gzip_bodies;
 mod hostile_payloads;
