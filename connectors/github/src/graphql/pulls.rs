@@ -134,12 +134,12 @@ impl Run<'_> {
                 .nodes
                 .iter()
                 .map(|n| serde_json::from_str(&n.rest))
-                .collect::<std::result::Result<_, _>>()
+                .collect::<Result<_, _>>()
                 .map_err(|e| ReadError::Failed(format!("{key}: GraphQL pull request: {e}")))?;
             let times = items
                 .iter()
                 .map(|p| p.times())
-                .collect::<std::result::Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let stop = pair
                 .list_cut
@@ -213,7 +213,7 @@ impl Run<'_> {
         label: &str,
         node: &crate::graphql::rows::PrNode,
         pr: (i64, i64),
-    ) -> std::result::Result<bool, ReadError> {
+    ) -> Result<bool, ReadError> {
         let org = tables.org.as_str();
         let mut page = node.reviews.clone();
         let mut after = node.reviews_after.clone();
@@ -222,12 +222,12 @@ impl Run<'_> {
             let items: Vec<ReviewItem> = page
                 .iter()
                 .map(|(rest, _)| serde_json::from_str(rest))
-                .collect::<std::result::Result<_, _>>()
+                .collect::<Result<_, _>>()
                 .map_err(|e| ReadError::Failed(format!("{key}: GraphQL review: {e}")))?;
             let subs = items
                 .iter()
                 .map(|x| x.submitted())
-                .collect::<std::result::Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let raw = self.ctx.include_raw;
             let rows = page.iter().zip(&items).zip(&subs);

@@ -45,6 +45,7 @@ struct FileItem<'a> {
     patch: Option<JsonStr<'a>>,
 }
 
+/// The COMMIT_FILE builders.
 pub struct FileRows {
     schema: SchemaRef,
     sha: StringBuilder,

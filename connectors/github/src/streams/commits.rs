@@ -27,6 +27,7 @@ struct GitActor<'a> {
     date: Option<JsonStr<'a>>,
 }
 
+/// A commit's git data (its `commit` object), shared with the single-commit answer.
 #[derive(Deserialize)]
 pub(crate) struct CommitInner<'a> {
     #[serde(borrow, default)]
@@ -43,6 +44,7 @@ struct Sha<'a> {
     sha: JsonStr<'a>,
 }
 
+/// The fields of a commits-list item we keep.
 #[derive(Deserialize)]
 pub struct CommitItem<'a> {
     #[serde(borrow)]
@@ -83,6 +85,7 @@ fn actor_date(actor: &Option<GitActor<'_>>) -> Result<Option<i64>, String> {
         .flatten())
 }
 
+/// The COMMIT builders.
 pub struct CommitRows {
     schema: SchemaRef,
     sha: StringBuilder,

@@ -115,6 +115,7 @@ pub fn latest_status(body: &[u8]) -> Result<Option<LatestStatus>, String> {
     }))
 }
 
+/// The DEPLOYMENT builders.
 pub struct DeploymentRows {
     schema: SchemaRef,
     id: Int64Builder,
@@ -192,7 +193,7 @@ impl Run<'_> {
         tables: &OrgTables,
         r: &RepoRef,
         key: &str,
-    ) -> std::result::Result<RepoCursor, ReadError> {
+    ) -> Result<RepoCursor, ReadError> {
         let org = tables.org.as_str();
         let old = self.cursor(Deployment, key);
         let window_us =
@@ -263,7 +264,7 @@ impl Run<'_> {
         org: &str,
         r: &RepoRef,
         id: i64,
-    ) -> std::result::Result<Option<LatestStatus>, ReadError> {
+    ) -> Result<Option<LatestStatus>, ReadError> {
         let id = id.to_string();
         let segs = ["repos", org, &r.name, "deployments", &id, "statuses"];
         let url = self.url(&segs, "per_page=100");

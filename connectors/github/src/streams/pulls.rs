@@ -96,6 +96,7 @@ pub struct PrItem<'a> {
     html_url: JsonStr<'a>,
 }
 
+/// The PULL_REQUEST builders.
 pub struct PrRows {
     schema: SchemaRef,
     id: Int64Builder,

@@ -15,6 +15,7 @@ use arrow::array::{
 use arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 
+/// The fields of a repository-list item we keep.
 #[derive(Deserialize)]
 pub struct RepoItem<'a> {
     pub id: i64,
@@ -66,6 +67,7 @@ impl RepoItem<'_> {
     }
 }
 
+/// The REPOSITORY builders.
 pub struct RepoRows {
     schema: SchemaRef,
     id: Int64Builder,
@@ -180,7 +182,7 @@ impl Run<'_> {
     pub(crate) async fn list_repos(
         &self,
         tables: &OrgTables,
-    ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), ReadError> {
+    ) -> Result<(Vec<RepoRef>, Option<OrgListing>), ReadError> {
         let saved = self
             .old
             .get(&self.listing_stream())
@@ -196,7 +198,7 @@ impl Run<'_> {
         &self,
         tables: &OrgTables,
         user: bool,
-    ) -> std::result::Result<(Vec<RepoRef>, Option<OrgListing>), ReadError> {
+    ) -> Result<(Vec<RepoRef>, Option<OrgListing>), ReadError> {
         let org = tables.org.as_str();
         let cached = self
             .old

@@ -12,6 +12,7 @@ use arrow::array::{Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::datatypes::SchemaRef;
 use serde::Deserialize;
 
+/// The fields of a reviews-list item we keep.
 #[derive(Deserialize)]
 pub struct ReviewItem<'a> {
     pub id: i64,
@@ -35,6 +36,7 @@ impl ReviewItem<'_> {
     }
 }
 
+/// The PULL_REQUEST_REVIEW builders.
 pub struct ReviewRows {
     schema: SchemaRef,
     id: Int64Builder,
