@@ -797,6 +797,14 @@ mod tests {
             json!({"a": {"last": 3}, "b": {"last": 3}})
         );
         assert_eq!(batches.iter().map(|b| b.batch.num_rows()).sum::<usize>(), 6);
+        // `read_all` returns the batches as the engine stages them.
+        let declared = &source.streams()[0].schema;
+        for b in &batches {
+            assert_eq!(&b.batch.schema(), declared);
+            let org = b.batch.column_by_name(meta::SOURCE_ORG).unwrap();
+            let org = org.as_any().downcast_ref::<StringArray>().unwrap();
+            assert!(org.iter().all(|v| v == Some(b.partition.as_str())));
+        }
         assert_eq!(
             state(&outcome, "event"),
             json!({"a": {"last": 3}, "b": {"last": 3}})

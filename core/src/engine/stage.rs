@@ -85,6 +85,7 @@ impl<'a> Read<'a> {
         }
     }
 
+    /// Stage what the source sends, taking checkpoints on the way, until the source is
     /// done. Returns whether the deadline stopped the read. On error the receiver is
     /// dropped, so the source's next send fails and it returns.
     async fn stage(&self, st: &mut Staging, mut rx: BatchReceiver) -> Result<bool> {
