@@ -130,6 +130,15 @@ pub fn parse_page<'a, T: Deserialize<'a>>(
     }
 }
 
+/// What `f` reads from each item of a page (a bad value, such as a timestamp, fails the
+/// page).
+pub(crate) fn each<T, U>(
+    items: &[(T, Option<&str>)],
+    f: impl Fn(&T) -> Result<U, String>,
+) -> Result<Vec<U>, String> {
+    items.iter().map(|(t, _)| f(t)).collect()
+}
+
 /// The items of a JSON list, each parsed once into `T` with its own text beside it:
 /// each element is deserialized from where it starts and its end taken from
 /// `byte_offset`, instead of scanning the page for `RawValue`s and parsing every

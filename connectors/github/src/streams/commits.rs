@@ -6,7 +6,7 @@ use crate::config::StreamKind::{self, *};
 use crate::http::{Fetched, HttpError};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, login, opt_ts, parse_page, table_rows, JsonStr, Meta, UserRef,
+    append_key, append_list, each, login, opt_ts, parse_page, table_rows, JsonStr, Meta, UserRef,
 };
 use crate::run::{
     child_read, max_opt, Cursors, OrgTables, PairCursors, ReadError, Run, StreamCursor,
@@ -216,10 +216,7 @@ impl Run<'_> {
             let page = pages
                 .next(Commit, |body| {
                     let items = parse_page::<CommitItem>(body, self.ctx.include_raw)?;
-                    let dates = items
-                        .iter()
-                        .map(|(c, _)| c.dates())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let dates = each(&items, CommitItem::dates)?;
                     let stop = pair
                         .list_cut
                         .is_some_and(|c| dates.iter().any(|d| d.1.is_some_and(|x| x < c)));
@@ -444,10 +441,7 @@ impl Run<'_> {
                         page.commits.get().as_bytes(),
                         self.ctx.include_raw,
                     )?;
-                    let dates = items
-                        .iter()
-                        .map(|(c, _)| c.dates())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let dates = each(&items, CommitItem::dates)?;
                     let rows = items.iter().zip(&dates).filter(|_| commits.want);
                     let page = self.fill(&tables.commits, rows, |b, ((c, raw), d)| {
                         b.append(org, &r.name, c, *d, *raw)

@@ -5,7 +5,7 @@
 use crate::config::StreamKind::{self, *};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, itoa, login, opt_ts, parse_page, parse_ts, table_rows, user_id,
+    append_key, append_list, each, itoa, login, opt_ts, parse_page, parse_ts, table_rows, user_id,
     BatchCtx, JsonStr, Meta, TableRows, UserRef,
 };
 use crate::run::{child_read, max_opt, min_opt, Cursors, OrgTables, ReadError, Run};
@@ -255,10 +255,7 @@ pub fn pulls_page_to_batch(
     ctx: &BatchCtx,
 ) -> Result<RecordBatch, String> {
     let items = parse_page::<PrItem>(body, ctx.include_raw)?;
-    let times = items
-        .iter()
-        .map(|(p, _)| p.times())
-        .collect::<Result<Vec<_>, _>>()?;
+    let times = each(&items, PrItem::times)?;
     let mut b = PrRows::new(ctx.include_raw);
     for ((p, raw), t) in items.iter().zip(&times) {
         b.append(org, repo, p, t, *raw);
@@ -297,10 +294,7 @@ impl Run<'_> {
             let page = pages
                 .next(PullRequest, |body| {
                     let items = parse_page::<PrItem>(body, self.ctx.include_raw)?;
-                    let times = items
-                        .iter()
-                        .map(|(p, _)| p.times())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let times = each(&items, PrItem::times)?;
                     let stop = pair
                         .list_cut
                         .is_some_and(|c| times.iter().any(|t| t.updated < c));

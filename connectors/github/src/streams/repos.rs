@@ -5,7 +5,8 @@ use crate::config::StreamKind::{self, *};
 use crate::http::HttpError;
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, append_list, itoa, login, opt_ts, parse_page, table_rows, JsonStr, Meta, UserRef,
+    append_key, append_list, each, itoa, login, opt_ts, parse_page, table_rows, JsonStr, Meta,
+    UserRef,
 };
 use crate::run::{OrgTables, ReadError, Run};
 use crate::state::{OrgListing, RepoRef};
@@ -222,10 +223,7 @@ impl Run<'_> {
             let page = pages
                 .next(Repository, |body| {
                     let items = parse_page::<RepoItem>(body, self.ctx.include_raw)?;
-                    let times = items
-                        .iter()
-                        .map(|(r, _)| r.times())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let times = each(&items, RepoItem::times)?;
                     let refs: Vec<RepoRef> = items
                         .iter()
                         .map(|(r, _)| RepoRef {

@@ -4,7 +4,7 @@
 use crate::config::StreamKind::{self, *};
 use crate::pager::{Next, Pager};
 use crate::rows::{
-    append_key, itoa, login, opt_ts, parse_page, table_rows, user_id, JsonStr, Meta, UserRef,
+    append_key, each, itoa, login, opt_ts, parse_page, table_rows, user_id, JsonStr, Meta, UserRef,
 };
 use crate::run::{OrgTables, ReadError, Run};
 use crate::state::RepoRef;
@@ -118,10 +118,7 @@ impl Run<'_> {
             while let Next::Page(()) = pages
                 .next(PullRequestReview, |body| {
                     let items = parse_page::<ReviewItem>(body, self.ctx.include_raw)?;
-                    let subs = items
-                        .iter()
-                        .map(|(x, _)| x.submitted())
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let subs = each(&items, ReviewItem::submitted)?;
                     let rows = items.iter().zip(&subs);
                     Ok(self.fill(&tables.reviews, rows, |b, ((x, raw), s)| {
                         b.append(org, &r.name, (*id, *number), x, *s, *raw)
