@@ -12,7 +12,8 @@ use arrow::record_batch::RecordBatch;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
 use flowctl_core::{StageTarget, StagingSink};
-use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_github::rows::BatchCtx;
+use flowctl_github::streams::pulls::pulls_page_to_batch;
 use std::sync::LazyLock;
 
 /// The stand-in's pulls page: 100 PRs, ~1.85 MB of JSON.
@@ -35,8 +36,6 @@ fn link_header(bencher: Bencher, case: &str) {
 
 fn ctx(include_raw: bool) -> BatchCtx {
     BatchCtx {
-        ingested_at_us: 1_767_225_600_000_000,
-        batch_id: "bench".into(),
         include_raw,
         include_patch: false,
     }

@@ -2,15 +2,14 @@
 //! an error, never a panic; with and without `_RAW`.
 #![no_main]
 
-use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_github::rows::BatchCtx;
+use flowctl_github::streams::pulls::pulls_page_to_batch;
 use flowctl_core::arrow::array::StringArray;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     for include_raw in [false, true] {
         let ctx = BatchCtx {
-            ingested_at_us: 1_700_000_000_000_000,
-            batch_id: "fuzz".into(),
             include_raw,
             include_patch: false,
         };

@@ -2,7 +2,8 @@
 //! on one core; prints PRs/s and MB/s with and without `_RAW`.
 //! Run: `cargo bench -p flowctl-github --bench parse_pulls`
 
-use flowctl_github::rows::{pulls_page_to_batch, BatchCtx};
+use flowctl_github::rows::BatchCtx;
+use flowctl_github::streams::pulls::pulls_page_to_batch;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -15,8 +16,6 @@ fn main() {
     );
     for include_raw in [false, true] {
         let ctx = BatchCtx {
-            ingested_at_us: 1_767_225_600_000_000,
-            batch_id: "bench".into(),
             include_raw,
             include_patch: false,
         };

@@ -50,8 +50,8 @@ pub enum Fetched<T> {
         data: T,
         etag: Option<String>,
         next: Option<String>,
-        /// The client's parse turn this page was parsed under (see [`Turn`]).
-        turn: Turn,
+        /// The client's parse turn this page was parsed under (see [`ParseTurn`]).
+        turn: ParseTurn,
     },
 }
 
@@ -67,12 +67,12 @@ pub enum Fetched<T> {
 /// would wait forever. Bind it by name: a `..` in the pattern leaves it in the matched
 /// value, which lets go of it only when that value goes out of scope.
 #[must_use = "hold the turn until the page's rows are handed on, then drop it"]
-pub struct Turn(Option<OwnedSemaphorePermit>);
+pub struct ParseTurn(Option<OwnedSemaphorePermit>);
 
-impl Turn {
+impl ParseTurn {
     /// No turn (a body that needed none, or a page built without the client).
-    pub fn none() -> Turn {
-        Turn(None)
+    pub fn none() -> ParseTurn {
+        ParseTurn(None)
     }
 
     /// Whether this holds the client's turn (for tests).
@@ -96,7 +96,7 @@ pub struct Client {
     /// pooled apart, so a buffer is reused for the size it grew to.
     wires: BodyPool,
     bodies: BodyPool,
-    /// One permit: the [`Turn`] to inflate and parse a successful body.
+    /// One permit: the [`ParseTurn`] to inflate and parse a successful body.
     turns: Arc<Semaphore>,
     /// Most bytes a response body may hold, as it came and once inflated
     /// ([`MAX_BODY`]; smaller in tests).
@@ -114,7 +114,7 @@ const STOPPED: &str = "not requested: the run stopped at its deadline";
 /// page faults to fill and an `munmap` after, for every page of a sync. A buffer taken
 /// from here is already mapped. At most `keep` buffers (as many as are in use at once:
 /// one per concurrent request for bodies as they came, one for inflated bodies, which
-/// are inflated a `Turn` at a time) of at most `MAX_POOLED_BODY` bytes are kept; larger
+/// are inflated a `ParseTurn` at a time) of at most `MAX_POOLED_BODY` bytes are kept; larger
 /// ones are freed after use.
 struct BodyPool {
     free: Mutex<Vec<Vec<u8>>>,
@@ -302,7 +302,7 @@ impl Client {
             reserve: cfg.rate_limit_reserve,
             secondary_wait: cfg.secondary_limit_wait_seconds,
             wires: BodyPool::new(cfg.max_concurrency),
-            // Successful bodies are inflated one at a time (`Turn`); error answers
+            // Successful bodies are inflated one at a time (`ParseTurn`); error answers
             // inflate without a turn, into a fresh buffer when this one is in use.
             bodies: BodyPool::new(1),
             turns: Arc::new(Semaphore::new(1)),
@@ -515,11 +515,11 @@ impl Client {
                 }
                 Ok(Some(chunk)) => wire.extend_from_slice(&chunk),
                 Ok(None) => {
-                    // Wait for the turn holding only the body as it came: see `Turn`.
+                    // Wait for the turn holding only the body as it came: see `ParseTurn`.
                     let turn = if status.is_success() {
-                        Turn(self.turns.clone().acquire_owned().await.ok())
+                        ParseTurn(self.turns.clone().acquire_owned().await.ok())
                     } else {
-                        Turn::none()
+                        ParseTurn::none()
                     };
                     let mut step = self
                         .inflate_and_judge(url, status, &headers, coding, &wire, parse, secondary);
@@ -601,7 +601,7 @@ impl Client {
                         data,
                         etag,
                         next,
-                        turn: Turn::none(),
+                        turn: ParseTurn::none(),
                     }))
                 }
                 Err(e) => Step::Retry(format!(

@@ -13,10 +13,13 @@ pub mod estimate;
 pub mod graphql;
 pub mod gunzip;
 pub mod http;
-pub mod read;
+mod pager;
+mod read;
 pub mod rows;
+mod run;
 pub mod schema;
 pub mod state;
+pub mod streams;
 pub mod tokens;
 
 pub use config::{AppAuth, GithubConfig, StreamKind, TokenRefs};

@@ -1,5 +1,5 @@
 //! Explicit Arrow schemas of the five tables, with column docs and `_ROW_KEY` recipes.
-//! Column order here is the order the row builders in `rows.rs` append in.
+//! Column order here is the order the row builders in `streams/` append in.
 
 use crate::config::StreamKind;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -286,6 +286,20 @@ pub fn table_schema(kind: StreamKind, include_raw: bool) -> SchemaRef {
     if include_raw {
         fields.push(Field::new(meta::RAW, DataType::Utf8, true));
     }
+    Arc::new(Schema::new(fields))
+}
+
+/// The columns the source sends a batch of `kind` with: the table's without the run's
+/// constant columns, which the engine adds (`flowctl_core::meta::stage_batch`).
+pub fn sent_schema(kind: StreamKind, include_raw: bool) -> SchemaRef {
+    let constant = [meta::INGESTED_AT, meta::BATCH_ID, meta::SOURCE_ORG];
+    let table = table_schema(kind, include_raw);
+    let fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|f| !constant.contains(&f.name().as_str()))
+        .map(|f| f.as_ref().clone())
+        .collect();
     Arc::new(Schema::new(fields))
 }
 

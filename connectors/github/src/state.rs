@@ -57,7 +57,7 @@ pub struct StreamState {
     pub partial: BTreeMap<String, Span>,
 }
 
-/// commit, commit_file: the default branch's head as last read (see `read.rs`).
+/// commit, commit_file: the default branch's head as last read (see `streams/commits.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BranchHead {
     pub sha: String,
@@ -99,7 +99,7 @@ pub struct RepoCursor {
     pub cursor: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
-    /// commit, commit_file: the `since` the commits URL was built with (see `read.rs`).
+    /// commit, commit_file: the `since` the commits URL was built with (see `streams/commits.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
 }

@@ -7,6 +7,7 @@
 //! (waited out until `resetAt`), secondary limits (`Retry-After`), and timeouts or
 //! 5xx on a heavy query (retried with half the page).
 
+mod pulls;
 pub mod query;
 pub mod rows;
 pub mod shared;
@@ -237,8 +238,8 @@ impl Gql {
                             self.url
                         )));
                     }
-                    let ms = self.backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let base = Duration::from_millis(self.backoff_ms);
+                    tokio::time::sleep(flowctl_core::retry::backoff(base, attempt)).await;
                 }
                 Once::Wait(seconds, reason) => {
                     waits += 1;

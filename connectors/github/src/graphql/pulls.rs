@@ -1,57 +1,44 @@
-//! `api: graphql` for pull_request and pull_request_review (a child of `read`, so it
-//! shares the REST path's batching, cursors and early stop).
+//! `api: graphql` for pull_request and pull_request_review: the REST path's batching,
+//! cursors and early stop ([`crate::run`]), with pages from GraphQL.
 //!
 //! GraphQL has no conditional requests, so each repository starts with a conditional
 //! REST request for the newest updated PR (`per_page=1`, its ETag kept in state): a 304,
 //! or a newest PR older than the cursor, means no query at all.
 
-use super::*;
+use crate::config::StreamKind::*;
 use crate::graphql::rows::{parse_pulls, parse_reviews};
 use crate::graphql::shared::PageAsk;
 use crate::graphql::{query, GqlFail};
-use crate::rows::{parse_page, PrItem, ReviewItem};
+use crate::http::{Fetched, ParseTurn};
+use crate::rows::parse_page;
+use crate::run::{max_opt, Cursors, OrgTables, ReadError, Run};
+use crate::state::{us_to_time, RepoCursor, RepoRef};
+use crate::streams::{pulls::PrItem, reviews::ReviewItem};
+use flowctl_core::progress::ProgressEvent;
 use serde_json::json;
 
 /// Smallest page a heavy query is shrunk to before the stream fails.
 const MIN_FIRST: u32 = 5;
 
-impl From<GqlFail> for Stop {
+impl From<GqlFail> for ReadError {
     fn from(e: GqlFail) -> Self {
         match e {
-            GqlFail::Heavy(m) => Stop::Failed(m),
-            GqlFail::Http(h) => Stop::from(h),
+            GqlFail::Heavy(m) => ReadError::Failed(m),
+            GqlFail::Http(h) => ReadError::from(h),
         }
     }
 }
 
-type Results = Vec<(StreamKind, std::result::Result<RepoCursor, String>)>;
-
 impl Run<'_> {
-    pub(super) async fn pulls_graphql(
+    pub(crate) async fn pulls_graphql(
         &self,
-        a: &Accs,
+        tables: &OrgTables,
         r: &RepoRef,
         key: &str,
-    ) -> std::result::Result<Results, Stop> {
-        let org = a.org.as_str();
-        let PullCursors {
-            pr_want,
-            rv_want,
-            old_pr,
-            old_rv,
-            cut_pr,
-            cut_rv,
-            list_cut,
-            etag,
-            label,
-        } = self.pull_cursors(key);
-        let unchanged = || -> Results {
-            [(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
-                .into_iter()
-                .filter(|(k, _)| self.want(*k))
-                .map(|(k, c)| (k, Ok(c.clone())))
-                .collect()
-        };
+    ) -> Result<Cursors, ReadError> {
+        let org = tables.org.as_str();
+        let pair = self.pair_cursors(PullRequest, PullRequestReview, key);
+        let label = pair.label;
 
         // The probe: the newest updated PR, conditional on the saved ETag.
         let url = self.url(
@@ -60,7 +47,7 @@ impl Run<'_> {
         );
         let got = self
             .client
-            .get(label, &url, etag.as_deref(), |body| {
+            .get(label, &url, pair.etag.as_deref(), |body| {
                 let items = parse_page::<PrItem>(body, false)?;
                 items
                     .first()
@@ -69,7 +56,7 @@ impl Run<'_> {
             })
             .await?;
         let (newest, probe_etag) = match got {
-            Fetched::NotModified => return Ok(unchanged()),
+            Fetched::NotModified => return Ok(pair.unchanged()),
             Fetched::Page {
                 data, etag, turn, ..
             } => {
@@ -77,21 +64,18 @@ impl Run<'_> {
                 (data, etag)
             }
         };
-        let with_etag = |c: &RepoCursor| RepoCursor {
-            etag: probe_etag.clone(),
-            ..c.clone()
-        };
-        let nothing_new = match (newest, list_cut) {
+        let nothing_new = match (newest, pair.list_cut) {
             (None, _) => true,
             (Some(u), Some(c)) => u < c,
             (Some(_), None) => false,
         };
         if nothing_new {
-            return Ok([(PullRequest, &old_pr), (PullRequestReview, &old_rv)]
-                .into_iter()
-                .filter(|(k, _)| self.want(*k))
-                .map(|(k, c)| (k, Ok(with_etag(c))))
-                .collect());
+            return Ok(pair.results(|c| {
+                Ok(RepoCursor {
+                    etag: probe_etag.clone(),
+                    ..c.old.clone()
+                })
+            }));
         }
 
         // The page size is what this repository may get at most; a query shared with
@@ -123,9 +107,9 @@ impl Run<'_> {
                 Err((e, _)) => return Err(e.into()),
             };
             let page = parse_pulls(&ans.data, &ans.errors)
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pulls page: {e}")))?;
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL pulls page: {e}")))?;
             if page.no_repository {
-                return Err(Stop::NotFound(format!(
+                return Err(ReadError::NotFound(format!(
                     "GraphQL repository {key} is null ({})",
                     ans.errors
                         .iter()
@@ -150,47 +134,43 @@ impl Run<'_> {
                 .nodes
                 .iter()
                 .map(|n| serde_json::from_str(&n.rest))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL pull request: {e}")))?;
+                .collect::<Result<_, _>>()
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL pull request: {e}")))?;
             let times = items
                 .iter()
                 .map(|p| p.times())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
-            let stop = list_cut.is_some_and(|c| times.iter().any(|t| t.updated < c));
-            let keep = |u: i64, cut: Option<i64>| cut.is_none_or(|c| u >= c);
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
+            let stop = pair
+                .list_cut
+                .is_some_and(|c| times.iter().any(|t| t.updated < c));
             let raw = self.ctx.include_raw;
             let rows = page
                 .nodes
                 .iter()
                 .zip(&items)
                 .zip(&times)
-                .filter(|(_, t)| pr_want && keep(t.updated, cut_pr));
-            let (full, fatal, n) = self.fill(&a.pr, org, rows, |b, ((node, p), t)| {
+                .filter(|(_, t)| pair.list.wants(Some(t.updated)));
+            let rows = self.fill(&tables.pulls, rows, |b, ((node, p), t)| {
                 b.append(org, &r.name, p, t, raw.then_some(node.raw.as_str()))
             });
             pr_max = max_opt(
                 pr_max,
                 times
                     .iter()
-                    .filter(|t| pr_want && keep(t.updated, cut_pr))
+                    .filter(|t| pair.list.wants(Some(t.updated)))
                     .map(|t| t.updated)
                     .max(),
             );
-            let out = PageOut {
-                full,
-                fatal,
-                rows: n,
-                extra: (),
-            };
-            self.deliver(PullRequest, org, out, Turn::none()).await?;
-            if rv_want {
+            self.deliver(PullRequest, org, rows, ParseTurn::none())
+                .await?;
+            if pair.child.want {
                 for ((node, p), t) in page.nodes.iter().zip(&items).zip(&times) {
-                    if !keep(t.updated, cut_rv) {
+                    if !pair.child.wants(Some(t.updated)) {
                         continue;
                     }
                     skipped_any |= self
-                        .graphql_reviews(a, r, key, label, node, (p.id, p.number))
+                        .graphql_reviews(tables, r, key, label, node, (p.id, p.number))
                         .await?;
                     rv_max = max_opt(rv_max, Some(t.updated));
                 }
@@ -200,45 +180,41 @@ impl Run<'_> {
                 _ => break,
             }
         }
-        let mut res = Vec::new();
-        for (k, old, max, want) in [
-            (PullRequest, &old_pr, pr_max, pr_want),
-            (PullRequestReview, &old_rv, rv_max, rv_want),
-        ] {
-            if !want {
-                continue;
-            }
+        Ok(pair.results(|c| {
+            let max = if c.kind == PullRequest {
+                pr_max
+            } else {
+                rv_max
+            };
             // With nodes skipped, neither cursor nor ETag moves: the next run reads
             // this window again (rows already sent are merged, not duplicated).
-            let c = if skipped_any {
+            Ok(if skipped_any {
                 RepoCursor {
                     etag: None,
-                    ..old.clone()
+                    ..c.old.clone()
                 }
             } else {
                 RepoCursor {
-                    cursor: max_opt(old.cursor_us(), max).and_then(us_to_time),
+                    cursor: max_opt(c.old.cursor_us(), max).and_then(us_to_time),
                     etag: probe_etag.clone(),
                     since: None,
                 }
-            };
-            res.push((k, Ok(c)));
-        }
-        Ok(res)
+            })
+        }))
     }
 
     /// Appends a PR's reviews: the page that came with it, then further pages. Returns
     /// whether any review node was skipped.
     async fn graphql_reviews(
         &self,
-        a: &Accs,
+        tables: &OrgTables,
         r: &RepoRef,
         key: &str,
         label: &str,
         node: &crate::graphql::rows::PrNode,
         pr: (i64, i64),
-    ) -> std::result::Result<bool, Stop> {
-        let org = a.org.as_str();
+    ) -> Result<bool, ReadError> {
+        let org = tables.org.as_str();
         let mut page = node.reviews.clone();
         let mut after = node.reviews_after.clone();
         let mut skipped_any = false;
@@ -246,25 +222,19 @@ impl Run<'_> {
             let items: Vec<ReviewItem> = page
                 .iter()
                 .map(|(rest, _)| serde_json::from_str(rest))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: GraphQL review: {e}")))?;
+                .collect::<Result<_, _>>()
+                .map_err(|e| ReadError::Failed(format!("{key}: GraphQL review: {e}")))?;
             let subs = items
                 .iter()
                 .map(|x| x.submitted())
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Stop::Failed(format!("{key}: {e}")))?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ReadError::Failed(format!("{key}: {e}")))?;
             let raw = self.ctx.include_raw;
             let rows = page.iter().zip(&items).zip(&subs);
-            let (full, fatal, n) = self.fill(&a.rv, org, rows, |b, (((_, rawv), x), s)| {
+            let rows = self.fill(&tables.reviews, rows, |b, (((_, rawv), x), s)| {
                 b.append(org, &r.name, pr, x, *s, raw.then_some(rawv.as_str()))
             });
-            let out = PageOut {
-                full,
-                fatal,
-                rows: n,
-                extra: (),
-            };
-            self.deliver(PullRequestReview, org, out, Turn::none())
+            self.deliver(PullRequestReview, org, rows, ParseTurn::none())
                 .await?;
             let Some(cursor) = after.take() else {
                 return Ok(skipped_any);
@@ -274,12 +244,9 @@ impl Run<'_> {
                 .gql
                 .query(&self.client, label, &query::reviews(), vars, 1)
                 .await
-                .map_err(|e| match Stop::from(e) {
-                    Stop::NotFound(m) => Stop::Failed(m),
-                    s => s,
-                })?;
+                .map_err(ReadError::of_sub_resource)?;
             let (next, more, skipped) = parse_reviews(&ans.data, &ans.errors)
-                .map_err(|e| Stop::Failed(format!("{key} #{}: {e}", pr.1)))?;
+                .map_err(|e| ReadError::Failed(format!("{key} #{}: {e}", pr.1)))?;
             if !skipped.is_empty() {
                 skipped_any = true;
                 self.event(ProgressEvent::Warning {

@@ -1,5 +1,7 @@
-//! Shared by the source's test files: one run of the real source, every batch kept.
+//! Shared by the source's test files: one run of the real source, every batch kept as
+//! the engine stages it.
 
+use flowctl_core::meta::{stage_batch, RunColumns};
 use flowctl_core::progress::Progress;
 use flowctl_core::{ReadOutcome, ReadRequest, Result, Shard, Source, TaggedBatch};
 use flowctl_github::{GithubConfig, GithubSource};
@@ -7,7 +9,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Reads `streams` once with `state`, collecting the batches the source sends while it
-/// runs (the channel is drained concurrently, as the engine does).
+/// runs (the channel is drained concurrently, as the engine does), each with the run's
+/// constant columns the engine adds, in the table's column order.
 pub async fn run_source(
     cfg: GithubConfig,
     streams: &[&str],
@@ -33,6 +36,23 @@ pub async fn run_source(
         shard,
         progress,
     };
+    let (ingested_at, batch_id) = (req.ingested_at, req.batch_id.clone());
     let result = src.read(req, tx).await;
-    (result, collector.await.unwrap())
+    let infos = src.all_streams();
+    let staged = collector
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tb| {
+            let info = infos.iter().find(|i| i.name == tb.stream).unwrap();
+            let run = RunColumns {
+                ingested_at,
+                batch_id: &batch_id,
+                partition: &tb.partition,
+            };
+            let batch = stage_batch(&tb.stream, &info.schema, &tb.batch, &run).unwrap();
+            TaggedBatch { batch, ..tb }
+        })
+        .collect();
+    (result, staged)
 }

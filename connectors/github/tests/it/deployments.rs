@@ -8,7 +8,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use common::run_source;
 use flowctl_core::meta::row_key;
 use flowctl_core::{ReadOutcome, StreamResult, TaggedBatch};
-use flowctl_github::rows::latest_status;
+use flowctl_github::streams::deployments::latest_status;
 use flowctl_github::{GithubConfig, StreamKind};
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
 use serde_json::{json, Value};

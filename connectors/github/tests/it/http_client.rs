@@ -79,7 +79,7 @@ async fn link_to_another_host_is_not_followed() {
 }
 
 /// A successful body is inflated and parsed only once the page before it has given its
-/// turn up (`http::Turn`): a request that finishes meanwhile is answered, then waits
+/// turn up (`http::ParseTurn`): a request that finishes meanwhile is answered, then waits
 /// with its body as it came. Error answers need no turn.
 #[tokio::test]
 async fn a_body_is_parsed_only_after_the_page_before_gave_its_turn_up() {

@@ -12,11 +12,13 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use arrow::util::display::array_value_to_string;
-use flowctl_github::rows::{
-    latest_status, parse_deployments, parse_page, pulls_page_to_batch, BatchCtx, CommitFull,
-    CommitItem, CommitRows, DeploymentRows, FileRows, RepoItem, RepoRows, ReviewItem, ReviewRows,
-    TableRows,
-};
+use flowctl_github::rows::{parse_page, BatchCtx, TableRows};
+use flowctl_github::streams::commit_files::{CommitFull, FileRows};
+use flowctl_github::streams::commits::{CommitItem, CommitRows};
+use flowctl_github::streams::deployments::{latest_status, parse_deployments, DeploymentRows};
+use flowctl_github::streams::pulls::pulls_page_to_batch;
+use flowctl_github::streams::repos::{RepoItem, RepoRows};
+use flowctl_github::streams::reviews::{ReviewItem, ReviewRows};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -207,8 +209,6 @@ fn row_of(b: &RecordBatch) -> Row {
 
 fn ctx() -> BatchCtx {
     BatchCtx {
-        ingested_at_us: 0,
-        batch_id: "b".into(),
         include_raw: true,
         include_patch: true,
     }
@@ -240,7 +240,7 @@ fn read_review(v: &Value) -> Result<Row, String> {
     for (x, raw) in &items {
         b.append("o", "r", (1, 2), x, x.submitted()?, *raw);
     }
-    Ok(row_of(&b.finish("o", &ctx())?))
+    Ok(row_of(&b.finish(&ctx())?))
 }
 
 fn read_commit(v: &Value) -> Result<Row, String> {
@@ -250,7 +250,7 @@ fn read_commit(v: &Value) -> Result<Row, String> {
     for (c, raw) in &items {
         b.append("o", "r", c, c.dates()?, *raw);
     }
-    Ok(row_of(&b.finish("o", &ctx())?))
+    Ok(row_of(&b.finish(&ctx())?))
 }
 
 fn read_commit_files(v: &Value) -> Result<Row, String> {
@@ -261,7 +261,7 @@ fn read_commit_files(v: &Value) -> Result<Row, String> {
     if b.append_commit("o", "r", &c, &ctx())? == 0 {
         return Ok(Row::from([("FILENAME".to_string(), None)]));
     }
-    Ok(row_of(&b.finish("o", &ctx())?))
+    Ok(row_of(&b.finish(&ctx())?))
 }
 
 fn read_repo(v: &Value) -> Result<Row, String> {
@@ -271,7 +271,7 @@ fn read_repo(v: &Value) -> Result<Row, String> {
     for (r, raw) in &items {
         b.append("o", r, r.times()?, *raw);
     }
-    Ok(row_of(&b.finish("o", &ctx())?))
+    Ok(row_of(&b.finish(&ctx())?))
 }
 
 fn read_deployment(v: &Value) -> Result<Row, String> {
@@ -279,7 +279,7 @@ fn read_deployment(v: &Value) -> Result<Row, String> {
     for d in parse_deployments(&page(v), true)? {
         b.append("o", "r", &d, None);
     }
-    Ok(row_of(&b.finish("o", &ctx())?))
+    Ok(row_of(&b.finish(&ctx())?))
 }
 
 fn read_status(v: &Value) -> Result<Row, String> {

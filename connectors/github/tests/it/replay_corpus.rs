@@ -835,3 +835,50 @@ async fn a_repository_emptied_after_a_run_counts_as_zero_commits() {
         "{head_checks:?}"
     );
 }
+
+/// A commit whose files cannot be read fails commit_file for its repository, and the file
+/// rows read before it are still sent: the batch cut to make room for it is not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_with_unreadable_files_loses_no_file_row_read_before_it() {
+    let mut w = World::recorded();
+    let main = w.repo_mut(MAIN);
+    let commits = main.commits.clone().unwrap();
+    let (first, second) = (sha(&commits[0]), sha(&commits[1]));
+    let filename = main.files[&first][0]["filename"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // More files than the batch has room for after the first commit's, none readable.
+    let mut broken = main.files[&second][0].clone();
+    broken.as_object_mut().unwrap().remove("filename");
+    main.files.insert(second, vec![broken; 10]);
+    let s = ReplayServer::start(w);
+    let cfg = GithubConfig::from_value(json!({
+        "orgs": ["github3py"],
+        "base_url": s.base_url,
+        "streams": ["commit_file"],
+        "batch_rows": 10,
+        "max_retries": 1,
+        "retry_backoff_ms": 1,
+        "max_concurrency": 1,
+    }))
+    .unwrap();
+    let sink = Arc::new(Warnings::default());
+    let (result, batches) = run_source(cfg, &["commit_file"], BTreeMap::new(), None, sink).await;
+    match &result.unwrap().streams["commit_file"] {
+        StreamResult::Failed { error } => {
+            assert!(
+                error.contains(MAIN) && error.contains("filename"),
+                "{error}"
+            )
+        }
+        other => panic!("commit_file must fail for {MAIN}: {other:?}"),
+    }
+    let key = row_key(&["github3py", MAIN, &first, &filename]);
+    let sent = batches
+        .iter()
+        .flat_map(|b| rows_of(&b.batch))
+        .filter(|r| r["_ROW_KEY"] == key.as_str())
+        .count();
+    assert_eq!(sent, 1, "the first commit's file row is sent once");
+}
