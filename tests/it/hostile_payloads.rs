@@ -145,7 +145,7 @@ fn a_record_repeated_across_pages_is_one_row() {
 }
 
 /// A page with fewer than 100 items does not end paging when its `Link` header has a
-/// `rel="next"` (connectors/github/src/read.rs `pulls`): only `Link` says where the end is,
+/// `rel="next"` (connectors/github/src/pager.rs): only `Link` says where the end is,
 /// and rows behind a short page would otherwise be lost.
 #[test]
 fn a_short_page_with_a_next_link_is_followed() {
