@@ -217,6 +217,16 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// What one GET asks: the URL, its ETag, the stream it counts for, and how many secondary
+/// rate-limit waits it has had.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    url: &'a str,
+    etag: Option<&'a str>,
+    stream: &'a str,
+    secondary: u32,
+}
+
 enum Step<T> {
     Done(Result<Fetched<T>, HttpError>),
     Retry(String),
@@ -400,7 +410,17 @@ impl Client {
             // Each switch leaves a spent token behind, so there are at most as many as tokens.
             let switch = (switches < cands.len()).then_some(&cands);
             match self
-                .once(url, etag, &mut parse, stream, secondary, slot, switch)
+                .once(
+                    &Ask {
+                        url,
+                        etag,
+                        stream,
+                        secondary,
+                    },
+                    &mut parse,
+                    slot,
+                    switch,
+                )
                 .await
             {
                 // Which of several credentials was refused.
@@ -443,17 +463,16 @@ impl Client {
 
     /// One request with the credential in `slot`; `switch` holds the other candidates
     /// when a refusal for a spent quota may go to one of them.
-    #[allow(clippy::too_many_arguments)]
     async fn once<T>(
         &self,
-        url: &str,
-        etag: Option<&str>,
+        ask: &Ask<'_>,
         parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
-        stream: &str,
-        secondary: u32,
         slot: usize,
         switch: Option<&Candidates>,
     ) -> Step<T> {
+        let Ask {
+            url, etag, stream, ..
+        } = *ask;
         let mut rb = self
             .http
             .get(url)
@@ -521,8 +540,8 @@ impl Client {
                     } else {
                         ParseTurn::none()
                     };
-                    let mut step = self
-                        .inflate_and_judge(url, status, &headers, coding, &wire, parse, secondary);
+                    let mut step =
+                        self.inflate_and_judge(ask, status, &headers, coding, &wire, parse);
                     if let Step::Done(Ok(Fetched::Page { turn: t, .. })) = &mut step {
                         *t = turn;
                     }
@@ -538,27 +557,26 @@ impl Client {
     }
 
     /// `judge` the body as it came, or once inflated when it came gzipped.
-    #[allow(clippy::too_many_arguments)]
     fn inflate_and_judge<T>(
         &self,
-        url: &str,
+        ask: &Ask<'_>,
         status: StatusCode,
         headers: &HeaderMap,
         coding: Encoding,
         wire: &[u8],
         parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
-        secondary: u32,
     ) -> Step<T> {
+        let url = ask.url;
         if coding == Encoding::Identity {
-            return self.judge(url, status, headers, wire, parse, secondary);
+            return self.judge(ask, status, headers, wire, parse);
         }
         let mut body = self.bodies.take();
         let step = match gunzip(wire, &mut body, self.max_body) {
-            Ok(()) => self.judge(url, status, headers, &body, parse, secondary),
+            Ok(()) => self.judge(ask, status, headers, &body, parse),
             // An error answer whose body does not inflate (a proxy's plain 404 page
             // marked gzip, say) is still judged by its status; its body is quoted as it came.
             Err(GunzipError::Corrupt(_)) if !status.is_success() => {
-                self.judge(url, status, headers, wire, parse, secondary)
+                self.judge(ask, status, headers, wire, parse)
             }
             Err(GunzipError::Corrupt(e)) => Step::Retry(format!("{e} ({} bytes came)", wire.len())),
             Err(GunzipError::TooLarge(e)) => Step::Done(Err(HttpError::Failed(format!(
@@ -572,13 +590,13 @@ impl Client {
 
     fn judge<T>(
         &self,
-        url: &str,
+        ask: &Ask<'_>,
         status: StatusCode,
         headers: &HeaderMap,
         body: &[u8],
         parse: &mut impl FnMut(&[u8]) -> Result<T, String>,
-        secondary: u32,
     ) -> Step<T> {
+        let Ask { url, secondary, .. } = *ask;
         let fail = |what: &str| {
             format!(
                 "GET {url}: {what} (HTTP {}): {}",
