@@ -2,11 +2,12 @@
 //! the engine stages it.
 
 use flowctl_core::meta::{stage_batch, RunColumns};
-use flowctl_core::progress::Progress;
+use flowctl_core::progress::{Progress, ProgressEvent, ProgressSink};
 use flowctl_core::{ReadOutcome, ReadRequest, Result, Shard, Source, TaggedBatch};
 use flowctl_github::{GithubConfig, GithubSource};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Reads `streams` once with `state`, collecting the batches the source sends while it
 /// runs (the channel is drained concurrently, as the engine does), each with the run's
@@ -55,4 +56,38 @@ pub async fn run_source(
         })
         .collect();
     (result, staged)
+}
+
+/// Every progress event of a read, for assertions on its warnings and waits.
+#[derive(Default)]
+pub struct Events(pub Mutex<Vec<ProgressEvent>>);
+
+impl ProgressSink for Events {
+    fn event(&self, e: ProgressEvent) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+impl Events {
+    pub fn warnings(&self) -> Vec<String> {
+        self.collect(|e| match e {
+            ProgressEvent::Warning { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn waits(&self) -> Vec<String> {
+        self.collect(|e| match e {
+            ProgressEvent::RateLimitWait { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn count(&self, f: impl Fn(&ProgressEvent) -> bool) -> usize {
+        self.0.lock().unwrap().iter().filter(|e| f(e)).count()
+    }
+
+    fn collect(&self, f: impl Fn(&ProgressEvent) -> Option<String>) -> Vec<String> {
+        self.0.lock().unwrap().iter().filter_map(f).collect()
+    }
 }

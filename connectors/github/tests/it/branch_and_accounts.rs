@@ -4,37 +4,13 @@
 use crate::common;
 
 use arrow::array::AsArray;
-use common::run_source;
-use flowctl_core::progress::{ProgressEvent, ProgressSink};
+use common::{run_source, Events};
 use flowctl_core::{ReadOutcome, StreamResult, TaggedBatch};
 use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Events(Mutex<Vec<ProgressEvent>>);
-
-impl ProgressSink for Events {
-    fn event(&self, e: ProgressEvent) {
-        self.0.lock().unwrap().push(e);
-    }
-}
-
-impl Events {
-    fn warnings(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ProgressEvent::Warning { message, .. } => Some(message.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
+use std::sync::Arc;
 
 struct Output {
     result: flowctl_core::Result<ReadOutcome>,

@@ -7,44 +7,13 @@ use crate::common;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use arrow::util::display::array_value_to_string;
-use common::run_source;
-use flowctl_core::progress::{ProgressEvent, ProgressSink};
+use common::{run_source, Events};
 use flowctl_core::{ReadOutcome, StreamResult, TaggedBatch};
 use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Faults, GraphqlFaults, Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Events(Mutex<Vec<ProgressEvent>>);
-
-impl ProgressSink for Events {
-    fn event(&self, e: ProgressEvent) {
-        self.0.lock().unwrap().push(e);
-    }
-}
-
-impl Events {
-    fn warnings(&self) -> Vec<String> {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter_map(|e| match e {
-                ProgressEvent::Warning { message, .. } => Some(message.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    fn waits(&self) -> Vec<String> {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter_map(|e| match e {
-                ProgressEvent::RateLimitWait { reason, .. } => Some(reason.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
+use std::sync::Arc;
 
 const STREAMS: [&str; 2] = ["pull_request", "pull_request_review"];
 

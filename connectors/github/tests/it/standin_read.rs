@@ -5,51 +5,14 @@ use crate::common;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
-use common::run_source;
-use flowctl_core::progress::{ProgressEvent, ProgressSink};
+use common::{run_source, Events};
+use flowctl_core::progress::ProgressEvent;
 use flowctl_core::{ReadOutcome, Shard, StreamResult, TaggedBatch};
 use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Faults, Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Events(Mutex<Vec<ProgressEvent>>);
-
-impl ProgressSink for Events {
-    fn event(&self, e: ProgressEvent) {
-        self.0.lock().unwrap().push(e);
-    }
-}
-
-impl Events {
-    fn waits(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ProgressEvent::RateLimitWait { reason, .. } => Some(reason.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    fn warnings(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ProgressEvent::Warning { message, .. } => Some(message.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-    fn count(&self, f: impl Fn(&ProgressEvent) -> bool) -> usize {
-        self.0.lock().unwrap().iter().filter(|e| f(e)).count()
-    }
-}
+use std::sync::Arc;
 
 const TOKEN: &str = "ghp_CANARY_test_token_0123456789";
 

@@ -5,23 +5,14 @@
 
 use crate::common;
 
-use common::run_source;
-use flowctl_core::progress::{ProgressEvent, ProgressSink};
+use common::{run_source, Events};
+use flowctl_core::progress::ProgressEvent;
 use flowctl_core::{ReadOutcome, StreamResult, TaggedBatch};
 use flowctl_github::GithubConfig;
 use flowctl_github_standin::{installation_id, Faults, Standin, StandinConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct Events(Mutex<Vec<ProgressEvent>>);
-
-impl ProgressSink for Events {
-    fn event(&self, e: ProgressEvent) {
-        self.0.lock().unwrap().push(e);
-    }
-}
+use std::sync::Arc;
 
 struct Output {
     result: flowctl_core::Result<ReadOutcome>,
