@@ -10,9 +10,10 @@
 //! - a repository cut short keeps the pull requests and reviews it had sent: the next run
 //!   requests the reviews of the others only.
 
-use flowctl_github_standin::{data, Faults, Standin, StandinConfig};
+use flowctl_github_standin::{data, Faults, GraphqlFaults, Standin, StandinConfig};
 use flowctl_testkit::*;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// The request counts below are the REST path's (progress inside a repository is offered
 /// from REST pages of pull requests).
@@ -272,5 +273,41 @@ async fn a_repository_cut_short_by_the_deadline_keeps_what_it_had_sent() {
     );
     assert_eq!(env.content_snapshot(), want);
     env.assert_no_duplicate_keys();
+    gh.shutdown().await;
+}
+
+/// The deadline ends a GraphQL rate-limit wait as it ends a REST one: the run stops, keeps
+/// what it has and exits 0 instead of waiting for a reset ten minutes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_ends_a_graphql_rate_limit_wait() {
+    let gh = Standin::start(world(2, 20, 0)).await.unwrap();
+    gh.set_graphql_faults(GraphqlFaults {
+        rate_limited_next: 1_000,
+        rate_limited_reset_secs: 600,
+        ..Default::default()
+    });
+    let env = Env::with_source_options(
+        &gh,
+        &["pull_request", "pull_request_review"],
+        &[("api", "graphql")],
+    );
+    let summary = env.dir.path().join("bounded.json");
+    let mut cmd = flowctl();
+    cmd.arg("apply")
+        .arg(&env.spec)
+        .args(["--max-duration", "2s", "--output"])
+        .arg(&summary)
+        .env("E2E_GITHUB_TOKEN", "ghp_e2e_token_not_secret");
+    // Killed after 120 s, well before the reset: a run still waiting for it is caught.
+    let (code, stdout, stderr) = run_bounded(cmd, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("stopped at the deadline"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(summary["complete"], false, "{summary}");
+    assert!(
+        summary.to_string().contains("RATE_LIMITED") || stderr.contains("RATE_LIMITED"),
+        "the run did meet the rate limit: {summary}\n{stderr}"
+    );
     gh.shutdown().await;
 }

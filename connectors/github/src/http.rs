@@ -107,7 +107,7 @@ pub struct Client {
 }
 
 /// The failure of every request asked for after the engine's stop request.
-const STOPPED: &str = "not requested: the run stopped at its deadline";
+pub(crate) const STOPPED: &str = "not requested: the run stopped at its deadline";
 
 /// Reused response-body buffers. A pulls page is ~1.7 MB: a fresh buffer for each would be
 /// a fresh `mmap` (flowctl keeps glibc's mmap threshold at 1 MiB, `src/main.rs`), ~430
@@ -334,7 +334,7 @@ impl Client {
     }
 
     /// Sleeps `d`, or less when the engine asks the read to stop.
-    async fn pause(&self, d: Duration) -> Result<(), HttpError> {
+    pub(crate) async fn pause(&self, d: Duration) -> Result<(), HttpError> {
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
             _ = self.stop.wait() => Err(HttpError::Failed(STOPPED.into())),

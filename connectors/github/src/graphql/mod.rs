@@ -13,7 +13,7 @@ pub mod rows;
 pub mod shared;
 
 use crate::gunzip::{encoding, gunzip, Encoding};
-use crate::http::{describe, Client, HttpError};
+use crate::http::{describe, Client, HttpError, STOPPED};
 
 /// Most bytes an inflated answer may hold (a pulls page of 49 PRs is ~100 KB).
 const MAX_BODY: usize = 256 << 20;
@@ -193,7 +193,10 @@ impl Gql {
             wait,
             format!("GraphQL budget: {rem} points left, the next query costs {cost}"),
         );
-        tokio::time::sleep(Duration::from_secs(wait)).await;
+        client
+            .pause(Duration::from_secs(wait))
+            .await
+            .map_err(GqlFail::Http)?;
         self.budget
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -222,6 +225,9 @@ impl Gql {
         let body = serde_json::json!({ "query": doc, "variables": vars }).to_string();
         let (mut attempt, mut waits) = (0u32, 0u32);
         loop {
+            if client.stopped() {
+                return Err(GqlFail::Http(HttpError::Failed(STOPPED.into())));
+            }
             self.wait_for_budget(client, stream, cost).await?;
             client.progress().event(ProgressEvent::Request {
                 stream: stream.into(),
@@ -239,7 +245,10 @@ impl Gql {
                         )));
                     }
                     let base = Duration::from_millis(self.backoff_ms);
-                    tokio::time::sleep(flowctl_core::retry::backoff(base, attempt)).await;
+                    client
+                        .pause(flowctl_core::retry::backoff(base, attempt))
+                        .await
+                        .map_err(GqlFail::Http)?;
                 }
                 Once::Wait(seconds, reason) => {
                     waits += 1;
@@ -256,7 +265,10 @@ impl Gql {
                         ))));
                     }
                     self.wait_reason(client, stream, seconds, reason);
-                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    client
+                        .pause(Duration::from_secs(seconds))
+                        .await
+                        .map_err(GqlFail::Http)?;
                 }
             }
         }
