@@ -188,7 +188,8 @@ pub fn is_transient(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn transient_status(status: u16) -> bool {
+/// Whether an HTTP answer with `status` may succeed when asked again: 408, 429 and 5xx.
+pub fn transient_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
 }
 

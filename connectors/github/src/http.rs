@@ -7,6 +7,7 @@ use crate::auth::Auth;
 use crate::config::GithubConfig;
 use crate::gunzip::{encoding, gunzip, Encoding, GunzipError};
 use crate::tokens::{Candidates, Tokens};
+use flowctl_core::error::{is_transient, transient_status};
 use flowctl_core::progress::{Progress, ProgressEvent};
 use flowctl_core::StopSignal;
 use reqwest::header::{
@@ -199,6 +200,18 @@ fn excerpt(body: &[u8]) -> String {
 /// A reqwest error with its cause chain ("error sending request: client error (Connect):
 /// invalid peer certificate: UnknownIssuer"), without the URL (the caller names it).
 /// Causes are transport errors and never carry headers, so no token can leak.
+/// A request that failed before an answer: tried again when the cause is transient (core's
+/// one rule: timeouts, refused or cut connections), failed at once otherwise.
+fn transport_failure<T>(url: &str, what: &str, e: reqwest::Error) -> Step<T> {
+    let transient = is_transient(&e);
+    let why = format!("{what}: {}", describe(e));
+    if transient {
+        Step::Retry(why)
+    } else {
+        Step::Done(Err(HttpError::Failed(format!("GET {url}: {why}"))))
+    }
+}
+
 pub(crate) fn describe(e: reqwest::Error) -> String {
     flowctl_core::error_chain(&e.without_url())
 }
@@ -489,7 +502,7 @@ impl Client {
         }
         let mut resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Step::Retry(format!("request failed: {}", describe(e))),
+            Err(e) => return transport_failure(url, "request failed", e),
         };
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -548,7 +561,7 @@ impl Client {
                     break step;
                 }
                 Err(e) => {
-                    break Step::Retry(format!("reading the body failed: {}", describe(e)));
+                    break transport_failure(url, "reading the body failed", e);
                 }
             }
         };
@@ -635,7 +648,9 @@ impl Client {
             403 | 429 => self
                 .limited(status, headers, body, secondary)
                 .unwrap_or_else(|| Step::Done(Err(HttpError::Failed(fail("forbidden"))))),
-            500..=599 => Step::Retry(format!("HTTP {}: {}", status.as_u16(), excerpt(body))),
+            s if transient_status(s) => {
+                Step::Retry(format!("HTTP {}: {}", status.as_u16(), excerpt(body)))
+            }
             _ if status.is_redirection() => Step::Done(Err(HttpError::Failed(fail(
                 "redirect refused (only same-host redirects are followed)",
             )))),

@@ -1,5 +1,6 @@
-//! The HTTP client's host discipline against the GitHub stand-in: the token never
-//! leaves the configured origin (redirects and `Link` targets to another host are refused).
+//! The HTTP client against the GitHub stand-in and a tiny server: the token never leaves
+//! the configured origin (redirects and `Link` targets to another host are refused), and
+//! only transient answers are asked again.
 
 use flowctl_core::progress::NoProgress;
 use flowctl_core::secret::Secret;
@@ -7,6 +8,7 @@ use flowctl_github::auth::Auth;
 use flowctl_github::http::{Client, Fetched, HttpError};
 use flowctl_github::GithubConfig;
 use flowctl_github_standin::{Standin, StandinConfig};
+use flowctl_testkit::{Reply, TinyServer};
 use std::sync::Arc;
 
 /// A one-PR stand-in and a client pointed at it.
@@ -168,4 +170,50 @@ async fn a_body_past_the_bound_fails_the_request_without_being_held_whole() {
     }
     // Refused at once, not retried: a body that large will come again.
     assert_eq!(s.stats().kind("pulls"), 3, "{:?}", s.stats());
+}
+
+/// Core's one rule decides what is asked again: 408, 429 without a spent quota, and 5xx
+/// may succeed on a retry; any other 4xx fails at once, after one request.
+#[tokio::test]
+async fn transient_answers_are_asked_again_and_others_fail_at_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let srv = TinyServer::start(move |_| match seen.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply::status(408),
+        1 => Reply::status(503),
+        _ => Reply::json("[]"),
+    });
+    let c = client_of(&srv.base_url);
+    let url = format!("{}/repos/acme/widgets/pulls", srv.base_url);
+    let got = c.get("x", &url, None, |b| Ok(b.len())).await;
+    assert!(matches!(got, Ok(Fetched::Page { .. })), "{:?}", got.err());
+    assert_eq!(srv.requests().len(), 3, "408 and 503 were each asked again");
+
+    let srv = TinyServer::start(|_| Reply::status(400));
+    let url = format!("{}/repos/acme/widgets/pulls", srv.base_url);
+    match client_of(&srv.base_url)
+        .get("x", &url, None, |b| Ok(b.len()))
+        .await
+    {
+        Err(HttpError::Failed(m)) => assert!(m.contains("HTTP 400"), "{m}"),
+        other => panic!("a 400 did not fail: {:?}", other.err()),
+    }
+    assert_eq!(srv.requests().len(), 1, "a 400 is not asked again");
+}
+
+fn client_of(base_url: &str) -> Client {
+    let cfg = GithubConfig::from_value(serde_json::json!({
+        "orgs": ["acme"],
+        "base_url": base_url,
+        "max_retries": 3,
+        "retry_backoff_ms": 1,
+    }))
+    .unwrap();
+    Client::new(
+        &cfg,
+        Auth::Token(Secret::new("ghp_CANARY")),
+        Arc::new(NoProgress),
+    )
+    .unwrap()
 }
