@@ -299,10 +299,9 @@ pub fn create_stage(stage: &Qualified, root_uri: &str, integration: &Ident) -> R
 }
 
 /// COPY INTO the staging table, naming exactly this run's files (relative to the stage).
-/// FORCE=TRUE because the staging table is truncated before every COPY: after a crash
-/// between COPY and MERGE the same files must load again, and Snowflake's load history
-/// would otherwise skip them and the MERGE would see nothing. Reloading is safe: the
-/// MERGE only applies strictly newer rows.
+/// FORCE=TRUE: after a crash or a retry between COPY and the end of the load the same
+/// files must load again, and Snowflake's load history would otherwise skip them. Reloading
+/// is safe: the MERGE keeps the newest row per key and applies only strictly newer rows.
 pub fn copy_into(names: &TableNames, stage: &Qualified, files: &[&str]) -> String {
     let list: Vec<String> = files.iter().map(|f| literal(f)).collect();
     format!(
